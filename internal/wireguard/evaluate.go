@@ -1,0 +1,144 @@
+package wireguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/health"
+)
+
+// CheckName is the Name of the checks Evaluate returns.
+const CheckName = "wireguard"
+
+// Spec is what a healthy device looks like.
+type Spec struct {
+	// Interface is the device name, e.g. "wg0".
+	Interface string
+	// ListenPort is the UDP port the device must listen on; 0 accepts any
+	// port except 0.
+	ListenPort int
+	// MinPeers is the fewest peers a healthy device has; 0 checks nothing
+	// (the configuration defaults it to 1).
+	MinPeers int
+	// MaxHandshakeAge fails the check when the newest handshake of any peer
+	// is older, or when there has been none; 0 turns the check off (an idle
+	// server has no handshakes).
+	MaxHandshakeAge time.Duration
+}
+
+// Evaluate judges the result of one Reader.Device call at time now. It does
+// no I/O.
+//
+// A device that is gone is a hard failure: not found (os.ErrNotExist), or
+// its UAPI socket refuses connections (syscall.ECONNREFUSED: wireguard-go
+// died and left a stale socket). Everything else that is wrong is a soft
+// failure: no answer in time or a read still in flight, no private key, a
+// wrong or zero listen port, too few peers, a too old newest handshake, or
+// any other read error.
+func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.Check {
+	c := health.Check{Name: CheckName}
+	name := spec.Interface
+	if name == "" && dev != nil {
+		name = dev.Name
+	}
+	if err != nil {
+		c.Detail, c.Hard = describeError(name, err)
+		return c
+	}
+	if dev == nil {
+		c.Detail = fmt.Sprintf("no data read from device %s", name)
+		return c
+	}
+
+	var problems []string
+	if dev.PrivateKey == (wgtypes.Key{}) {
+		problems = append(problems, "private key not set")
+	}
+	switch {
+	case dev.ListenPort == 0 && spec.ListenPort != 0:
+		problems = append(problems, fmt.Sprintf("listen port not set, want %d", spec.ListenPort))
+	case dev.ListenPort == 0:
+		problems = append(problems, "listen port not set")
+	case spec.ListenPort != 0 && dev.ListenPort != spec.ListenPort:
+		problems = append(problems, fmt.Sprintf("listen port %d, want %d", dev.ListenPort, spec.ListenPort))
+	}
+	if len(dev.Peers) < spec.MinPeers {
+		problems = append(problems, fmt.Sprintf("%s, want at least %d", peers(len(dev.Peers)), spec.MinPeers))
+	}
+	newest := newestHandshake(dev.Peers)
+	if spec.MaxHandshakeAge > 0 {
+		switch {
+		case newest.IsZero():
+			problems = append(problems, fmt.Sprintf("no handshake yet, want one within %s", spec.MaxHandshakeAge))
+		case now.Sub(newest) > spec.MaxHandshakeAge:
+			problems = append(problems, fmt.Sprintf("newest handshake %s ago, want within %s", age(now.Sub(newest)), spec.MaxHandshakeAge))
+		}
+	}
+	if len(problems) > 0 {
+		c.Detail = strings.Join(problems, "; ")
+		return c
+	}
+
+	c.OK = true
+	hs := "no handshake yet"
+	if !newest.IsZero() {
+		hs = fmt.Sprintf("newest handshake %s ago", age(now.Sub(newest)))
+	}
+	c.Detail = fmt.Sprintf("listen %d, %s, %s", dev.ListenPort, peers(len(dev.Peers)), hs)
+	return c
+}
+
+// describeError turns a Reader.Device error into a detail for a person and
+// says whether it means the device is gone.
+func describeError(name string, err error) (detail string, hard bool) {
+	var inFlight *InFlightError
+	var timeout *TimeoutError
+	switch {
+	case errors.As(err, &inFlight):
+		return fmt.Sprintf("previous read still in flight for %s", roundFlight(inFlight.For)), false
+	case errors.As(err, &timeout) && errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("wireguard-go not answering within %s", timeout.After.Round(time.Millisecond)), false
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("device %s not read before the deadline", name), false
+	case errors.Is(err, context.Canceled):
+		return fmt.Sprintf("reading device %s canceled", name), false
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("device %s not found", name), true
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("device %s gone: its UAPI socket refuses connections (wireguard-go not running)", name), true
+	}
+	return err.Error(), false
+}
+
+func newestHandshake(ps []wgtypes.Peer) time.Time {
+	var newest time.Time
+	for i := range ps {
+		if t := ps[i].LastHandshakeTime; t.After(newest) {
+			newest = t
+		}
+	}
+	return newest
+}
+
+func peers(n int) string {
+	if n == 1 {
+		return "1 peer"
+	}
+	return fmt.Sprintf("%d peers", n)
+}
+
+// age rounds a duration since an event to whole seconds; a clock that went
+// backwards counts as now.
+func age(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return d.Round(time.Second)
+}

@@ -1,0 +1,565 @@
+//go:build integration
+
+package wireguard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/health"
+)
+
+// How these tests get a private /run/wireguard.
+//
+// wgctrl and wg find userspace devices only by their UAPI sockets in the
+// fixed directory /var/run/wireguard (/run/wireguard on Debian), which is
+// shared by every process on the machine. The Reader reads from goroutines
+// on arbitrary OS threads, so giving one locked thread its own mount
+// namespace (unshare(CLONE_NEWNS)) would not do: the whole test process has
+// to see the private directory. The simplest reliable way is to start the
+// process in it: when run as root, TestMain re-executes the test binary
+// once in a new mount namespace (SysProcAttr.Unshareflags; Go makes all
+// mounts in it private, so nothing propagates back to the host), and the
+// child mounts a fresh tmpfs on /run/wireguard before running the tests.
+// Everything the tests start (wireguard-go, wg) inherits that view, and
+// the tmpfs with any stale socket vanishes with the process, even if it
+// crashes.
+//
+// Each wireguard-go runs in a new, anonymous network namespace of its own
+// (SysProcAttr.Cloneflags CLONE_NEWNET), so its TUN device and UDP port
+// never collide with anything else and disappear with the process; it is
+// started with Pdeathsig SIGKILL and killed in t.Cleanup. Nothing named
+// is created on the host, so there are no leftovers to delete at start
+// except stale sockets with our prefix should the private mount ever be
+// missing. Device names carry the prefix wgtB.
+const privateRunEnv = "WGTB_PRIVATE_RUN_WIREGUARD"
+
+const socketDir = "/var/run/wireguard"
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 && os.Getenv(privateRunEnv) == "" {
+		os.Exit(reexecInMountNamespace())
+	}
+	if os.Getenv(privateRunEnv) != "" {
+		if err := mountPrivateRun(); err != nil {
+			fmt.Fprintf(os.Stderr, "wireguard integration tests: %v\n", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func reexecInMountNamespace() int {
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), privateRunEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Unshareflags: syscall.CLONE_NEWNS,
+		Pdeathsig:    syscall.SIGKILL,
+	}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		if ee.ExitCode() >= 0 {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(os.Stderr, "test binary in private mount namespace: %v\n", err)
+		return 1
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "re-running test binary in a private mount namespace: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func mountPrivateRun() error {
+	// /run/wireguard is created on the host if missing (it is where
+	// wireguard-go puts its sockets anyway); only the tmpfs is private.
+	if err := os.MkdirAll(socketDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", socketDir, err)
+	}
+	if err := unix.Mount("tmpfs", socketDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return fmt.Errorf("mounting a private tmpfs on %s: %w", socketDir, err)
+	}
+	return nil
+}
+
+// prerequisites skips the test, or fails it when CI=true, unless it runs
+// as root in the private mount namespace with wireguard-go and wg
+// installed. It returns the paths of wireguard-go and wg.
+func prerequisites(tb testing.TB) (wireguardGo, wg string) {
+	tb.Helper()
+	missing := tb.Skipf
+	if os.Getenv("CI") == "true" {
+		missing = tb.Fatalf
+	}
+	if os.Geteuid() != 0 {
+		missing("needs root (network and mount namespaces)")
+	}
+	if os.Getenv(privateRunEnv) == "" {
+		tb.Fatalf("not running in the private mount namespace set up by TestMain")
+	}
+	wireguardGo, err := exec.LookPath("wireguard-go")
+	if err != nil {
+		missing("wireguard-go not installed: %v", err)
+	}
+	wg, err = exec.LookPath("wg")
+	if err != nil {
+		missing("wg not installed: %v", err)
+	}
+	removeLeftovers(tb)
+	return wireguardGo, wg
+}
+
+// removeLeftovers removes stale sockets of devices with our prefix. In the
+// private tmpfs there are none unless a test of this run left one.
+func removeLeftovers(tb testing.TB) {
+	matches, _ := filepath.Glob(filepath.Join(socketDir, "wgtB*.sock"))
+	for _, m := range matches {
+		if _, err := net.Dial("unix", m); err != nil {
+			os.Remove(m)
+		}
+	}
+}
+
+// lockedBuffer collects a process's output for failure messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// wgDevice is a wireguard-go process serving one device.
+type wgDevice struct {
+	name string
+	wg   string // path of wg(8)
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	once sync.Once
+	err  error
+}
+
+// startDevice starts wireguard-go for name in a network namespace of its
+// own and waits until its UAPI socket answers.
+func startDevice(tb testing.TB, name string) *wgDevice {
+	tb.Helper()
+	wireguardGo, wg := prerequisites(tb)
+	d := &wgDevice{name: name, wg: wg, out: &lockedBuffer{}}
+	d.cmd = exec.Command(wireguardGo, "-f", name)
+	d.cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNET,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if err := d.cmd.Start(); err != nil {
+		tb.Fatalf("starting wireguard-go %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		d.kill()
+		os.Remove(d.socket())
+		if tb.Failed() {
+			tb.Logf("wireguard-go %s output:\n%s", name, d.out)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("unix", d.socket(), time.Second)
+		if err == nil {
+			c.Close()
+			return d
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("wireguard-go %s: UAPI socket not answering after 10s: %v\n%s", name, err, d.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *wgDevice) socket() string { return filepath.Join(socketDir, d.name+".sock") }
+
+// kill kills wireguard-go (stopped or not) and reaps it.
+func (d *wgDevice) kill() {
+	d.once.Do(func() {
+		d.cmd.Process.Kill()
+		d.err = d.cmd.Wait()
+	})
+}
+
+func (d *wgDevice) signal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("sending %v to wireguard-go %s: %v", sig, d.name, err)
+	}
+}
+
+// waitStopped waits until every thread of wireguard-go is stopped: signal
+// delivery is asynchronous, and a read right after kill(SIGSTOP) may still
+// be answered.
+func (d *wgDevice) waitStopped(tb testing.TB) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(d.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("wireguard-go %s not stopped 5s after SIGSTOP", d.name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func allStopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			return false
+		}
+		// The state follows the parenthesised command name: "pid (comm) T ...".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
+// wgRun runs wg with args, feeding stdin (for "/dev/stdin" arguments).
+func (d *wgDevice) wgRun(tb testing.TB, stdin string, args ...string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.wg, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("wg %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newKey(tb testing.TB) wgtypes.Key {
+	tb.Helper()
+	k, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		tb.Fatalf("generating a key: %v", err)
+	}
+	return k
+}
+
+func newTestReader(tb testing.TB) *Reader {
+	tb.Helper()
+	r, err := NewReader()
+	if err != nil {
+		tb.Fatalf("NewReader: %v", err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r
+}
+
+func read(t *testing.T, r *Reader, name string, timeout time.Duration) (*wgtypes.Device, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return r.Device(ctx, name)
+}
+
+func TestDeviceHealth(t *testing.T) {
+	peer := newKey(t).PublicKey().String()
+	withPeer := []string{"peer", peer, "allowed-ips", "10.9.0.2/32"}
+	key := []string{"private-key", "/dev/stdin"} // wgRun feeds the key on stdin
+	port := func(p string) []string { return []string{"listen-port", p} }
+	args := func(parts ...[]string) (all []string) {
+		for _, p := range parts {
+			all = append(all, p...)
+		}
+		return all
+	}
+	tests := []struct {
+		name   string
+		dev    string
+		wgArgs []string // after "wg set DEV"
+		spec   Spec     // Interface is filled in
+		want   health.Check
+	}{
+		{
+			name:   "healthy",
+			dev:    "wgtBok",
+			wgArgs: args(key, port("51820"), withPeer),
+			spec:   Spec{ListenPort: 51820, MinPeers: 1},
+			want:   health.Check{Name: "wireguard", OK: true, Detail: "listen 51820, 1 peer, no handshake yet"},
+		},
+		{
+			name:   "no private key",
+			dev:    "wgtBnokey",
+			wgArgs: args(port("51820"), withPeer),
+			spec:   Spec{ListenPort: 51820, MinPeers: 1},
+			want:   health.Check{Name: "wireguard", Detail: "private key not set"},
+		},
+		{
+			name:   "no peers",
+			dev:    "wgtBnopeer",
+			wgArgs: args(key, port("51820")),
+			spec:   Spec{ListenPort: 51820, MinPeers: 1},
+			want:   health.Check{Name: "wireguard", Detail: "0 peers, want at least 1"},
+		},
+		{
+			name:   "wrong port",
+			dev:    "wgtBport",
+			wgArgs: args(key, port("51821"), withPeer),
+			spec:   Spec{ListenPort: 51820, MinPeers: 1},
+			want:   health.Check{Name: "wireguard", Detail: "listen port 51821, want 51820"},
+		},
+		{
+			// An unconfigured wireguard-go listens on a random port, so
+			// this spec accepts any.
+			name: "unconfigured",
+			dev:  "wgtBempty",
+			spec: Spec{MinPeers: 1},
+			want: health.Check{Name: "wireguard", Detail: "private key not set; 0 peers, want at least 1"},
+		},
+	}
+	r := newTestReader(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := startDevice(t, tt.dev)
+			k := newKey(t)
+			if tt.wgArgs != nil {
+				d.wgRun(t, k.String()+"\n", append([]string{"set", tt.dev}, tt.wgArgs...)...)
+			}
+			dev, err := read(t, r, tt.dev, 2*time.Second)
+			if err != nil {
+				t.Fatalf("Device(%s): %v", tt.dev, err)
+			}
+			if dev.Name != tt.dev || dev.Type != wgtypes.Userspace {
+				t.Errorf("Device(%s) = name %q type %v, want name %q type userspace", tt.dev, dev.Name, dev.Type, tt.dev)
+			}
+			spec := tt.spec
+			spec.Interface = tt.dev
+			got := Evaluate(spec, dev, nil, time.Now())
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Evaluate (-want +got):\n%s", diff)
+			}
+			if got.OK && dev.PrivateKey != k {
+				t.Errorf("private key read back differs from the one set")
+			}
+		})
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("counting open fds: %v", err)
+	}
+	return len(ents)
+}
+
+// configureHealthy gives d a key, listen port 51820 and one peer.
+func configureHealthy(t *testing.T, d *wgDevice) {
+	t.Helper()
+	d.wgRun(t, newKey(t).String()+"\n", "set", d.name, "private-key", "/dev/stdin", "listen-port", "51820",
+		"peer", newKey(t).PublicKey().String(), "allowed-ips", "10.9.0.2/32")
+}
+
+// hangDevice stops d, reads it once to leave a read in flight, checks what
+// the reader reports meanwhile and returns the baseline goroutine and fd
+// counts from before the hang.
+func hangDevice(t *testing.T, r *Reader, d *wgDevice, other string) (goroutines, fds int) {
+	t.Helper()
+	spec := Spec{Interface: d.name, ListenPort: 51820, MinPeers: 1}
+	if _, err := read(t, r, d.name, 2*time.Second); err != nil {
+		t.Fatalf("Device(%s) before SIGSTOP: %v", d.name, err)
+	}
+	goroutines, fds = runtime.NumGoroutine(), openFDs(t)
+
+	d.signal(t, syscall.SIGSTOP)
+	d.waitStopped(t)
+	const deadline = 250 * time.Millisecond
+	start := time.Now()
+	dev, err := read(t, r, d.name, deadline)
+	elapsed := time.Since(start)
+	t.Logf("read of the stopped device returned after %v: %v", elapsed, err)
+	if dev != nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Device(stopped %s) = %v, %v; want an error wrapping context.DeadlineExceeded", d.name, dev, err)
+	}
+	// Generous: this is about returning at all, not about speed.
+	if elapsed > deadline+2*time.Second {
+		t.Errorf("Device(stopped %s) returned after %v, want about %v", d.name, elapsed, deadline)
+	}
+	want := health.Check{Name: "wireguard", Detail: "wireguard-go not answering within 250ms"}
+	if diff := cmp.Diff(want, Evaluate(spec, dev, err, time.Now())); diff != "" {
+		t.Errorf("Evaluate(stopped) (-want +got):\n%s", diff)
+	}
+
+	for range 3 {
+		_, err = read(t, r, d.name, deadline)
+		if !errors.Is(err, ErrInFlight) {
+			t.Fatalf("Device(%s) with a read in flight: error = %v, want ErrInFlight", d.name, err)
+		}
+	}
+	c := Evaluate(spec, nil, err, time.Now())
+	if c.OK || c.Hard || !strings.HasPrefix(c.Detail, "previous read still in flight for ") {
+		t.Errorf("Evaluate(in flight) = %+v, want a soft failure \"previous read still in flight for ...\"", c)
+	}
+	if n := r.inFlightCount(); n != 1 {
+		t.Errorf("reads in flight = %d, want 1", n)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+1 {
+		t.Errorf("goroutines with a hung read = %d, want at most %d", n, goroutines+1)
+	}
+	if n := openFDs(t); n > fds+1 {
+		t.Errorf("open fds with a hung read = %d, want at most %d", n, fds+1)
+	}
+
+	// Another device is read normally meanwhile.
+	if other != "" {
+		if _, err := read(t, r, other, 2*time.Second); err != nil {
+			t.Errorf("Device(%s) while %s hangs: %v", other, d.name, err)
+		}
+	}
+	return goroutines, fds
+}
+
+func waitBaseline(t *testing.T, r *Reader, goroutines, fds int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.inFlightCount() != 0 || runtime.NumGoroutine() > goroutines || openFDs(t) > fds {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the hung read ended: %d in flight, %d goroutines (baseline %d), %d fds (baseline %d)",
+				r.inFlightCount(), runtime.NumGoroutine(), goroutines, openFDs(t), fds)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDeviceStopped(t *testing.T) {
+	r := newTestReader(t)
+	d := startDevice(t, "wgtBstop")
+	configureHealthy(t, d)
+	other := startDevice(t, "wgtBother")
+	configureHealthy(t, other)
+
+	goroutines, fds := hangDevice(t, r, d, other.name)
+
+	d.signal(t, syscall.SIGCONT)
+	waitBaseline(t, r, goroutines, fds)
+	dev, err := read(t, r, d.name, 2*time.Second)
+	if c := Evaluate(Spec{Interface: d.name, ListenPort: 51820, MinPeers: 1}, dev, err, time.Now()); !c.OK {
+		t.Errorf("Evaluate after SIGCONT = %+v, want OK", c)
+	}
+}
+
+func TestDeviceStoppedThenKilled(t *testing.T) {
+	r := newTestReader(t)
+	d := startDevice(t, "wgtBstopkill")
+	configureHealthy(t, d)
+
+	goroutines, fds := hangDevice(t, r, d, "")
+
+	d.kill()
+	waitBaseline(t, r, goroutines, fds)
+	_, err := read(t, r, d.name, 2*time.Second)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Device(killed %s) error = %v, want ECONNREFUSED", d.name, err)
+	}
+}
+
+func TestDeviceGone(t *testing.T) {
+	r := newTestReader(t)
+	d := startDevice(t, "wgtBkill")
+	configureHealthy(t, d)
+	spec := Spec{Interface: d.name, ListenPort: 51820, MinPeers: 1}
+
+	d.kill()
+	if _, err := os.Stat(d.socket()); err != nil {
+		t.Fatalf("expected wireguard-go to leave a stale socket: %v", err)
+	}
+	dev, err := read(t, r, d.name, 2*time.Second)
+	t.Logf("killed: %T: %v", errors.Unwrap(err), err)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Device(killed %s) error = %v, want ECONNREFUSED", d.name, err)
+	}
+	want := health.Check{Name: "wireguard", Hard: true,
+		Detail: "device wgtBkill gone: its UAPI socket refuses connections (wireguard-go not running)"}
+	if diff := cmp.Diff(want, Evaluate(spec, dev, err, time.Now())); diff != "" {
+		t.Errorf("Evaluate(killed) (-want +got):\n%s", diff)
+	}
+
+	// Once the stale socket is gone too, the device is simply missing.
+	if err := os.Remove(d.socket()); err != nil {
+		t.Fatalf("removing stale socket: %v", err)
+	}
+	for _, name := range []string{d.name, "wgtBnever"} {
+		dev, err = read(t, r, name, 2*time.Second)
+		t.Logf("missing: %T: %v", errors.Unwrap(err), err)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Device(missing %s) error = %v, want os.ErrNotExist", name, err)
+		}
+		want = health.Check{Name: "wireguard", Hard: true, Detail: "device " + name + " not found"}
+		if diff := cmp.Diff(want, Evaluate(Spec{Interface: name, MinPeers: 1}, dev, err, time.Now())); diff != "" {
+			t.Errorf("Evaluate(missing) (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// BenchmarkDevice10kPeers reads and evaluates a real wireguard-go device
+// holding 10,000 peers.
+func BenchmarkDevice10kPeers(b *testing.B) {
+	const peers = 10000
+	d := startDevice(b, "wgtBbench")
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "[Interface]\nPrivateKey = %s\nListenPort = 51820\n", newKey(b))
+	for i := range peers {
+		fmt.Fprintf(&conf, "\n[Peer]\nPublicKey = %s\nAllowedIPs = 10.%d.%d.%d/32\n",
+			newKey(b).PublicKey(), 100+i>>16, i>>8&0xff, i&0xff)
+	}
+	d.wgRun(b, conf.String(), "setconf", d.name, "/dev/stdin")
+
+	r := newTestReader(b)
+	spec := Spec{Interface: d.name, ListenPort: 51820, MinPeers: 1}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		dev, err := r.Device(ctx, d.name)
+		cancel()
+		if err != nil {
+			b.Fatalf("Device: %v", err)
+		}
+		if len(dev.Peers) != peers {
+			b.Fatalf("device has %d peers, want %d", len(dev.Peers), peers)
+		}
+		if c := Evaluate(spec, dev, nil, time.Now()); !c.OK {
+			b.Fatalf("Evaluate = %+v, want OK", c)
+		}
+	}
+}

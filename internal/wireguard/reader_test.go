@@ -1,0 +1,202 @@
+package wireguard
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// fakeClient answers reads of the devices in devs; a read of a device in
+// hung blocks until release(name) is called.
+type fakeClient struct {
+	mu    sync.Mutex
+	devs  map[string]*wgtypes.Device
+	hung  map[string]chan struct{}
+	calls map[string]int
+}
+
+var _ client = (*fakeClient)(nil)
+
+func newFakeClient(devs ...*wgtypes.Device) *fakeClient {
+	f := &fakeClient{devs: map[string]*wgtypes.Device{}, hung: map[string]chan struct{}{}, calls: map[string]int{}}
+	for _, d := range devs {
+		f.devs[d.Name] = d
+	}
+	return f
+}
+
+func (f *fakeClient) hang(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hung[name] = make(chan struct{})
+}
+
+func (f *fakeClient) release(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.hung[name])
+	delete(f.hung, name)
+}
+
+func (f *fakeClient) Device(name string) (*wgtypes.Device, error) {
+	f.mu.Lock()
+	f.calls[name]++
+	wait := f.hung[name]
+	f.mu.Unlock()
+	if wait != nil {
+		<-wait
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.devs[name]; ok {
+		return d, nil
+	}
+	return nil, os.ErrNotExist
+}
+
+func (f *fakeClient) Close() error { return nil }
+
+func (f *fakeClient) callCount(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[name]
+}
+
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestReaderHungDevice(t *testing.T) {
+	wg0 := &wgtypes.Device{Name: "wg0", ListenPort: 51820}
+	wg1 := &wgtypes.Device{Name: "wg1", ListenPort: 51821}
+	f := newFakeClient(wg0, wg1)
+	r := newReader(f)
+	defer r.Close()
+
+	got, err := r.Device(withTimeout(t, time.Second), "wg0")
+	if err != nil {
+		t.Fatalf("Device(wg0): %v", err)
+	}
+	if diff := cmp.Diff(wg0, got); diff != "" {
+		t.Errorf("Device(wg0) (-want +got):\n%s", diff)
+	}
+
+	baseline := runtime.NumGoroutine()
+	f.hang("wg0")
+
+	start := time.Now()
+	_, err = r.Device(withTimeout(t, 50*time.Millisecond), "wg0")
+	var te *TimeoutError
+	if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Device(hung wg0) error = %v, want a *TimeoutError wrapping context.DeadlineExceeded", err)
+	}
+	// After is measured from the start of Device to the deadline, so it
+	// is a little under the 50ms the context was created with.
+	if te.After <= 0 || te.After > 50*time.Millisecond {
+		t.Errorf("TimeoutError.After = %v, want up to 50ms (start of Device to the deadline)", te.After)
+	}
+	t.Logf("hung read returned after %v", time.Since(start))
+
+	// Further reads of wg0 fail at once without starting another read.
+	for range 5 {
+		start := time.Now()
+		_, err := r.Device(withTimeout(t, time.Second), "wg0")
+		var ife *InFlightError
+		if !errors.As(err, &ife) || !errors.Is(err, ErrInFlight) {
+			t.Fatalf("Device(wg0) while in flight: error = %v, want an *InFlightError", err)
+		}
+		if ife.For <= 0 || ife.Device != "wg0" {
+			t.Errorf("InFlightError = %+v, want device wg0 and a positive duration", ife)
+		}
+		if el := time.Since(start); el > 500*time.Millisecond {
+			t.Errorf("in-flight Device took %v, want it to return at once", el)
+		}
+	}
+	if n := f.callCount("wg0"); n != 2 {
+		t.Errorf("wgctrl reads of wg0 = %d, want 2 (one good, one hung)", n)
+	}
+	if n := r.inFlightCount(); n != 1 {
+		t.Errorf("reads in flight = %d, want 1", n)
+	}
+	if n := runtime.NumGoroutine(); n > baseline+1 {
+		t.Errorf("goroutines = %d, want at most %d (baseline + one hung read)", n, baseline+1)
+	}
+
+	// A hung wg0 does not block wg1.
+	got, err = r.Device(withTimeout(t, time.Second), "wg1")
+	if err != nil {
+		t.Fatalf("Device(wg1) while wg0 hangs: %v", err)
+	}
+	if diff := cmp.Diff(wg1, got); diff != "" {
+		t.Errorf("Device(wg1) (-want +got):\n%s", diff)
+	}
+
+	f.release("wg0")
+	waitFor(t, "the hung read to return", func() bool { return r.inFlightCount() == 0 })
+	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+	if _, err := r.Device(withTimeout(t, time.Second), "wg0"); err != nil {
+		t.Fatalf("Device(wg0) after release: %v", err)
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	r := newReader(newFakeClient())
+
+	_, err := r.Device(withTimeout(t, time.Second), "wg9")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Device(missing) error = %v, want os.ErrNotExist", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Device(ctx, "wg9"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Device(canceled ctx) error = %v, want context.Canceled", err)
+	}
+
+	// No deadline: DefaultTimeout applies; the fake answers at once.
+	if _, err := r.Device(context.Background(), "wg9"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Device(no deadline) error = %v, want os.ErrNotExist", err)
+	}
+
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := r.Device(withTimeout(t, time.Second), "wg9"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Device after Close error = %v, want ErrClosed", err)
+	}
+}
+
+func TestNewReader(t *testing.T) {
+	// wgctrl.New must work without the WireGuard kernel module (it falls
+	// back to the userspace backend) and without root.
+	r, err := NewReader()
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	defer r.Close()
+	_, err = r.Device(withTimeout(t, time.Second), "wgtBnothere")
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Device(wgtBnothere) error = %v, want os.ErrNotExist", err)
+	}
+}
