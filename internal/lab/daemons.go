@@ -1,0 +1,303 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// startBird writes node's bird.conf and starts BIRD unless it runs, then
+// waits until its control socket answers.
+func (l *Lab) startBird(ctx context.Context, node string) error {
+	conf := l.path(node, "bird.conf")
+	logFile := l.path(node, "bird.log")
+	text := RouterBirdConf(logFile)
+	if node != "router" {
+		s, err := ServerByName(node)
+		if err != nil {
+			return err
+		}
+		text = ServerBirdConf(s, logFile)
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", conf, err)
+	}
+	pidFile := l.path(node, "bird.pid")
+	if pidOf(pidFile, "bird") > 0 {
+		return nil
+	}
+	sock := l.BirdSocket(node)
+	pid, err := startDaemon(daemon{
+		ns: l.NS(node),
+		// -f keeps BIRD in the foreground so the pid we started is BIRD's.
+		argv:    []string{"bird", "-f", "-c", conf, "-s", sock, "-P", pidFile},
+		pidFile: pidFile,
+		logFile: l.path(node, "bird.out"),
+	})
+	if err != nil {
+		return err
+	}
+	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "BIRD on "+node, func() (bool, error) {
+		if !readProc(pid).Alive {
+			return false, fmt.Errorf("bird exited: %s", tail(l.path(node, "bird.out"), 5))
+		}
+		return birdAnswers(sock), nil
+	})
+	if err != nil {
+		return fmt.Errorf("starting BIRD on %s: %w", node, err)
+	}
+	l.log.Debug("bird started", "node", node, "pid", pid)
+	return nil
+}
+
+// birdAnswers reports whether BIRD greets on its control socket (a stale
+// socket file refuses the connection).
+func birdAnswers(sock string) bool {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "0001 ")
+}
+
+// stopBird stops node's BIRD: SIGTERM (BIRD closes its BGP sessions with a
+// Cease), SIGKILL after 3 s.
+func (l *Lab) stopBird(ctx context.Context, node string) error {
+	pid := pidOf(l.path(node, "bird.pid"), "bird")
+	if pid == 0 {
+		return nil
+	}
+	return stopPid(ctx, pid, syscall.SIGTERM, 3*time.Second)
+}
+
+// birdc runs birdc against node's BIRD.
+func (l *Lab) birdc(ctx context.Context, node string, args ...string) (string, error) {
+	return run(ctx, "birdc", append([]string{"-s", l.BirdSocket(node)}, args...)...)
+}
+
+// wg runs wg(8) in node's namespace against its private /run/wireguard.
+func (l *Lab) wg(ctx context.Context, node string, args ...string) (string, error) {
+	return inNSWG(ctx, l.NS(node), l.path(node, "wireguard"), append([]string{"wg"}, args...)...)
+}
+
+// wgSocket is wireguard-go's UAPI socket of node.
+func (l *Lab) wgSocket(node string) string { return l.path(node, "wireguard/"+WGInterface+".sock") }
+
+// linkExists reports whether node has an interface called name.
+func (l *Lab) linkExists(ctx context.Context, node, name string) bool {
+	_, err := run(ctx, "ip", "-n", l.NS(node), "link", "show", "dev", name)
+	return err == nil
+}
+
+// ensureWireGuard makes node's wg0 whole, whatever was done to it:
+// wireguard-go running and not stopped, the interface present with its
+// key, port and peers, its addresses, and up. It is the heal of every
+// WireGuard fault and the set-up of `up`.
+func (l *Lab) ensureWireGuard(ctx context.Context, node string) error {
+	pidFile := l.path(node, "wireguard-go.pid")
+	pid := pidOf(pidFile, "wireguard-go")
+	if pid > 0 && readProc(pid).Stopped {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			return fmt.Errorf("continuing wireguard-go on %s: %w", node, err)
+		}
+	}
+	if pid > 0 && !l.linkExists(ctx, node, WGInterface) {
+		// wireguard-go exits when its TUN goes; one without it is useless.
+		if err := stopPid(ctx, pid, syscall.SIGKILL, 0); err != nil {
+			return err
+		}
+		pid = 0
+	}
+	if pid == 0 {
+		if err := l.startWireGuardGo(ctx, node); err != nil {
+			return err
+		}
+	}
+	if _, err := l.wg(ctx, node, "syncconf", WGInterface, l.path(node, "wg0.conf")); err != nil {
+		return fmt.Errorf("configuring wg0 on %s: %w", node, err)
+	}
+	addrs := []string{TunnelClient.String()}
+	if node != "client" {
+		addrs = []string{VIP.String(), TunnelServer.String()}
+	}
+	ns := l.NS(node)
+	for _, a := range addrs {
+		if _, err := run(ctx, "ip", "-n", ns, "addr", "replace", a, "dev", WGInterface); err != nil {
+			return fmt.Errorf("addressing wg0 on %s: %w", node, err)
+		}
+	}
+	if _, err := run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "up"); err != nil {
+		return fmt.Errorf("setting wg0 up on %s: %w", node, err)
+	}
+	return nil
+}
+
+func (l *Lab) startWireGuardGo(ctx context.Context, node string) error {
+	sock := l.wgSocket(node)
+	// A killed wireguard-go leaves its socket behind.
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale %s: %w", sock, err)
+	}
+	if l.linkExists(ctx, node, WGInterface) {
+		if _, err := run(ctx, "ip", "-n", l.NS(node), "link", "del", WGInterface); err != nil {
+			return err
+		}
+	}
+	logFile := l.path(node, "wireguard-go.log")
+	pid, err := startDaemon(daemon{
+		ns:      l.NS(node),
+		wgDir:   l.path(node, "wireguard"),
+		argv:    []string{"wireguard-go", "-f", WGInterface},
+		pidFile: l.path(node, "wireguard-go.pid"),
+		logFile: logFile,
+	})
+	if err != nil {
+		return err
+	}
+	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "wireguard-go on "+node, func() (bool, error) {
+		if !readProc(pid).Alive {
+			return false, fmt.Errorf("wireguard-go exited: %s", tail(logFile, 5))
+		}
+		c, err := net.DialTimeout("unix", sock, time.Second)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return l.linkExists(ctx, node, WGInterface), nil
+	})
+	if err != nil {
+		return fmt.Errorf("starting wireguard-go on %s: %w", node, err)
+	}
+	l.log.Debug("wireguard-go started", "node", node, "pid", pid)
+	return nil
+}
+
+// WireGuardGoPid returns the pid of node's wireguard-go, 0 if none runs.
+func (l *Lab) WireGuardGoPid(node string) int {
+	return pidOf(l.path(node, "wireguard-go.pid"), "wireguard-go")
+}
+
+// WgbirdPid returns the pid of server's wgbird, 0 if none runs.
+func (l *Lab) WgbirdPid(server string) int {
+	return pidOf(l.path(server, "wgbird.pid"), l.wgbirdName())
+}
+
+// StartWgbird starts wgbird on server unless it runs (a no-op without a
+// wgbird binary) and waits for its control socket.
+func (l *Lab) StartWgbird(ctx context.Context, server string) error {
+	return l.ensureWgbird(ctx, server)
+}
+
+func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
+	if l.cfg.Wgbird == "" {
+		return nil
+	}
+	dir := l.path(server, "")
+	dir = strings.TrimSuffix(dir, "/")
+	conf := l.path(server, "wgbird.toml")
+	if err := os.WriteFile(conf, []byte(WgbirdConf(dir, l.cfg.Thresholds)), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", conf, err)
+	}
+	if l.WgbirdPid(server) > 0 {
+		return nil
+	}
+	logFile := l.WgbirdLog(server)
+	pid, err := startDaemon(daemon{
+		ns:      l.NS(server),
+		wgDir:   l.path(server, "wireguard"),
+		argv:    []string{l.cfg.Wgbird, "run", "--config", conf},
+		pidFile: l.path(server, "wgbird.pid"),
+		logFile: logFile,
+	})
+	if err != nil {
+		return err
+	}
+	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
+		if !readProc(pid).Alive {
+			return false, fmt.Errorf("wgbird exited: %s", tail(logFile, 5))
+		}
+		c, err := net.DialTimeout("unix", l.ControlSocket(server), time.Second)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return true, nil
+	})
+	if err != nil {
+		if readProc(pid).Alive {
+			// Running without a control socket: status and drain will not
+			// work, the health loop does.
+			l.log.Warn("wgbird runs but its control socket does not answer", "server", server, "err", err)
+			return nil
+		}
+		return fmt.Errorf("starting wgbird on %s: %w", server, err)
+	}
+	l.log.Debug("wgbird started", "server", server, "pid", pid)
+	return nil
+}
+
+// KillWgbird kills server's wgbird with SIGKILL, as a crash would.
+func (l *Lab) KillWgbird(ctx context.Context, server string) error {
+	pid := l.WgbirdPid(server)
+	if pid == 0 {
+		return fmt.Errorf("wgbird is not running on %s", server)
+	}
+	return stopPid(ctx, pid, syscall.SIGKILL, 0)
+}
+
+// wgbirdCtl runs a wgbird control command against server's control socket.
+// Unix sockets are found by path, so it needs no namespace.
+func (l *Lab) wgbirdCtl(ctx context.Context, server string, args ...string) (string, error) {
+	if l.cfg.Wgbird == "" {
+		return "", errors.New("the lab runs no wgbird")
+	}
+	argv := append([]string{args[0], "--socket", l.ControlSocket(server)}, args[1:]...)
+	return run(ctx, l.cfg.Wgbird, argv...)
+}
+
+// Drain drains server through wgbird's control socket.
+func (l *Lab) Drain(ctx context.Context, server, reason string) error {
+	_, err := l.wgbirdCtl(ctx, server, "drain", "--reason", reason)
+	return err
+}
+
+// Undrain undrains server through wgbird's control socket.
+func (l *Lab) Undrain(ctx context.Context, server string) error {
+	_, err := l.wgbirdCtl(ctx, server, "undrain")
+	return err
+}
+
+// WgbirdStatus returns `wgbird status --json` of server.
+func (l *Lab) WgbirdStatus(ctx context.Context, server string) (json.RawMessage, error) {
+	out, err := l.wgbirdCtl(ctx, server, "status", "--json")
+	if err != nil {
+		return nil, err
+	}
+	raw := json.RawMessage(strings.TrimSpace(out))
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("wgbird status: not JSON: %.200s", out)
+	}
+	return raw, nil
+}
+
+// Missing reports which of the lab's prerequisites are missing.
+func Missing() []string {
+	var missing []string
+	for _, b := range []string{"ip", "bird", "birdc", "wireguard-go", "wg", "sysctl", "sh", "mount"} {
+		if _, err := exec.LookPath(b); err != nil {
+			missing = append(missing, b)
+		}
+	}
+	return missing
+}

@@ -1,0 +1,252 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// DefaultDir is where the lab keeps its state unless told otherwise.
+const DefaultDir = "/run/wgbird-lab"
+
+// DefaultPrefix names the lab's namespaces: PREFIX-router, PREFIX-s1, ...
+const DefaultPrefix = "wgbl"
+
+// markerFile marks a directory as a lab dir, so Down never removes
+// anything else.
+const markerFile = ".wgbird-lab"
+
+// stateFile keeps the Config of a running lab for later invocations.
+const stateFile = "lab.json"
+
+// Config describes a lab.
+type Config struct {
+	// Dir holds configs, sockets, pid files and logs (DefaultDir if empty).
+	Dir string
+	// Prefix names namespaces (DefaultPrefix if empty).
+	Prefix string
+	// Wgbird is the path of the wgbird binary to run on each server; empty
+	// runs none (the static protocols then stay disabled).
+	Wgbird string
+	// Thresholds are written to each wgbird's config.
+	Thresholds Thresholds
+	// Log receives what the lab does (discarded if nil).
+	Log *slog.Logger `json:"-"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Dir == "" {
+		c.Dir = DefaultDir
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Lab is a lab that is up (or was, for Down).
+type Lab struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// Config returns the lab's configuration with defaults filled in.
+func (l *Lab) Config() Config { return l.cfg }
+
+// Dir returns the lab directory.
+func (l *Lab) Dir() string { return l.cfg.Dir }
+
+// NS returns the namespace name of a node: "router", "s1", "s2", "client".
+func (l *Lab) NS(node string) string { return l.cfg.Prefix + "-" + node }
+
+// nodes are all namespaces of the lab.
+var nodes = []string{"router", "s1", "s2", "client"}
+
+// path returns a file of node's directory.
+func (l *Lab) path(node, file string) string { return filepath.Join(l.cfg.Dir, node, file) }
+
+// WgbirdLog returns the path of a server's wgbird log.
+func (l *Lab) WgbirdLog(server string) string { return l.path(server, "wgbird.log") }
+
+// BirdSocket returns the path of a node's BIRD control socket.
+func (l *Lab) BirdSocket(node string) string { return l.path(node, "bird.ctl") }
+
+// ControlSocket returns the path of a server's wgbird control socket.
+func (l *Lab) ControlSocket(server string) string { return l.path(server, "wgbird.sock") }
+
+// New returns the handle of a lab described by cfg, without touching the
+// system.
+func New(cfg Config) *Lab {
+	cfg = cfg.withDefaults()
+	return &Lab{cfg: cfg, log: cfg.Log}
+}
+
+// Open returns the lab that `up` left in dir, with the configuration it
+// was brought up with.
+func Open(dir string, log *slog.Logger) (*Lab, error) {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no lab in %s (run up first)", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading lab state: %w", err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("reading lab state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	cfg.Dir = dir
+	cfg.Log = log
+	return New(cfg), nil
+}
+
+// Up brings the lab up: it first tears down whatever a previous (perhaps
+// killed) lab with the same prefix and dir left behind, then builds the
+// namespaces and links, starts BIRD everywhere, wireguard-go on the
+// servers and the client, and wgbird on the servers. It does not wait for
+// BGP or the routes: see WaitReady. On error the half-built lab is torn
+// down.
+func Up(ctx context.Context, cfg Config) (l *Lab, err error) {
+	l = New(cfg)
+	if l.cfg.Wgbird != "" {
+		abs, err := filepath.Abs(l.cfg.Wgbird)
+		if err != nil {
+			return nil, fmt.Errorf("resolving wgbird path: %w", err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("wgbird binary: %w", err)
+		}
+		l.cfg.Wgbird = abs
+	}
+	if err := l.Down(ctx); err != nil {
+		return nil, fmt.Errorf("cleaning up the previous lab: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if derr := l.Down(context.WithoutCancel(ctx)); derr != nil {
+				l.log.Warn("tearing down the failed lab", "err", derr)
+			}
+		}
+	}()
+	start := time.Now()
+	if err := l.makeDirs(); err != nil {
+		return nil, err
+	}
+	if err := l.makeKeys(); err != nil {
+		return nil, err
+	}
+	if err := l.buildTopology(ctx); err != nil {
+		return nil, err
+	}
+	l.log.Info("topology built", "took", time.Since(start).Round(time.Millisecond))
+	if err := l.startBird(ctx, "router"); err != nil {
+		return nil, err
+	}
+	for _, s := range Servers {
+		if err := l.startBird(ctx, s.Name); err != nil {
+			return nil, err
+		}
+		if err := l.ensureWireGuard(ctx, s.Name); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.ensureWireGuard(ctx, "client"); err != nil {
+		return nil, err
+	}
+	for _, s := range Servers {
+		if err := l.ensureWgbird(ctx, s.Name); err != nil {
+			return nil, err
+		}
+	}
+	l.log.Info("lab up", "dir", l.cfg.Dir, "took", time.Since(start).Round(time.Millisecond))
+	return l, nil
+}
+
+func (l *Lab) makeDirs() error {
+	if err := os.MkdirAll(l.cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("creating lab dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(l.cfg.Dir, markerFile), []byte("wgbird lab; removed by `wgbird-lab down`\n"), 0o644); err != nil {
+		return fmt.Errorf("marking lab dir: %w", err)
+	}
+	for _, n := range nodes {
+		for _, sub := range []string{"", "wireguard", "run", "state"} {
+			if err := os.MkdirAll(filepath.Join(l.cfg.Dir, n, sub), 0o700); err != nil {
+				return fmt.Errorf("creating lab dir: %w", err)
+			}
+		}
+	}
+	b, err := json.MarshalIndent(l.cfg, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding lab state: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(l.cfg.Dir, stateFile), b, 0o644); err != nil {
+		return fmt.Errorf("writing lab state: %w", err)
+	}
+	return nil
+}
+
+// makeKeys writes the servers' shared key pair (an anycast endpoint needs
+// one identity) and the client's, and the wg(8) configs built from them.
+func (l *Lab) makeKeys() error {
+	server, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		return fmt.Errorf("generating server key: %w", err)
+	}
+	client, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		return fmt.Errorf("generating client key: %w", err)
+	}
+	sconf := wgConf(server.String(), ListenPort, wgPeer{
+		PublicKey:  client.PublicKey().String(),
+		AllowedIPs: netipHost(TunnelClient),
+	})
+	for _, s := range Servers {
+		if err := os.WriteFile(l.path(s.Name, "wg0.conf"), []byte(sconf), 0o600); err != nil {
+			return fmt.Errorf("writing wg config: %w", err)
+		}
+		if err := os.WriteFile(l.path(s.Name, "private.key"), []byte(server.String()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing key: %w", err)
+		}
+	}
+	cconf := wgConf(client.String(), 0, wgPeer{
+		PublicKey:  server.PublicKey().String(),
+		AllowedIPs: netipHost(TunnelServer),
+		Endpoint:   fmt.Sprintf("%s:%d", VIP.Addr(), ListenPort),
+		Keepalive:  KeepaliveSeconds,
+	})
+	if err := os.WriteFile(l.path("client", "wg0.conf"), []byte(cconf), 0o600); err != nil {
+		return fmt.Errorf("writing wg config: %w", err)
+	}
+	return nil
+}
+
+// WaitRouted waits until the router routes VIPPrefix via every server.
+func (l *Lab) WaitRouted(ctx context.Context, timeout time.Duration) error {
+	return poll(ctx, timeout, 50*time.Millisecond, "both nexthops on the router", func() (bool, error) {
+		nh, err := l.Nexthops()
+		return err == nil && All(nh), err
+	})
+}
+
+// WaitTunnel waits until a ping through the client's tunnel is answered.
+func (l *Lab) WaitTunnel(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := l.PingTunnelUntil(ctx, 250*time.Millisecond)
+	return err
+}

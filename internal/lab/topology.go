@@ -1,0 +1,227 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// netipHost returns the /32 (or /128) of a prefix's address.
+func netipHost(p netip.Prefix) string {
+	return netip.PrefixFrom(p.Addr(), p.Addr().BitLen()).String()
+}
+
+// buildTopology creates the namespaces and links. Every veth is created
+// with both ends already inside lab namespaces, so nothing of the lab ever
+// appears in the host's namespace.
+func (l *Lab) buildTopology(ctx context.Context) error {
+	r := l.NS("router")
+	cmds := [][]string{}
+	for _, n := range nodes {
+		cmds = append(cmds,
+			[]string{"netns", "add", l.NS(n)},
+			[]string{"-n", l.NS(n), "link", "set", "lo", "up"})
+	}
+	cmds = append(cmds,
+		[]string{"-n", r, "link", "add", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0"},
+		[]string{"-n", r, "addr", "add", RouterAddr.String(), "dev", "br0"},
+		[]string{"-n", r, "link", "set", "br0", "up"},
+	)
+	for _, s := range Servers {
+		ns := l.NS(s.Name)
+		cmds = append(cmds,
+			[]string{"-n", r, "link", "add", s.Name, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", r, "link", "set", s.Name, "master", "br0", "up"},
+			[]string{"-n", ns, "addr", "add", netip.PrefixFrom(s.Addr, RouterAddr.Bits()).String(), "dev", "eth0"},
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+			// The return route to the client's subnet.
+			[]string{"-n", ns, "route", "add", ClientNet.String(), "via", RouterAddr.Addr().String()},
+		)
+	}
+	c := l.NS("client")
+	cmds = append(cmds,
+		[]string{"-n", r, "link", "add", "client", "type", "veth", "peer", "name", "eth0", "netns", c},
+		[]string{"-n", r, "addr", "add", ClientRouterAddr.String(), "dev", "client"},
+		[]string{"-n", r, "link", "set", "client", "up"},
+		[]string{"-n", c, "addr", "add", ClientAddr.String(), "dev", "eth0"},
+		[]string{"-n", c, "link", "set", "eth0", "up"},
+		[]string{"-n", c, "route", "add", "default", "via", ClientRouterAddr.Addr().String()},
+	)
+	for _, argv := range cmds {
+		if _, err := run(ctx, "ip", argv...); err != nil {
+			return fmt.Errorf("building topology: %w", err)
+		}
+	}
+	if _, err := inNS(ctx, r, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+		return fmt.Errorf("enabling forwarding on the router: %w", err)
+	}
+	return nil
+}
+
+// Down tears the lab down, idempotently and whatever state it is in: it
+// kills every process in the lab's namespaces, unmounts whatever is still
+// mounted under the lab dir, deletes the namespaces (and with them every
+// link of the lab), removes stray host links with the lab's prefix, and
+// removes the lab dir. It refuses to remove a directory that is not a lab
+// dir.
+func (l *Lab) Down(ctx context.Context) error {
+	var errs []error
+	// Processes first: a namespace lives as long as a process in it.
+	var pids []int
+	for _, n := range nodes {
+		ns := l.NS(n)
+		if !nsExists(ns) {
+			continue
+		}
+		out, err := run(ctx, "ip", "netns", "pids", ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, f := range strings.Fields(out) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 0 && pid != os.Getpid() {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	// Processes recorded in pid files that are not in a namespace (any
+	// more) but are still ours.
+	for _, n := range nodes {
+		for _, d := range []struct{ file, name string }{
+			{"bird.pid", "bird"}, {"wireguard-go.pid", "wireguard-go"}, {"wgbird.pid", l.wgbirdName()},
+		} {
+			if pid := pidOf(l.path(n, d.file), d.name); pid > 0 {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("killing pid %d: %w", pid, err))
+		}
+	}
+	for _, pid := range pids {
+		if err := waitGone(ctx, pid, 5*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := unmountUnder(l.cfg.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range nodes {
+		ns := l.NS(n)
+		if !nsExists(ns) {
+			continue
+		}
+		if _, err := run(ctx, "ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if links, err := netlink.LinkList(); err == nil {
+		for _, lk := range links {
+			if strings.HasPrefix(lk.Attrs().Name, l.cfg.Prefix+"-") {
+				if err := netlink.LinkDel(lk); err != nil {
+					errs = append(errs, fmt.Errorf("deleting link %s: %w", lk.Attrs().Name, err))
+				}
+			}
+		}
+	}
+	if err := l.removeDir(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Lab) wgbirdName() string {
+	if l.cfg.Wgbird == "" {
+		return "wgbird"
+	}
+	return l.cfg.Wgbird
+}
+
+func (l *Lab) removeDir() error {
+	dir := l.cfg.Dir
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading lab dir: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, markerFile)); err != nil && len(entries) > 0 {
+		return fmt.Errorf("refusing to remove %s: not a lab dir (no %s)", dir, markerFile)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing lab dir: %w", err)
+	}
+	return nil
+}
+
+func nsExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+// unmountUnder lazily unmounts every mount point of this mount namespace
+// under dir, deepest first. The lab's own bind mounts live in private
+// mount namespaces and die with their processes; this catches anything a
+// person mounted by hand.
+func unmountUnder(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("reading mounts: %w", err)
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMount(fields[4])
+		if p == abs || strings.HasPrefix(p, abs+"/") {
+			points = append(points, p)
+		}
+	}
+	var errs []error
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", points[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
