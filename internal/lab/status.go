@@ -1,0 +1,192 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ServerStatus is what the lab knows about one server.
+type ServerStatus struct {
+	Name string
+	Addr netip.Addr
+	// Routed: the router's table has this server's nexthop.
+	Routed bool
+	// WireGuardGo: "running", "stopped (SIGSTOP)" or "not running".
+	WireGuardGo string
+	// Bird: BIRD's `show protocols` line of the static protocol.
+	Bird string
+	// Wgbird: `wgbird status --json`, or WgbirdErr why not.
+	Wgbird    json.RawMessage `json:",omitempty"`
+	WgbirdErr string          `json:",omitempty"`
+}
+
+// Status is a snapshot of the lab.
+type Status struct {
+	Nexthops    []netip.Addr
+	NexthopsErr string `json:",omitempty"`
+	Servers     []ServerStatus
+	// ClientHandshake: the client tunnel's latest handshake (zero: none).
+	ClientHandshake time.Time
+	ClientErr       string `json:",omitempty"`
+}
+
+// Status collects the router's nexthops, each server's state and the
+// client tunnel's latest handshake. Parts that cannot be read say why.
+func (l *Lab) Status(ctx context.Context) Status {
+	var st Status
+	nh, err := l.Nexthops()
+	if err != nil {
+		st.NexthopsErr = err.Error()
+	}
+	st.Nexthops = nh
+	for _, s := range Servers {
+		ss := ServerStatus{Name: s.Name, Addr: s.Addr, Routed: slices.Contains(nh, s.Addr)}
+		switch pid := l.WireGuardGoPid(s.Name); {
+		case pid == 0:
+			ss.WireGuardGo = "not running"
+		case readProc(pid).Stopped:
+			ss.WireGuardGo = fmt.Sprintf("stopped (SIGSTOP), pid %d", pid)
+		default:
+			ss.WireGuardGo = fmt.Sprintf("running, pid %d", pid)
+		}
+		if out, err := l.birdc(ctx, s.Name, "show", "protocols", Protocol); err != nil {
+			ss.Bird = "unreachable: " + err.Error()
+		} else {
+			ss.Bird = protocolLine(out, Protocol)
+		}
+		if l.cfg.Wgbird == "" {
+			ss.WgbirdErr = "the lab runs no wgbird"
+		} else if raw, err := l.WgbirdStatus(ctx, s.Name); err != nil {
+			ss.WgbirdErr = err.Error()
+		} else {
+			ss.Wgbird = raw
+		}
+		st.Servers = append(st.Servers, ss)
+	}
+	hs, err := l.latestHandshake(ctx, "client", 2*time.Second)
+	if err != nil {
+		st.ClientErr = err.Error()
+	}
+	st.ClientHandshake = hs
+	return st
+}
+
+// protocolLine returns the `show protocols` line of protocol name.
+func protocolLine(out, name string) string {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == name {
+			return strings.Join(f, " ")
+		}
+	}
+	return "not found in `show protocols`"
+}
+
+// parseHandshakes parses `wg show IF latest-handshakes`: "PUBKEY\tUNIX".
+func parseHandshakes(out string) (map[string]time.Time, error) {
+	hs := make(map[string]time.Time)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 {
+			return nil, fmt.Errorf("parsing latest-handshakes line %q", line)
+		}
+		sec, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parsing latest-handshakes line %q: %w", line, err)
+		}
+		var t time.Time
+		if sec > 0 {
+			t = time.Unix(sec, 0)
+		}
+		hs[f[0]] = t
+	}
+	return hs, nil
+}
+
+// latestHandshake returns the newest handshake of node's wg0 with any peer.
+func (l *Lab) latestHandshake(ctx context.Context, node string, timeout time.Duration) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := l.wg(ctx, node, "show", WGInterface, "latest-handshakes")
+	if err != nil {
+		return time.Time{}, err
+	}
+	hs, err := parseHandshakes(out)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var newest time.Time
+	for _, t := range hs {
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	return newest, nil
+}
+
+// ActiveServer returns the server the client's tunnel currently goes to:
+// the one with the newest handshake with the client. Both servers hold the
+// same key, so which one answers depends only on the router's ECMP hash.
+func (l *Lab) ActiveServer(ctx context.Context) (string, error) {
+	best, bestAt := "", time.Time{}
+	for _, s := range Servers {
+		t, err := l.latestHandshake(ctx, s.Name, 2*time.Second)
+		if err != nil {
+			continue // a hung server does not answer; it is not the active one
+		}
+		if t.After(bestAt) {
+			best, bestAt = s.Name, t
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no server has a handshake with the client")
+	}
+	return best, nil
+}
+
+// Write prints the status for a person.
+func (s Status) Write(w io.Writer) {
+	if s.NexthopsErr != "" {
+		fmt.Fprintf(w, "router: %s via ? (%s)\n", VIPPrefix, s.NexthopsErr)
+	} else {
+		fmt.Fprintf(w, "router: %s via %s\n", VIPPrefix, FormatNexthops(s.Nexthops))
+	}
+	for _, ss := range s.Servers {
+		routed := "not routed"
+		if ss.Routed {
+			routed = "routed"
+		}
+		fmt.Fprintf(w, "%s (%s): %s\n", ss.Name, ss.Addr, routed)
+		fmt.Fprintf(w, "  wireguard-go: %s\n", ss.WireGuardGo)
+		fmt.Fprintf(w, "  bird: %s\n", ss.Bird)
+		if ss.WgbirdErr != "" {
+			fmt.Fprintf(w, "  wgbird: %s\n", ss.WgbirdErr)
+		} else {
+			fmt.Fprintf(w, "  wgbird: %s\n", ss.Wgbird)
+		}
+	}
+	switch {
+	case s.ClientErr != "":
+		fmt.Fprintf(w, "client: tunnel unreadable: %s\n", s.ClientErr)
+	case s.ClientHandshake.IsZero():
+		fmt.Fprintf(w, "client: no handshake yet\n")
+	default:
+		fmt.Fprintf(w, "client: latest handshake %s ago\n", time.Since(s.ClientHandshake).Round(time.Second))
+	}
+}
+
+// RouterRoute returns `ip route show VIPPrefix` in the router namespace,
+// as a person would type it.
+func (l *Lab) RouterRoute(ctx context.Context) (string, error) {
+	return run(ctx, "ip", "-n", l.NS("router"), "route", "show", VIPPrefix.String())
+}
