@@ -1,0 +1,294 @@
+// Command wgbird-lab builds the seed post's topology (router, two WireGuard
+// servers with bird2 and wgbird, a WireGuard client) in network namespaces,
+// breaks and heals servers, and runs the demo.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/lab"
+)
+
+const usage = `usage: wgbird-lab COMMAND [flags] [args]
+
+Builds the seed post's topology in network namespaces PREFIX-router,
+PREFIX-s1, PREFIX-s2 and PREFIX-client: a router running bird2 (AS 65001,
+ECMP over BGP with BFD), two servers running bird2 (AS 65000), wireguard-go
+(wg0 holding the VIP 192.168.20.1/24, both with the same key) and wgbird,
+and a client whose WireGuard tunnel goes to the VIP. Needs root.
+
+commands:
+  up                 tear down any leftover lab, build a new one, wait for routes
+  down               tear the lab down (idempotent)
+  status [--json]    router nexthops, each server's state, client's handshake
+  fail SERVER MODE   break SERVER (s1 or s2) and show when its nexthop goes
+  heal SERVER        restore SERVER fully, whatever was broken
+  demo               up, show failover and recovery, down (also on Ctrl-C)
+
+modes:
+%s
+common flags:
+  --dir DIR          lab directory (default %s)
+  --prefix PREFIX    namespace prefix (default %s)
+  -v                 log what the lab does
+up and demo flags:
+  --wgbird PATH      wgbird binary (default: wgbird next to this executable;
+                     --wgbird= runs none, leaving the static protocols disabled)
+  --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
+
+Run "wgbird-lab COMMAND -h" for a command's flags.
+`
+
+func modesHelp() string {
+	var b strings.Builder
+	for _, m := range lab.Modes {
+		fmt.Fprintf(&b, "  %-16s %s\n", m.Mode, m.Help)
+	}
+	return b.String()
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, usage, modesHelp(), lab.DefaultDir, lab.DefaultPrefix)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// common holds the flags every command takes.
+type common struct {
+	dir, prefix string
+	verbose     bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.dir, "dir", lab.DefaultDir, "lab directory")
+	fs.StringVar(&c.prefix, "prefix", lab.DefaultPrefix, "namespace prefix")
+	fs.BoolVar(&c.verbose, "v", false, "log what the lab does")
+}
+
+func (c *common) logger(stderr io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// upFlags are the flags of up and demo.
+type upFlags struct {
+	wgbird     string
+	thresholds lab.Thresholds
+}
+
+func (u *upFlags) register(fs *flag.FlagSet) {
+	def := "wgbird"
+	if exe, err := os.Executable(); err == nil {
+		def = filepath.Join(filepath.Dir(exe), "wgbird")
+	}
+	fs.StringVar(&u.wgbird, "wgbird", def, "wgbird binary (empty: run none)")
+	fs.DurationVar(&u.thresholds.Interval, "interval", 0, "wgbird check interval (default 1s)")
+	fs.IntVar(&u.thresholds.Rise, "rise", 0, "wgbird rise (default 3)")
+	fs.IntVar(&u.thresholds.Fall, "fall", 0, "wgbird fall (default 2)")
+}
+
+func (u *upFlags) check() error {
+	if u.wgbird == "" {
+		return nil
+	}
+	if _, err := os.Stat(u.wgbird); err != nil {
+		return fmt.Errorf("wgbird binary: %w (build it: go build -o %s ./cmd/wgbird; or pass --wgbird PATH, or --wgbird= to run none)", err, u.wgbird)
+	}
+	return nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("wgbird-lab "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	var u upFlags
+	var asJSON bool
+	var wait time.Duration
+	switch cmd {
+	case "up", "demo":
+		u.register(fs)
+	case "status":
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	case "fail":
+		fs.DurationVar(&wait, "wait", 15*time.Second, "wait this long for the nexthop to go (0: don't wait)")
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "usage: wgbird-lab fail [flags] SERVER MODE\n\nmodes:\n%s\nflags:\n", modesHelp())
+			fs.PrintDefaults()
+		}
+	case "down", "heal":
+	default:
+		fmt.Fprintf(stderr, "wgbird-lab: unknown command %q\n\n", cmd)
+		printUsage(stderr)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	wantArgs := map[string]int{"up": 0, "down": 0, "status": 0, "demo": 0, "fail": 2, "heal": 1}[cmd]
+	if fs.NArg() != wantArgs {
+		fmt.Fprintf(stderr, "wgbird-lab %s: want %d argument(s), got %d\n", cmd, wantArgs, fs.NArg())
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "wgbird-lab: needs root (network namespaces, mounts)")
+		return 1
+	}
+	if missing := lab.Missing(); len(missing) > 0 {
+		fmt.Fprintf(stderr, "wgbird-lab: missing %s (Debian: apt-get install bird2 wireguard-go wireguard-tools iproute2)\n", strings.Join(missing, ", "))
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := c.logger(stderr)
+	var err error
+	switch cmd {
+	case "up":
+		if err = u.check(); err == nil {
+			err = cmdUp(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, Log: log})
+		}
+	case "down":
+		err = lab.New(lab.Config{Dir: c.dir, Prefix: c.prefix, Log: log}).Down(ctx)
+	case "status":
+		err = cmdStatus(ctx, stdout, c.dir, log, asJSON)
+	case "fail":
+		err = cmdFail(ctx, stdout, c.dir, log, fs.Arg(0), fs.Arg(1), wait)
+	case "heal":
+		err = cmdHeal(ctx, stdout, c.dir, log, fs.Arg(0))
+	case "demo":
+		if u.wgbird == "" {
+			err = errors.New("the demo needs wgbird: pass --wgbird PATH")
+		} else if err = u.check(); err == nil {
+			err = demo(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, Log: log})
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wgbird-lab %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+func cmdUp(ctx context.Context, out io.Writer, cfg lab.Config) error {
+	start := time.Now()
+	l, err := lab.Up(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "lab up in %s (%s)\n", l.Dir(), time.Since(start).Round(time.Millisecond))
+	if cfg.Wgbird == "" {
+		fmt.Fprintf(out, "no wgbird: the static protocols stay disabled; enable one by hand with\n  birdc -s %s enable %s\n", l.BirdSocket("s1"), lab.Protocol)
+	} else if err := l.WaitRouted(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("lab is up but not routed (see %s): %w", l.WgbirdLog("s1"), err)
+	} else {
+		fmt.Fprintf(out, "router: %s via %s (%s)\n", lab.VIPPrefix, lab.FormatNexthops(mustNexthops(l)), time.Since(start).Round(time.Millisecond))
+		if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "client: tunnel to %s answers\n", lab.TunnelServer.Addr())
+	}
+	return nil
+}
+
+func mustNexthops(l *lab.Lab) []netip.Addr {
+	nh, _ := l.Nexthops()
+	return nh
+}
+
+func cmdStatus(ctx context.Context, out io.Writer, dir string, log *slog.Logger, asJSON bool) error {
+	l, err := lab.Open(dir, log)
+	if err != nil {
+		return err
+	}
+	st := l.Status(ctx)
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	st.Write(out)
+	return nil
+}
+
+func cmdFail(ctx context.Context, out io.Writer, dir string, log *slog.Logger, server, mode string, wait time.Duration) error {
+	l, err := lab.Open(dir, log)
+	if err != nil {
+		return err
+	}
+	s, err := lab.ServerByName(server)
+	if err != nil {
+		return err
+	}
+	m, err := lab.ParseMode(mode)
+	if err != nil {
+		return err
+	}
+	w, err := l.Watch()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	t0, err := l.Fail(ctx, server, m.Mode)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: %s\n", server, m.Help)
+	if wait <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	c, err := w.WaitFor(wctx, t0, lab.Lacks(s.Addr))
+	if err != nil {
+		return fmt.Errorf("nexthop %s still there: %w", s.Addr, err)
+	}
+	fmt.Fprintf(out, "router: nexthop %s withdrawn %d ms after the fault; %s via %s\n",
+		s.Addr, c.At.Sub(t0).Milliseconds(), lab.VIPPrefix, lab.FormatNexthops(c.Nexthops))
+	if m.SelfHealing {
+		if c2, err := w.WaitFor(wctx, c.At, lab.Has(s.Addr)); err == nil {
+			fmt.Fprintf(out, "router: nexthop %s back %d ms after the fault (wgbird re-enabled %s)\n", s.Addr, c2.At.Sub(t0).Milliseconds(), lab.Protocol)
+		}
+	}
+	return nil
+}
+
+func cmdHeal(ctx context.Context, out io.Writer, dir string, log *slog.Logger, server string) error {
+	l, err := lab.Open(dir, log)
+	if err != nil {
+		return err
+	}
+	if err := l.Heal(ctx, server); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s healed\n", server)
+	return nil
+}
