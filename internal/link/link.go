@@ -1,0 +1,173 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/wgbird/wgbird/internal/health"
+)
+
+// CheckName is the Name of the checks Evaluate returns.
+const CheckName = "link"
+
+// State is what netlink reports about one interface.
+type State struct {
+	// Exists is false when there is no link of that name; the other
+	// fields are then zero.
+	Exists bool
+	Index  int
+	// Up is IFF_UP: administratively up.
+	Up bool
+	// Running is IFF_RUNNING: the link has a carrier.
+	Running bool
+	// OperState is the RFC 2863 operational state as netlink names it:
+	// "up", "down", "lower-layer-down", "unknown" (always for a TUN
+	// device), ...
+	OperState string
+	// Addrs are the addresses on the link with their prefix lengths, e.g.
+	// 192.168.20.1/24, both families, in the kernel's order.
+	Addrs []netip.Prefix
+}
+
+// dumpRetries bounds the retries of a netlink dump the kernel reports as
+// interrupted by a concurrent change.
+const dumpRetries = 3
+
+// Read reads the link name in the current network namespace (of the
+// calling OS thread). A missing link is State{Exists: false} with a nil
+// error.
+func Read(name string) (State, error) {
+	l, err := linkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return State{}, nil
+		}
+		return State{}, fmt.Errorf("reading link %s: %w", name, err)
+	}
+	a := l.Attrs()
+	s := State{
+		Exists:    true,
+		Index:     a.Index,
+		Up:        a.Flags&net.FlagUp != 0,
+		Running:   a.Flags&net.FlagRunning != 0,
+		OperState: a.OperState.String(),
+	}
+	addrs, err := addrList(l)
+	if err != nil {
+		return State{}, fmt.Errorf("listing addresses of link %s: %w", name, err)
+	}
+	for _, ad := range addrs {
+		if ad.IPNet == nil {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ad.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := ad.Mask.Size()
+		s.Addrs = append(s.Addrs, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return s, nil
+}
+
+func linkByName(name string) (netlink.Link, error) {
+	for i := 0; ; i++ {
+		l, err := netlink.LinkByName(name)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpRetries {
+			continue
+		}
+		return l, err
+	}
+}
+
+func addrList(l netlink.Link) ([]netlink.Addr, error) {
+	for i := 0; ; i++ {
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpRetries {
+			continue
+		}
+		return addrs, err
+	}
+}
+
+// Evaluate judges the result of one Read of the link name against the VIPs
+// that must be on it. It does no I/O.
+//
+// A missing link, a link that is administratively down or has no carrier
+// (not IFF_RUNNING, or operstate down; a TUN's operstate is always
+// "unknown", so the flags decide), and a missing VIP are hard failures:
+// the service's addresses cannot be reached through this server. A VIP
+// present with another prefix length counts as missing. A read error is a
+// soft failure.
+func Evaluate(name string, vips []netip.Prefix, s State, err error) health.Check {
+	c := health.Check{Name: CheckName}
+	switch {
+	case err != nil:
+		c.Detail = err.Error()
+		return c
+	case !s.Exists:
+		c.Hard, c.Detail = true, fmt.Sprintf("link %s not found", name)
+		return c
+	case !s.Up:
+		c.Hard, c.Detail = true, fmt.Sprintf("link %s is down", name)
+		return c
+	case !s.Running || operDown(s.OperState):
+		c.Hard, c.Detail = true, fmt.Sprintf("link %s has no carrier", name)
+		return c
+	}
+
+	var missing []string
+	for _, vip := range vips {
+		if m := vipMissing(name, vip, s.Addrs); m != "" {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		c.Hard, c.Detail = true, strings.Join(missing, "; ")
+		return c
+	}
+
+	c.OK = true
+	c.Detail = name + " up"
+	if len(vips) > 0 {
+		vs := make([]string, len(vips))
+		for i, v := range vips {
+			vs[i] = v.String()
+		}
+		c.Detail += ", VIPs " + strings.Join(vs, ", ") + " present"
+	}
+	return c
+}
+
+func operDown(state string) bool {
+	switch state {
+	case "down", "lower-layer-down", "not-present":
+		return true
+	}
+	return false
+}
+
+// vipMissing returns why vip is not on the link, or "" if it is.
+func vipMissing(name string, vip netip.Prefix, addrs []netip.Prefix) string {
+	want := netip.PrefixFrom(vip.Addr().Unmap(), vip.Bits())
+	var other []string
+	for _, a := range addrs {
+		if a == want {
+			return ""
+		}
+		if a.Addr() == want.Addr() {
+			other = append(other, a.String())
+		}
+	}
+	msg := fmt.Sprintf("VIP %s missing on %s", vip, name)
+	if len(other) > 0 {
+		msg += fmt.Sprintf(" (present as %s)", strings.Join(other, ", "))
+	}
+	return msg
+}
