@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -244,9 +245,38 @@ func (l *Lab) WaitRouted(ctx context.Context, timeout time.Duration) error {
 }
 
 // WaitTunnel waits until a ping through the client's tunnel is answered.
+// A client that tried to connect before the router had a route to the VIP
+// retries its handshake only every 5 s (WireGuard's REKEY_TIMEOUT); if the
+// first ping fails, the client's peer is re-created, which handshakes at
+// once.
 func (l *Lab) WaitTunnel(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if _, err := l.PingTunnel(time.Second); err == nil {
+		return nil
+	}
+	if err := l.ReconnectClient(ctx); err != nil {
+		return err
+	}
 	_, err := l.PingTunnelUntil(ctx, 250*time.Millisecond)
 	return err
+}
+
+// ReconnectClient removes the client's peer and adds it again, as a
+// restarted client would: the new peer handshakes at once.
+func (l *Lab) ReconnectClient(ctx context.Context) error {
+	out, err := l.wg(ctx, "client", "show", WGInterface, "peers")
+	if err != nil {
+		return fmt.Errorf("reconnecting the client: %w", err)
+	}
+	args := []string{"set", WGInterface}
+	for _, p := range strings.Fields(out) {
+		args = append(args, "peer", p, "remove")
+	}
+	if len(args) > 2 {
+		if _, err := l.wg(ctx, "client", args...); err != nil {
+			return fmt.Errorf("reconnecting the client: %w", err)
+		}
+	}
+	return l.ensureWireGuard(ctx, "client")
 }

@@ -162,6 +162,11 @@ func (l *Lab) Watch() (*Watcher, error) {
 		Namespace:         &ns,
 		ReceiveBufferSize: 1 << 20,
 		ErrorCallback: func(err error) {
+			select {
+			case <-w.done:
+				return // closing the socket makes the receive fail
+			default:
+			}
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = fmt.Errorf("route subscription: %w", err)

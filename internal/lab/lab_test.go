@@ -1,0 +1,231 @@
+package lab
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		in   string
+		want procState
+	}{
+		{"123 (wireguard-go) S 1 2 3", procState{Alive: true, Comm: "wireguard-go"}},
+		{"123 (wireguard-go) T 1 2 3", procState{Alive: true, Stopped: true, Comm: "wireguard-go"}},
+		{"123 (bird) Z 1 2 3", procState{Comm: "bird"}},
+		{"123 (a) b) R 1", procState{Alive: true, Comm: "a) b"}},
+		{"garbage", procState{}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, parseStat(tt.in)); diff != "" {
+			t.Errorf("parseStat(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestComm(t *testing.T) {
+	if got, want := comm("/tmp/x/wgbird-integration-test"), "wgbird-integrat"; got != want {
+		t.Errorf("comm = %q, want %q", got, want)
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got, want := unescapeMount(`/run/a\040b`), "/run/a b"; got != want {
+		t.Errorf("unescapeMount = %q, want %q", got, want)
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, m := range Modes {
+		got, err := ParseMode(string(m.Mode))
+		if err != nil || got.Mode != m.Mode {
+			t.Errorf("ParseMode(%q) = %v, %v", m.Mode, got.Mode, err)
+		}
+	}
+	_, err := ParseMode("explode")
+	if err == nil || !strings.Contains(err.Error(), "kill, hang, link-delete") {
+		t.Errorf("ParseMode(explode) error = %v, want the list of modes", err)
+	}
+	if len(Modes) != 11 {
+		t.Errorf("%d modes, want 11", len(Modes))
+	}
+}
+
+func TestParseHandshakes(t *testing.T) {
+	out := "AAA=\t1732556000\nBBB=\t0\n"
+	got, err := parseHandshakes(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"AAA=": time.Unix(1732556000, 0), "BBB=": {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseHandshakes (-want +got):\n%s", diff)
+	}
+	if _, err := parseHandshakes("AAA= x y"); err == nil {
+		t.Error("parseHandshakes accepted a malformed line")
+	}
+}
+
+func TestProtocolLine(t *testing.T) {
+	// Captured from bird 2.0.12.
+	out := "BIRD 2.0.12 ready.\nName       Proto      Table      State  Since         Info\nwg_vip4    Static     master4    up     17:41:18.977  \n"
+	if got, want := protocolLine(out, "wg_vip4"), "wg_vip4 Static master4 up 17:41:18.977"; got != want {
+		t.Errorf("protocolLine = %q, want %q", got, want)
+	}
+}
+
+func TestWgbirdConf(t *testing.T) {
+	got := WgbirdConf("/run/wgbird-lab/s1", Thresholds{Interval: 500 * time.Millisecond, Rise: 3})
+	want := `[bird]
+socket = "/run/wgbird-lab/s1/bird.ctl"
+
+[control]
+socket = "/run/wgbird-lab/s1/wgbird.sock"
+runtime_dir = "/run/wgbird-lab/s1/run"
+state_dir = "/run/wgbird-lab/s1/state"
+
+[[service]]
+interface = "wg0"
+vips = ["192.168.20.1/24"]
+protocols = ["wg_vip4"]
+listen_port = 51820
+interval = "500ms"
+rise = 3
+`
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("WgbirdConf (-want +got):\n%s", diff)
+	}
+}
+
+func TestServerBirdConfStartsDisabled(t *testing.T) {
+	conf := ServerBirdConf(Servers[0], "/x/bird.log")
+	for _, want := range []string{
+		"protocol static wg_vip4 {\n    disabled;",
+		`route 192.168.20.0/24 via "wg0";`,
+		"bfd on;",
+		"neighbor 10.0.0.1 as 65001;",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("server bird.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "graceful;") {
+		t.Errorf("server bird.conf uses bfd graceful")
+	}
+	rconf := RouterBirdConf("/x/bird.log")
+	for _, want := range []string{"merge paths yes;", "neighbor 10.0.5.1 as 65000;", "neighbor 10.0.7.1 as 65000;", "bfd on;", `interface "br0"`} {
+		if !strings.Contains(rconf, want) {
+			t.Errorf("router bird.conf lacks %q:\n%s", want, rconf)
+		}
+	}
+}
+
+func TestICMPChecksum(t *testing.T) {
+	// An echo request with its checksum filled in sums to zero.
+	msg := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'h', 'i', '!'}
+	c := icmpChecksum(msg)
+	msg[2], msg[3] = byte(c>>8), byte(c)
+	if got := icmpChecksum(msg); got != 0 {
+		t.Errorf("checksum over a checksummed message = %#x, want 0", got)
+	}
+}
+
+func route(gws ...string) netlink.Route {
+	r := netlink.Route{
+		Dst:      &net.IPNet{IP: net.IPv4(192, 168, 20, 0).To4(), Mask: net.CIDRMask(24, 32)},
+		Table:    unix.RT_TABLE_MAIN,
+		Type:     unix.RTN_UNICAST,
+		Priority: 32,
+	}
+	if len(gws) == 1 {
+		r.Gw = net.ParseIP(gws[0])
+		return r
+	}
+	for _, g := range gws {
+		r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{Gw: net.ParseIP(g)})
+	}
+	return r
+}
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range s {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	return out
+}
+
+func TestRouteTable(t *testing.T) {
+	tab := make(routeTable)
+	steps := []struct {
+		typ   uint16
+		r     netlink.Route
+		apply bool
+		want  []netip.Addr
+	}{
+		{unix.RTM_NEWROUTE, route("10.0.7.1", "10.0.5.1"), true, addrs("10.0.5.1", "10.0.7.1")},
+		{unix.RTM_NEWROUTE, route("10.0.7.1"), true, addrs("10.0.7.1")},
+		{unix.RTM_NEWROUTE, func() netlink.Route { r := route("1.1.1.1"); r.Dst.IP = net.IPv4(10, 0, 0, 0).To4(); return r }(), false, addrs("10.0.7.1")},
+		{unix.RTM_NEWROUTE, func() netlink.Route { r := route("1.1.1.1"); r.Table = 100; return r }(), false, addrs("10.0.7.1")},
+		{unix.RTM_DELROUTE, route("10.0.7.1"), true, nil},
+	}
+	for i, s := range steps {
+		if got := tab.apply(s.typ, s.r); got != s.apply {
+			t.Errorf("step %d: apply = %v, want %v", i, got, s.apply)
+		}
+		if diff := cmp.Diff(s.want, tab.nexthops(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("step %d: nexthops (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+func TestWatcherQueries(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	s1, s2 := Servers[0].Addr, Servers[1].Addr
+	w := &Watcher{
+		changes: []Change{
+			{At: at(0), Nexthops: []netip.Addr{s1, s2}},
+			{At: at(100), Nexthops: []netip.Addr{s2}},
+			{At: at(300), Nexthops: nil},
+			{At: at(500), Nexthops: []netip.Addr{s1, s2}},
+		},
+		wake: make(chan struct{}),
+	}
+	if bad := w.Always(at(50), at(250), Has(s2)); bad != nil {
+		t.Errorf("Always(has s2) in [50,250] = %v, want nil", bad)
+	}
+	if bad := w.Always(at(50), at(350), Has(s2)); bad == nil || !bad.At.Equal(at(300)) {
+		t.Errorf("Always(has s2) in [50,350] = %v, want the change at 300", bad)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := w.WaitFor(ctx, at(50), Lacks(s1))
+	if err != nil || !c.At.Equal(at(100)) {
+		t.Errorf("WaitFor(lacks s1) since 50 = %v, %v; want the change at 100", c, err)
+	}
+	c, err = w.WaitFor(ctx, at(150), Lacks(s1))
+	if err != nil || !c.At.Equal(at(150)) {
+		t.Errorf("WaitFor(lacks s1) since 150 = %v, %v; want the state in effect, at 150", c, err)
+	}
+	c, err = w.WaitFor(ctx, at(150), Exactly(s2, s1))
+	if err != nil || !c.At.Equal(at(500)) {
+		t.Errorf("WaitFor(exactly both) since 150 = %v, %v; want the change at 500", c, err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel2()
+	if _, err := w.WaitFor(short, at(600), Exactly()); err == nil {
+		t.Error("WaitFor(no route) since 600 succeeded, want a timeout")
+	}
+	if !All([]netip.Addr{s1, s2}) || All([]netip.Addr{s2}) {
+		t.Error("All is wrong")
+	}
+}
