@@ -102,9 +102,9 @@ func describeError(name string, err error) (detail string, hard bool) {
 	var timeout *TimeoutError
 	switch {
 	case errors.As(err, &inFlight):
-		return fmt.Sprintf("previous read still in flight for %s", roundFlight(inFlight.For)), false
+		return fmt.Sprintf("previous read still in flight for %s", roundHuman(inFlight.For)), false
 	case errors.As(err, &timeout) && errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("wireguard-go not answering within %s", timeout.After.Round(time.Millisecond)), false
+		return fmt.Sprintf("wireguard-go not answering within %s", roundHuman(timeout.After)), false
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("device %s not read before the deadline", name), false
 	case errors.Is(err, context.Canceled):

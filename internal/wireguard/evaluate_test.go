@@ -93,6 +93,8 @@ func TestEvaluate(t *testing.T) {
 			soft("wireguard-go not answering within 250ms")},
 		{"in flight", spec, nil, &InFlightError{Device: "wg0", For: 1234 * time.Millisecond},
 			soft("previous read still in flight for 1.2s")},
+		{"not answering, deadline measured from the call", spec, nil, &TimeoutError{Device: "wg0", After: 249*time.Millisecond + 300*time.Microsecond, Err: context.DeadlineExceeded},
+			soft("wireguard-go not answering within 250ms")},
 		{"in flight briefly", spec, nil, &InFlightError{Device: "wg0", For: 80 * time.Millisecond},
 			soft("previous read still in flight for 80ms")},
 		{"deadline already passed", spec, nil, wrapped(context.DeadlineExceeded),

@@ -415,10 +415,13 @@ func hangDevice(t *testing.T, r *Reader, d *wgDevice, other string) (goroutines,
 	if elapsed > deadline+2*time.Second {
 		t.Errorf("Device(stopped %s) returned after %v, want about %v", d.name, elapsed, deadline)
 	}
-	want := health.Check{Name: "wireguard", Detail: "wireguard-go not answering within 250ms"}
-	if diff := cmp.Diff(want, Evaluate(spec, dev, err, time.Now())); diff != "" {
-		t.Errorf("Evaluate(stopped) (-want +got):\n%s", diff)
+	// The exact figure depends on scheduling (it is measured from the
+	// start of Device to the deadline); the unit tests pin the wording.
+	c := Evaluate(spec, dev, err, time.Now())
+	if c.OK || c.Hard || !strings.HasPrefix(c.Detail, "wireguard-go not answering within ") {
+		t.Errorf("Evaluate(stopped) = %+v, want a soft failure \"wireguard-go not answering within ...\"", c)
 	}
+	t.Logf("Evaluate(stopped): %s", c.Detail)
 
 	for range 3 {
 		_, err = read(t, r, d.name, deadline)
@@ -426,7 +429,7 @@ func hangDevice(t *testing.T, r *Reader, d *wgDevice, other string) (goroutines,
 			t.Fatalf("Device(%s) with a read in flight: error = %v, want ErrInFlight", d.name, err)
 		}
 	}
-	c := Evaluate(spec, nil, err, time.Now())
+	c = Evaluate(spec, nil, err, time.Now())
 	if c.OK || c.Hard || !strings.HasPrefix(c.Detail, "previous read still in flight for ") {
 		t.Errorf("Evaluate(in flight) = %+v, want a soft failure \"previous read still in flight for ...\"", c)
 	}

@@ -32,7 +32,7 @@ type InFlightError struct {
 }
 
 func (e *InFlightError) Error() string {
-	return fmt.Sprintf("reading wireguard device %q: %v for %s", e.Device, ErrInFlight, roundFlight(e.For))
+	return fmt.Sprintf("reading wireguard device %q: %v for %s", e.Device, ErrInFlight, roundHuman(e.For))
 }
 
 // Is makes errors.Is(err, ErrInFlight) true.
@@ -51,7 +51,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("reading wireguard device %q: no answer within %s: %v", e.Device, e.After.Round(time.Millisecond), e.Err)
+	return fmt.Sprintf("reading wireguard device %q: no answer within %s: %v", e.Device, roundHuman(e.After), e.Err)
 }
 
 func (e *TimeoutError) Unwrap() error { return e.Err }
@@ -183,10 +183,16 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// roundFlight rounds an in-flight duration for people: 1.2s, 350ms.
-func roundFlight(d time.Duration) time.Duration {
-	if d >= time.Second {
+// roundHuman rounds a duration for people: 1.2s, 250ms, 80ms. A wait
+// measured from the start of Device to the deadline is a little shorter
+// than the timeout the caller set (249.6ms for 250ms); the rounding hides
+// that.
+func roundHuman(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
 		return d.Round(100 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(10 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
 }
