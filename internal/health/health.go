@@ -3,6 +3,7 @@ package health
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Check is the outcome of one health check of a service.
@@ -17,6 +18,8 @@ type Check struct {
 	// Detail explains the result to a person, e.g. "VIP 192.168.20.1/24
 	// missing on wg0".
 	Detail string
+	// Took is how long the check ran.
+	Took time.Duration
 }
 
 // Result is one evaluation of a service: the AND of its checks.
