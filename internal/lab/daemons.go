@@ -223,7 +223,7 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
+	err = poll(ctx, 2*time.Second, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
 		if !readProc(pid).Alive {
 			return false, fmt.Errorf("wgbird exited: %s", tail(logFile, 5))
 		}
