@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -257,12 +258,17 @@ func cmdFail(ctx context.Context, out io.Writer, dir string, log *slog.Logger, s
 		return err
 	}
 	defer w.Close()
+	wasRouted := slices.Contains(w.Current(), s.Addr)
 	t0, err := l.Fail(ctx, server, m.Mode)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%s: %s\n", server, m.Help)
 	if wait <= 0 {
+		return nil
+	}
+	if !wasRouted {
+		fmt.Fprintf(out, "router: nexthop %s was not routed before the fault\n", s.Addr)
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
