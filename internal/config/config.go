@@ -20,6 +20,7 @@ type Config struct {
 	Control  Control
 	Shutdown Shutdown
 	Metrics  Metrics
+	Hook     Hook
 	// Services holds at least one service, in file order.
 	Services []Service
 }
@@ -57,6 +58,12 @@ type Metrics struct {
 	Listen string // host:port; "" = no metrics endpoint
 }
 
+// Hook is the [hook] table: a command run on every transition.
+type Hook struct {
+	Command []string // program and arguments; nil = no hook
+	Timeout time.Duration
+}
+
 // Service is one [[service]]: a WireGuard interface, the VIPs that must be on
 // it, the BIRD protocols announced while it is healthy, and its thresholds.
 type Service struct {
@@ -74,6 +81,7 @@ type Service struct {
 	MaxHandshakeAge time.Duration // 0 = off
 	QuietPeriod     time.Duration
 	Exec            []Exec
+	Probe           *Probe // nil = no probe
 }
 
 // Exec is one [[service.exec]] check.
@@ -81,6 +89,16 @@ type Exec struct {
 	Name    string
 	Command []string
 	Timeout time.Duration
+}
+
+// Probe is a service's [service.probe] table: the active WireGuard
+// handshake probe against the service's own server.
+type Probe struct {
+	PrivateKeyFile   string // the probe's private key, as written by wgbird probe-key
+	PresharedKeyFile string // "" = no preshared key
+	ServerPublicKey  string // base64; "" = the device's own public key
+	Endpoint         string // address:port; "" = 127.0.0.1 and the device's listen port
+	Timeout          time.Duration
 }
 
 // Defaults of the keys that are not required.
@@ -101,6 +119,8 @@ const (
 	DefaultMinPeers         = 1
 	DefaultQuietPeriod      = 10 * time.Second
 	DefaultExecTimeout      = 2 * time.Second
+	DefaultProbeTimeout     = 250 * time.Millisecond // or Interval/2, if shorter
+	DefaultHookTimeout      = 10 * time.Second
 	MinInterval             = 10 * time.Millisecond
 )
 
@@ -123,6 +143,7 @@ func Default() Config {
 			OnSystemShutdown: DefaultOnSystemShutdown,
 			OnStop:           DefaultOnStop,
 		},
+		Hook: Hook{Timeout: DefaultHookTimeout},
 	}
 }
 

@@ -41,6 +41,10 @@ on_stop = "withdraw"
 [metrics]
 listen = "127.0.0.1:9474"
 
+[hook]
+command = ["/usr/local/bin/wgbird-hook", "--notify"]
+timeout = "5s"
+
 [[service]]
 name = "vpn"
 interface = "wg0"
@@ -63,6 +67,13 @@ quiet_period = "30s"
   name = "upstream"
   command = ["/bin/ping", "-c1", "-W1", "10.0.0.1"]
   timeout = "1s"
+
+  [service.probe]
+  private_key_file = "/etc/wgbird/probe.key"
+  preshared_key_file = "/etc/wgbird/probe.psk"
+  server_public_key = "SIiU/AB9IJaK3i+R9l42aWzMfoGbnGTU8zkCbVIg2kg="
+  endpoint = "192.168.20.1:51820"
+  timeout = "100ms"
 
 [[service]]
 interface = "wg1"
@@ -91,6 +102,7 @@ func defaults() Config {
 		BIRD:     BIRD{Socket: "/run/bird/bird.ctl", Timeout: 2 * time.Second},
 		Control:  Control{Socket: "/run/wgbird/wgbird.sock", StateDir: "/var/lib/wgbird", RuntimeDir: "/run/wgbird"},
 		Shutdown: Shutdown{Delay: 2 * time.Second, OnSystemShutdown: "withdraw", OnStop: "keep"},
+		Hook:     Hook{Timeout: 10 * time.Second},
 	}
 }
 
@@ -105,6 +117,7 @@ func TestParseValid(t *testing.T) {
 		Control:  Control{Socket: "/run/wgbird/ctl.sock", Group: "wgbird", StateDir: "/var/lib/wgbird2", RuntimeDir: "/run/wgbird2"},
 		Shutdown: Shutdown{Delay: 5 * time.Second, OnSystemShutdown: Keep, OnStop: Withdraw},
 		Metrics:  Metrics{Listen: "127.0.0.1:9474"},
+		Hook:     Hook{Command: []string{"/usr/local/bin/wgbird-hook", "--notify"}, Timeout: 5 * time.Second},
 		Services: []Service{
 			{
 				Name:      "vpn",
@@ -126,6 +139,13 @@ func TestParseValid(t *testing.T) {
 				Exec: []Exec{
 					{Name: "exec1", Command: []string{"/usr/local/bin/check-dns", "192.168.20.53"}, Timeout: 2 * time.Second},
 					{Name: "upstream", Command: []string{"/bin/ping", "-c1", "-W1", "10.0.0.1"}, Timeout: time.Second},
+				},
+				Probe: &Probe{
+					PrivateKeyFile:   "/etc/wgbird/probe.key",
+					PresharedKeyFile: "/etc/wgbird/probe.psk",
+					ServerPublicKey:  "SIiU/AB9IJaK3i+R9l42aWzMfoGbnGTU8zkCbVIg2kg=",
+					Endpoint:         "192.168.20.1:51820",
+					Timeout:          100 * time.Millisecond,
 				},
 			},
 			func() Service {
@@ -167,6 +187,35 @@ service = [
 			return withServices(s)
 		}()},
 		{"CRLF line endings", strings.ReplaceAll(minimal, "\n", "\r\n"), withServices(minimalService())},
+		{"probe with defaults", minimal + "[service.probe]\nprivate_key_file = \"/etc/wgbird/probe.key\"\n", func() *Config {
+			s := minimalService()
+			s.Probe = &Probe{PrivateKeyFile: "/etc/wgbird/probe.key", Timeout: 250 * time.Millisecond}
+			return withServices(s)
+		}()},
+		{"probe as an inline table, IPv6 endpoint", minimal + "probe = { private_key_file = \"/k\", endpoint = \"[::1]:51820\" }\n", func() *Config {
+			s := minimalService()
+			s.Probe = &Probe{PrivateKeyFile: "/k", Endpoint: "[::1]:51820", Timeout: 250 * time.Millisecond}
+			return withServices(s)
+		}()},
+		{"short interval shrinks the probe timeout", minimal + "interval = \"100ms\"\n[service.probe]\nprivate_key_file = \"/k\"\n", func() *Config {
+			s := shortInterval
+			s.Probe = &Probe{PrivateKeyFile: "/k", Timeout: 50 * time.Millisecond}
+			return withServices(s)
+		}()},
+		{"probe in the second service only", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"10.8.0.1/16\"]\nprotocols = [\"wg1_vip4\"]\n[service.probe]\nprivate_key_file = \"/k1\"\n", func() *Config {
+			s := minimalService()
+			s.Name, s.Interface = "wg1", "wg1"
+			s.VIPs = []netip.Prefix{netip.MustParsePrefix("10.8.0.1/16")}
+			s.Protocols = []string{"wg1_vip4"}
+			s.Probe = &Probe{PrivateKeyFile: "/k1", Timeout: 250 * time.Millisecond}
+			return withServices(minimalService(), s)
+		}()},
+		{"empty hook command is off", "[hook]\ncommand = []\n" + minimal, withServices(minimalService())},
+		{"hook with defaults", "[hook]\ncommand = [\"/usr/local/bin/hook\"]\n" + minimal, func() *Config {
+			c := withServices(minimalService())
+			c.Hook.Command = []string{"/usr/local/bin/hook"}
+			return c
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,13 +245,13 @@ func TestParseErrors(t *testing.T) {
 		{"integer too large", minimal + "rise = 99999999999999999999\n", "/etc/wgbird/wgbird.toml:5: service[1].rise: invalid TOML: decimal number is too large to fit in a 64-bit signed integer"},
 
 		// Unknown keys.
-		{"unknown key at top level", "foo = 1\n" + minimal, "/etc/wgbird/wgbird.toml:1: foo: unknown key (known keys: bird, control, shutdown, metrics, service)"},
-		{"unknown table", "[birdd]\nsocket = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:1: birdd: unknown key (known keys: bird, control, shutdown, metrics, service)"},
+		{"unknown key at top level", "foo = 1\n" + minimal, "/etc/wgbird/wgbird.toml:1: foo: unknown key (known keys: bird, control, shutdown, metrics, hook, service)"},
+		{"unknown table", "[birdd]\nsocket = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:1: birdd: unknown key (known keys: bird, control, shutdown, metrics, hook, service)"},
 		{"unknown key in bird", "[bird]\nsockett = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: bird.sockett: unknown key (known keys: socket, timeout)"},
-		{"unknown key in service", minimal + "intervall = \"1s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].intervall: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec)"},
+		{"unknown key in service", minimal + "intervall = \"1s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].intervall: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec, probe)"},
 		{"unknown key in exec", minimal + "[[service.exec]]\ncommand = [\"/bin/true\"]\ncmd = \"x\"\n", "/etc/wgbird/wgbird.toml:7: service[1].exec[1].cmd: unknown key (known keys: name, command, timeout)"},
-		{"unknown dotted key in second service", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"192.168.21.1/24\"]\nprotocols = [\"wg_vip5\"]\nfoo.bar = 1\n", "/etc/wgbird/wgbird.toml:9: service[2].foo: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec)"},
-		{"unknown key in inline table", "service = [{ interface = \"wg0\", vips = [\"192.168.20.1/24\"], protocols = [\"wg_vip4\"], x = 1 }]\n", "/etc/wgbird/wgbird.toml:1: service[1].x: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec)"},
+		{"unknown dotted key in second service", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"192.168.21.1/24\"]\nprotocols = [\"wg_vip5\"]\nfoo.bar = 1\n", "/etc/wgbird/wgbird.toml:9: service[2].foo: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec, probe)"},
+		{"unknown key in inline table", "service = [{ interface = \"wg0\", vips = [\"192.168.20.1/24\"], protocols = [\"wg_vip4\"], x = 1 }]\n", "/etc/wgbird/wgbird.toml:1: service[1].x: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec, probe)"},
 
 		// Wrong types.
 		{"rise is a string", minimal + "rise = \"three\"\n", "/etc/wgbird/wgbird.toml:5: service[1].rise: must be an integer, got string"},
@@ -299,6 +348,29 @@ func TestParseErrors(t *testing.T) {
 		{"runtime_dir equals state_dir", "[control]\nstate_dir = \"/var/lib/wgbird\"\nruntime_dir = \"/var/lib/wgbird\"\n" + minimal, "/etc/wgbird/wgbird.toml:3: control.runtime_dir: must differ from control.state_dir (/var/lib/wgbird): one keeps drains across reboots, the other does not"},
 		{"bird socket is wgbird's", "[bird]\nsocket = \"/run/wgbird/wgbird.sock\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: bird.socket: must differ from control.socket (/run/wgbird/wgbird.sock)"},
 		{"bad group", "[control]\ngroup = \"wg bird\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: control.group: invalid group \"wg bird\": must not contain whitespace, control characters, ':', ',' or '/'"},
+
+		// Probe.
+		{"probe without private_key_file", minimal + "[service.probe]\ntimeout = \"100ms\"\n", "/etc/wgbird/wgbird.toml:5: service[1].probe: missing required key \"private_key_file\""},
+		{"probe key file relative", minimal + "[service.probe]\nprivate_key_file = \"probe.key\"\n", "/etc/wgbird/wgbird.toml:6: service[1].probe.private_key_file: must be an absolute path, got \"probe.key\""},
+		{"probe psk file relative", minimal + "[service.probe]\nprivate_key_file = \"/k\"\npreshared_key_file = \"psk\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.preshared_key_file: must be an absolute path, got \"psk\""},
+		{"unknown key in probe", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nkey = \"x\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.key: unknown key (known keys: private_key_file, preshared_key_file, server_public_key, endpoint, timeout)"},
+		{"probe is a string", minimal + "probe = \"/k\"\n", "/etc/wgbird/wgbird.toml:5: service[1].probe: must be a table, got string"},
+		{"probe is an array of tables", minimal + "[[service.probe]]\nprivate_key_file = \"/k\"\n", "/etc/wgbird/wgbird.toml:5: service[1].probe: must be a table, got array"},
+		{"probe server key not base64", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nserver_public_key = \"not a key\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.server_public_key: invalid WireGuard public key \"not a key\": not base64; want the 44 characters of base64 that wg pubkey prints"},
+		{"probe server key too short", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nserver_public_key = \"eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.server_public_key: invalid WireGuard public key \"eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==\": 31 bytes, want 32; want the 44 characters of base64 that wg pubkey prints"},
+		{"probe server key without padding", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nserver_public_key = \"SIiU/AB9IJaK3i+R9l42aWzMfoGbnGTU8zkCbVIg2kg\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.server_public_key: invalid WireGuard public key \"SIiU/AB9IJaK3i+R9l42aWzMfoGbnGTU8zkCbVIg2kg\": not base64; want the 44 characters of base64 that wg pubkey prints"},
+		{"probe endpoint is a host name", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nendpoint = \"localhost:51820\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.endpoint: invalid endpoint \"localhost:51820\": want address:port such as \"127.0.0.1:51820\" or \"[::1]:51820\""},
+		{"probe endpoint without port", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nendpoint = \"127.0.0.1\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.endpoint: invalid endpoint \"127.0.0.1\": want address:port such as \"127.0.0.1:51820\" or \"[::1]:51820\""},
+		{"probe endpoint port 0", minimal + "[service.probe]\nprivate_key_file = \"/k\"\nendpoint = \"127.0.0.1:0\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.endpoint: invalid endpoint \"127.0.0.1:0\": want a port from 1 to 65535"},
+		{"probe zero timeout", minimal + "[service.probe]\nprivate_key_file = \"/k\"\ntimeout = \"0s\"\n", "/etc/wgbird/wgbird.toml:7: service[1].probe.timeout: must be positive, got 0s"},
+		{"probe timeout equal to interval", minimal + "interval = \"200ms\"\n[service.probe]\nprivate_key_file = \"/k\"\ntimeout = \"200ms\"\n", "/etc/wgbird/wgbird.toml:8: service[1].probe.timeout: must be less than interval (200ms), got 200ms"},
+
+		// Hook.
+		{"hook with empty program", "[hook]\ncommand = [\"\", \"x\"]\n" + minimal, "/etc/wgbird/wgbird.toml:2: hook.command[1]: the program must not be empty"},
+		{"hook command is a string", "[hook]\ncommand = \"/bin/hook\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: hook.command: must be an array of strings, got string"},
+		{"hook zero timeout", "[hook]\ncommand = [\"/bin/hook\"]\ntimeout = \"0s\"\n" + minimal, "/etc/wgbird/wgbird.toml:3: hook.timeout: must be positive, got 0s"},
+		{"unknown key in hook", "[hook]\nrun = [\"/bin/hook\"]\n" + minimal, "/etc/wgbird/wgbird.toml:2: hook.run: unknown key (known keys: command, timeout)"},
+		{"hook is an array", "hook = [\"/bin/hook\"]\n" + minimal, "/etc/wgbird/wgbird.toml:1: hook: must be a table, got array"},
 
 		// The first error in the file wins.
 		{"first of several errors", minimal + "rise = 0\nfall = 0\n", "/etc/wgbird/wgbird.toml:5: service[1].rise: must be at least 1, got 0"},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"net"
@@ -226,14 +227,16 @@ func (t *table) filePath(k string, dst *string, socket bool) {
 }
 
 var (
-	topKeys      = []string{"bird", "control", "shutdown", "metrics", "service"}
+	topKeys      = []string{"bird", "control", "shutdown", "metrics", "hook", "service"}
 	birdKeys     = []string{"socket", "timeout"}
 	controlKeys  = []string{"socket", "group", "state_dir", "runtime_dir"}
 	shutdownKeys = []string{"delay", "on_system_shutdown", "on_stop"}
 	metricsKeys  = []string{"listen"}
+	hookKeys     = []string{"command", "timeout"}
 	serviceKeys  = []string{"name", "interface", "vips", "protocols", "interval", "fast_interval", "timeout",
-		"rise", "fall", "listen_port", "min_peers", "max_handshake_age", "quiet_period", "exec"}
-	execKeys = []string{"name", "command", "timeout"}
+		"rise", "fall", "listen_port", "min_peers", "max_handshake_age", "quiet_period", "exec", "probe"}
+	execKeys  = []string{"name", "command", "timeout"}
+	probeKeys = []string{"private_key_file", "preshared_key_file", "server_public_key", "endpoint", "timeout"}
 )
 
 func (d *decoder) config(doc tree) *Config {
@@ -273,8 +276,26 @@ func (d *decoder) config(doc tree) *Config {
 			}
 		}
 	}
+	if v, ok := top.m["hook"]; ok {
+		if t, ok := d.asTable("hook", v, hookKeys); ok {
+			d.hook(t, &cfg.Hook)
+		}
+	}
 	cfg.Services = d.services(top.m["service"])
 	return &cfg
+}
+
+// hook decodes [hook]. An absent or empty command turns the hook off.
+func (d *decoder) hook(t *table, h *Hook) {
+	cmd, _, ok := t.strs("command")
+	switch {
+	case !ok || len(cmd) == 0:
+	case cmd[0] == "":
+		d.errorf(index(t.key("command"), 0), "the program must not be empty")
+	default:
+		h.Command = cmd
+	}
+	t.duration("timeout", &h.Timeout, 0, true)
 }
 
 func (d *decoder) control(t *table, c *Control) {
@@ -497,7 +518,71 @@ func (d *decoder) service(path string, v any) (s Service, nameKey string) {
 	if v, ok := t.m["exec"]; ok {
 		s.Exec = d.execs(t.key("exec"), v)
 	}
+	if v, ok := t.m["probe"]; ok {
+		s.Probe = d.probe(t.key("probe"), v, s.Interval, intervalOK)
+	}
 	return s, nameKey
+}
+
+// probe decodes [service.probe]. Whether the key files exist and are
+// private is checked when the daemon starts, not here.
+func (d *decoder) probe(key string, v any, interval time.Duration, intervalOK bool) *Probe {
+	p := &Probe{Timeout: min(DefaultProbeTimeout, interval/2)}
+	t, ok := d.asTable(key, v, probeKeys)
+	if !ok {
+		return nil
+	}
+	if !t.has("private_key_file") {
+		d.errorf(key, "missing required key %q", "private_key_file")
+	}
+	t.filePath("private_key_file", &p.PrivateKeyFile, false)
+	t.filePath("preshared_key_file", &p.PresharedKeyFile, false)
+	var s string
+	if present, ok := t.str("server_public_key", &s); present && ok {
+		if msg := checkPublicKey(s); msg != "" {
+			d.errorf(t.key("server_public_key"), "%s", msg)
+		} else {
+			p.ServerPublicKey = s
+		}
+	}
+	if present, ok := t.str("endpoint", &s); present && ok {
+		if msg := checkEndpoint(s); msg != "" {
+			d.errorf(t.key("endpoint"), "%s", msg)
+		} else {
+			p.Endpoint = s
+		}
+	}
+	if present, ok := t.duration("timeout", &p.Timeout, 0, true); present && ok && intervalOK && p.Timeout >= interval {
+		d.errorf(t.key("timeout"), "must be less than interval (%s), got %s", interval, p.Timeout)
+	}
+	return p
+}
+
+// checkPublicKey accepts a WireGuard public key as wg(8) prints it: 32
+// bytes in standard base64.
+func checkPublicKey(s string) string {
+	const want = "want the 44 characters of base64 that wg pubkey prints"
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("invalid WireGuard public key %q: not base64; %s", s, want)
+	case len(b) != 32:
+		return fmt.Sprintf("invalid WireGuard public key %q: %d bytes, want 32; %s", s, len(b), want)
+	}
+	return ""
+}
+
+// checkEndpoint accepts an IP address and a port 1..65535: the probe sends
+// to an address, never resolves a name.
+func checkEndpoint(s string) string {
+	ap, err := netip.ParseAddrPort(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf(`invalid endpoint %q: want address:port such as "127.0.0.1:51820" or "[::1]:51820"`, s)
+	case ap.Port() == 0:
+		return fmt.Sprintf("invalid endpoint %q: want a port from 1 to 65535", s)
+	}
+	return ""
 }
 
 // checkInterface applies the kernel's rules for a network device name

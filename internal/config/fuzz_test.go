@@ -15,6 +15,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("service = [{ interface = \"wg0\", vips = [\"fd00::1/64\"], protocols = [\"p\"] }]\n"))
 	f.Add([]byte(minimal + "[[service.exec]]\ncommand = [\"/bin/true\"]\n[[service]]\n"))
+	f.Add([]byte(minimal + "[service.probe]\nprivate_key_file = \"/k\"\nendpoint = \"[::1]:1\"\n"))
+	f.Add([]byte("[hook]\ncommand = []\n" + minimal))
 	f.Add([]byte("[bird]\nsocket = \n"))
 	f.Add([]byte("a.\"b c\".d = [[1, {x = 2}], []]\n[[a.e]]\n[a.e.f]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -56,6 +58,13 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("accepted a bad exec: %+v", x)
 				}
 			}
+			if p := s.Probe; p != nil && (!strings.HasPrefix(p.PrivateKeyFile, "/") || p.Timeout <= 0 || p.Timeout >= s.Interval ||
+				p.ServerPublicKey != "" && checkPublicKey(p.ServerPublicKey) != "" || p.Endpoint != "" && checkEndpoint(p.Endpoint) != "") {
+				t.Fatalf("accepted a bad probe: %+v", *p)
+			}
+		}
+		if h := cfg.Hook; h.Timeout <= 0 || len(h.Command) > 0 && h.Command[0] == "" {
+			t.Fatalf("accepted a bad hook: %+v", h)
 		}
 	})
 }
