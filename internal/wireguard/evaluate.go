@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,11 @@ type Spec struct {
 	// is older, or when there has been none; 0 turns the check off (an idle
 	// server has no handshakes).
 	MaxHandshakeAge time.Duration
+	// IgnorePeers are left out of the peer count and of the newest
+	// handshake: wgbird's own probe peer is always configured and
+	// handshakes every interval, and must not make a server without
+	// clients, or an idle one, look healthy.
+	IgnorePeers []wgtypes.Key
 }
 
 // Evaluate judges the result of one Reader.Device call at time now. It does
@@ -69,10 +75,11 @@ func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.C
 	case spec.ListenPort != 0 && dev.ListenPort != spec.ListenPort:
 		problems = append(problems, fmt.Sprintf("listen port %d, want %d", dev.ListenPort, spec.ListenPort))
 	}
-	if len(dev.Peers) < spec.MinPeers {
-		problems = append(problems, fmt.Sprintf("%s, want at least %d", peers(len(dev.Peers)), spec.MinPeers))
+	counted := countedPeers(dev.Peers, spec.IgnorePeers)
+	if len(counted) < spec.MinPeers {
+		problems = append(problems, fmt.Sprintf("%s, want at least %d", peers(len(counted)), spec.MinPeers))
 	}
-	newest := newestHandshake(dev.Peers)
+	newest := newestHandshake(counted)
 	if spec.MaxHandshakeAge > 0 {
 		switch {
 		case newest.IsZero():
@@ -91,7 +98,7 @@ func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.C
 	if !newest.IsZero() {
 		hs = fmt.Sprintf("newest handshake %s ago", age(now.Sub(newest)))
 	}
-	c.Detail = fmt.Sprintf("listen %d, %s, %s", dev.ListenPort, peers(len(dev.Peers)), hs)
+	c.Detail = fmt.Sprintf("listen %d, %s, %s", dev.ListenPort, peers(len(counted)), hs)
 	return c
 }
 
@@ -115,6 +122,20 @@ func describeError(name string, err error) (detail string, hard bool) {
 		return fmt.Sprintf("device %s gone: its UAPI socket refuses connections (wireguard-go not running)", name), true
 	}
 	return err.Error(), false
+}
+
+// countedPeers returns ps without the peers whose key is in ignore.
+func countedPeers(ps []wgtypes.Peer, ignore []wgtypes.Key) []wgtypes.Peer {
+	if len(ignore) == 0 {
+		return ps
+	}
+	out := make([]wgtypes.Peer, 0, len(ps))
+	for _, p := range ps {
+		if !slices.Contains(ignore, p.PublicKey) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func newestHandshake(ps []wgtypes.Peer) time.Time {

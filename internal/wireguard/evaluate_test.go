@@ -43,6 +43,12 @@ func TestEvaluate(t *testing.T) {
 	withAge.MaxHandshakeAge = 3 * time.Minute
 	anyPort := spec
 	anyPort.ListenPort = 0
+	// probeKey is the key of the first peer device() makes.
+	probeKey := wgtypes.Key{0, 9}
+	ignoreProbe := spec
+	ignoreProbe.IgnorePeers = []wgtypes.Key{probeKey}
+	ignoreProbeAge := withAge
+	ignoreProbeAge.IgnorePeers = []wgtypes.Key{probeKey}
 
 	noKey := device(51820, never)
 	noKey.PrivateKey = wgtypes.Key{}
@@ -88,6 +94,17 @@ func TestEvaluate(t *testing.T) {
 		{"several problems", withAge, func() *wgtypes.Device { d := device(0); d.PrivateKey = wgtypes.Key{}; return d }(), nil,
 			soft("private key not set; listen port not set, want 51820; 0 peers, want at least 1; no handshake yet, want one within 3m0s")},
 		{"nil device without error", spec, nil, nil, soft("no data read from device wg0")},
+
+		{"ignored peer not counted", ignoreProbe, device(51820, time.Second, 20*time.Second), nil,
+			ok("listen 51820, 1 peer, newest handshake 20s ago")},
+		{"only the ignored peer", ignoreProbe, device(51820, time.Second), nil,
+			soft("0 peers, want at least 1")},
+		{"ignored peer's handshake does not count", ignoreProbeAge, device(51820, time.Second, 10*time.Minute), nil,
+			soft("newest handshake 10m0s ago, want within 3m0s")},
+		{"ignored peer absent", ignoreProbe, func() *wgtypes.Device { d := device(51820, never, never, never); d.Peers = d.Peers[1:]; return d }(), nil,
+			ok("listen 51820, 2 peers, no handshake yet")},
+		{"ignored key of no peer changes nothing", Spec{Interface: "wg0", MinPeers: 1, IgnorePeers: []wgtypes.Key{{7}}}, device(51820, time.Second), nil,
+			ok("listen 51820, 1 peer, newest handshake 1s ago")},
 
 		{"not answering", spec, nil, &TimeoutError{Device: "wg0", After: 250 * time.Millisecond, Err: context.DeadlineExceeded},
 			soft("wireguard-go not answering within 250ms")},
