@@ -24,6 +24,7 @@ type peerTrack struct {
 	endpoint string
 	rx, tx   int64
 	changed  time.Time // when the counters last moved (or the peer appeared)
+	moved    bool      // seen moving, or appeared after the first read
 	hist     []point   // totals within Window, oldest first
 }
 
@@ -45,8 +46,9 @@ type TrafficState struct {
 	Window time.Duration
 	// DeviceMissing: the interface is gone, so nothing flows.
 	DeviceMissing bool
-	// Active are the peers whose counters moved within the period, the
-	// busiest first.
+	// Active are the peers seen moving within the period, the busiest
+	// first. Peers that have not moved since the first read are not
+	// listed, yet count against Quiet until a period has passed.
 	Active []ActivePeer
 }
 
@@ -69,7 +71,8 @@ func NewTraffic() *Traffic {
 // Reads must come in time order (r.ReadAt).
 func (t *Traffic) Observe(r PeersReply) TrafficState {
 	now := r.ReadAt
-	if t.start.IsZero() {
+	first := t.start.IsZero()
+	if first {
 		t.start = now
 	}
 	t.period = time.Duration(r.QuietPeriod)
@@ -78,10 +81,10 @@ func (t *Traffic) Observe(r PeersReply) TrafficState {
 		seen[p.PublicKey] = true
 		pt, ok := t.peers[p.PublicKey]
 		if !ok {
-			pt = &peerTrack{changed: now, rx: p.RxBytes, tx: p.TxBytes}
+			pt = &peerTrack{changed: now, moved: !first, rx: p.RxBytes, tx: p.TxBytes}
 			t.peers[p.PublicKey] = pt
 		} else if p.RxBytes != pt.rx || p.TxBytes != pt.tx {
-			pt.changed = now
+			pt.changed, pt.moved = now, true
 			if p.RxBytes < pt.rx || p.TxBytes < pt.tx {
 				// Counters went back: the peer or device was re-created.
 				pt.hist = nil
@@ -106,7 +109,7 @@ func (t *Traffic) Observe(r PeersReply) TrafficState {
 	for k, pt := range t.peers {
 		idle := now.Sub(pt.changed)
 		st.QuietFor = min(st.QuietFor, idle)
-		if idle < t.period {
+		if pt.moved && idle < t.period {
 			st.Active = append(st.Active, ActivePeer{
 				PublicKey: k,
 				Endpoint:  pt.endpoint,
@@ -115,7 +118,7 @@ func (t *Traffic) Observe(r PeersReply) TrafficState {
 			})
 		}
 	}
-	st.Quiet = st.QuietFor >= t.period && len(st.Active) == 0
+	st.Quiet = st.QuietFor >= t.period
 	slices.SortFunc(st.Active, func(a, b ActivePeer) int {
 		return cmp.Or(cmp.Compare(b.Recent, a.Recent), cmp.Compare(a.Idle, b.Idle), cmp.Compare(a.PublicKey, b.PublicKey))
 	})

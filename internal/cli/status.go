@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/control"
+)
+
+type statusOpts struct {
+	ctl  ctlFlags
+	json bool
+}
+
+func init() {
+	register(&Command{
+		Name:     "status",
+		Synopsis: "show each service's state, checks, BIRD protocols and drain",
+		Help: `Asks the running wgbird for each service's state (announced or withdrawn,
+since when and why), its latest checks, its BIRD protocols and its drain (since
+when, why, and whether it survives a reboot). --json prints the control API's
+answer as is. Exits 3 when no wgbird answers on the control socket.`,
+		Flags: func(fs *flag.FlagSet) any {
+			o := &statusOpts{}
+			o.ctl.register(fs)
+			fs.BoolVar(&o.json, "json", false, "print JSON")
+			return o
+		},
+		Run: func(ctx context.Context, env *Env, opts any, _ []string) error {
+			return runStatus(ctx, env, opts.(*statusOpts))
+		},
+	})
+}
+
+func runStatus(ctx context.Context, env *Env, o *statusOpts) error {
+	c, err := o.ctl.client(env)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return clientError(err)
+	}
+	if o.json {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	writeStatusText(env.Stdout, st, time.Now())
+	return nil
+}
+
+// writeStatusText is the plain text form of status: a line per service and
+// indented details.
+func writeStatusText(w io.Writer, st control.StatusReply, now time.Time) {
+	fmt.Fprintf(w, "wgbird %s\n", st.Version)
+	for _, s := range st.Services {
+		fmt.Fprintf(w, "%s (%s): %s since %s (%s ago)", s.Name, s.Interface, s.State, s.Since.Format(time.DateTime), now.Sub(s.Since).Round(time.Second))
+		if s.Reason != "" {
+			fmt.Fprintf(w, ": %s", s.Reason)
+		}
+		fmt.Fprintln(w)
+		if d := s.Drain; d != nil {
+			kind := "until undrain, kept across wgbird restarts"
+			if d.Persist {
+				kind = "until undrain, persistent across reboots"
+			}
+			fmt.Fprintf(w, "  drained since %s (%s ago), %s: %s\n", d.Since.Format(time.DateTime), now.Sub(d.Since).Round(time.Second), kind, d.Reason)
+		}
+		var protos []string
+		for _, p := range s.Protocols {
+			protos = append(protos, p.Name+" "+p.State)
+		}
+		if len(protos) == 0 {
+			protos = []string{"not read yet"}
+		}
+		fmt.Fprintf(w, "  BIRD: %s", strings.Join(protos, ", "))
+		if s.BIRDError != "" {
+			fmt.Fprintf(w, " (error: %s)", s.BIRDError)
+		}
+		fmt.Fprintln(w)
+		for _, c := range s.Checks {
+			res := "ok"
+			if !c.OK {
+				res = "FAILED"
+			}
+			fmt.Fprintf(w, "  %s %s: %s\n", c.Name, res, c.Detail)
+		}
+	}
+}
