@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/systemd"
+	"github.com/wgbird/wgbird/internal/wireguard"
+)
+
+// DefaultConfig is where the config is read from unless --config says.
+const DefaultConfig = "/etc/wgbird/wgbird.toml"
+
+type runOpts struct {
+	config string
+	drain  bool
+	reason string
+}
+
+func init() {
+	register(&Command{
+		Name:     "run",
+		Synopsis: "run the daemon: watch WireGuard and links, enable or disable BIRD protocols",
+		Help: `Reads the config, then for every service checks the WireGuard device (wgctrl),
+the interface and its VIPs (netlink, with events) and any exec checks, and keeps the
+service's BIRD protocols enabled while healthy and disabled otherwise. Runs until
+SIGTERM or SIGINT. Exits 2 on a configuration error, including a protocol BIRD does
+not know.`,
+		Flags: func(fs *flag.FlagSet) any {
+			o := &runOpts{}
+			fs.StringVar(&o.config, "config", DefaultConfig, "config file `path`")
+			fs.BoolVar(&o.drain, "drain", false, "start drained: withdraw every service until 'wgbird undrain'")
+			fs.StringVar(&o.reason, "reason", "started with --drain", "drain reason shown by status, with --drain")
+			return o
+		},
+		Run: func(ctx context.Context, env *Env, opts any, _ []string) error {
+			return run(ctx, env, opts.(*runOpts))
+		},
+	})
+}
+
+// newLogger logs key=value to stderr, without timestamps when journald
+// (which stamps every line itself) is the sink.
+func newLogger(env *Env) *slog.Logger {
+	journald := env.Getenv != nil && env.Getenv("JOURNAL_STREAM") != ""
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if journald && len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+func run(ctx context.Context, env *Env, o *runOpts) error {
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return withCode(ExitConfig, err)
+	}
+	log := newLogger(env)
+
+	bc := bird.NewClient(cfg.BIRD.Socket, bird.Options{Timeout: cfg.BIRD.Timeout})
+	defer bc.Close()
+	wg, err := wireguard.NewReader()
+	if err != nil {
+		return fmt.Errorf("opening wgctrl: %w", err)
+	}
+	defer wg.Close()
+
+	d := daemon.New(cfg, daemon.Deps{
+		BIRD:      bc,
+		WireGuard: wg,
+		Exec:      execcheck.Run,
+		Subscribe: link.Subscribe,
+		Log:       log,
+	})
+	if o.drain {
+		if err := d.SetDrain(nil, &daemon.Drain{Reason: o.reason, Since: time.Now()}); err != nil {
+			return err
+		}
+	}
+	log.Info("starting", "version", Version, "config", o.config, "services", d.Services(), "bird_socket", cfg.BIRD.Socket)
+
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go func() {
+		if err := systemd.Watchdog(wctx, d.Alive); err != nil {
+			log.Error("systemd watchdog", "err", err)
+		}
+	}()
+
+	err = d.Run(ctx, func() {
+		log.Info("ready: first check and reconcile done")
+		if err := systemd.Ready(); err != nil {
+			log.Error("notifying systemd", "err", err)
+		}
+	})
+	var upe *daemon.UnknownProtocolError
+	if errors.As(err, &upe) {
+		return withCode(ExitConfig, err)
+	}
+	if err != nil {
+		return err
+	}
+	_ = systemd.Stopping()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Delay+cfg.BIRD.Timeout*2)
+	defer cancel()
+	return d.Stop(sctx, systemd.SystemStopping(sctx))
+}

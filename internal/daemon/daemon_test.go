@@ -1,0 +1,513 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/link"
+)
+
+// fakeBIRD records every command it is asked and keeps protocol states.
+type fakeBIRD struct {
+	mu       sync.Mutex
+	cmds     []string
+	enabled  map[string]bool
+	down     error // returned by every call while set
+	disabled chan string
+}
+
+var _ BIRD = (*fakeBIRD)(nil)
+
+func newFakeBIRD(enabled map[string]bool) *fakeBIRD {
+	return &fakeBIRD{enabled: enabled, disabled: make(chan string, 100)}
+}
+
+func (f *fakeBIRD) Protocols(context.Context) ([]bird.Protocol, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, "show protocols")
+	if f.down != nil {
+		return nil, f.down
+	}
+	var ps []bird.Protocol
+	for _, n := range []string{"device1", "wg_vip4", "wg_vip6", "bgp_router"} {
+		en, ok := f.enabled[n]
+		if !ok {
+			continue
+		}
+		st := "down"
+		if en {
+			st = "up"
+		}
+		ps = append(ps, bird.Protocol{Name: n, Proto: "Static", State: st})
+	}
+	return ps, nil
+}
+
+func (f *fakeBIRD) set(name string, en bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	verb := "disable"
+	if en {
+		verb = "enable"
+	}
+	f.cmds = append(f.cmds, verb+" "+name)
+	if f.down != nil {
+		return f.down
+	}
+	f.enabled[name] = en
+	if !en {
+		f.disabled <- name
+	}
+	return nil
+}
+
+func (f *fakeBIRD) Enable(_ context.Context, name string) error  { return f.set(name, true) }
+func (f *fakeBIRD) Disable(_ context.Context, name string) error { return f.set(name, false) }
+
+// take returns and clears the recorded commands.
+func (f *fakeBIRD) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.cmds
+	f.cmds = nil
+	return c
+}
+
+func (f *fakeBIRD) setDown(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = err
+}
+
+type fakeWG struct {
+	mu  sync.Mutex
+	dev *wgtypes.Device
+	err error
+}
+
+func (f *fakeWG) Device(context.Context, string) (*wgtypes.Device, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dev, f.err
+}
+
+func (f *fakeWG) setPeers(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dev.Peers = make([]wgtypes.Peer, n)
+}
+
+type fakeLinks struct {
+	mu sync.Mutex
+	st link.State
+}
+
+func (f *fakeLinks) Read(string) (link.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st, nil
+}
+
+func (f *fakeLinks) set(st link.State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+}
+
+var vip = netip.MustParsePrefix("192.168.20.1/24")
+
+func healthyLink() link.State {
+	return link.State{Exists: true, Index: 7, Up: true, Running: true, OperState: "unknown", Addrs: []netip.Prefix{vip}}
+}
+
+func healthyDevice() *wgtypes.Device {
+	key, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		panic(err)
+	}
+	return &wgtypes.Device{Name: "wg0", PrivateKey: key, PublicKey: key.PublicKey(), ListenPort: 51820, Peers: make([]wgtypes.Peer, 2)}
+}
+
+type rig struct {
+	bird  *fakeBIRD
+	wg    *fakeWG
+	links *fakeLinks
+	d     *Daemon
+	svc   *service
+}
+
+func testService(mod func(*config.Service)) config.Service {
+	s := config.Service{
+		Name: "wg0", Interface: "wg0", VIPs: []netip.Prefix{vip}, Protocols: []string{"wg_vip4"},
+		Interval: time.Hour, FastInterval: time.Hour, Timeout: 100 * time.Millisecond,
+		Rise: 3, Fall: 2, MinPeers: 1,
+	}
+	if mod != nil {
+		mod(&s)
+	}
+	return s
+}
+
+func newRig(t *testing.T, enabled map[string]bool, mod func(*config.Service)) *rig {
+	t.Helper()
+	r := &rig{
+		bird:  newFakeBIRD(enabled),
+		wg:    &fakeWG{dev: healthyDevice()},
+		links: &fakeLinks{st: healthyLink()},
+	}
+	cfg := &config.Config{Services: []config.Service{testService(mod)}}
+	cfg.Shutdown.Delay = 10 * time.Millisecond
+	cfg.Shutdown.OnSystemShutdown = config.Withdraw
+	cfg.Shutdown.OnStop = config.Keep
+	r.d = New(cfg, Deps{
+		BIRD: r.bird, WireGuard: r.wg, Links: r.links,
+		Exec: execcheck.Run,
+		Log:  slog.New(slog.NewTextHandler(testWriter(t), nil)),
+	})
+	r.svc = r.d.services[0]
+	return r
+}
+
+func testWriter(t *testing.T) io.Writer {
+	if testing.Verbose() {
+		return os.Stderr
+	}
+	return io.Discard
+}
+
+// steps runs scheduled (true) or event-triggered (false) checks.
+func (r *rig) steps(t *testing.T, scheduled ...bool) {
+	t.Helper()
+	for _, s := range scheduled {
+		if err := r.svc.check(context.Background(), s); err != nil {
+			t.Fatalf("check: %v", err)
+		}
+	}
+}
+
+const (
+	sched = true
+	event = false
+)
+
+func TestStartup(t *testing.T) {
+	tests := []struct {
+		name    string
+		enabled bool // BIRD's state at start
+		break_  func(r *rig)
+		steps   []bool
+		want    []string
+	}{
+		{
+			name: "announced and healthy: keep announcing, nothing sent", enabled: true,
+			steps: []bool{sched, sched},
+			want:  []string{"show protocols", "show protocols"},
+		},
+		{
+			name: "announced and unhealthy: withdraw at once", enabled: true,
+			break_: func(r *rig) { r.wg.setPeers(0) },
+			steps:  []bool{sched},
+			want:   []string{"show protocols", "disable wg_vip4"},
+		},
+		{
+			name: "withdrawn and healthy: announce after rise", enabled: false,
+			steps: []bool{sched, sched, sched, sched},
+			want:  []string{"show protocols", "show protocols", "show protocols", "enable wg_vip4", "show protocols"},
+		},
+		{
+			name: "withdrawn and unhealthy: stay withdrawn", enabled: false,
+			break_: func(r *rig) { r.links.set(link.State{}) },
+			steps:  []bool{sched, sched, sched, sched},
+			want:   []string{"show protocols", "show protocols", "show protocols", "show protocols"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, map[string]bool{"wg_vip4": tt.enabled, "bgp_router": true}, nil)
+			if tt.break_ != nil {
+				tt.break_(r)
+			}
+			r.steps(t, tt.steps...)
+			if diff := cmp.Diff(tt.want, r.bird.take()); diff != "" {
+				t.Errorf("BIRD commands (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWithdrawAndReturn(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(r *rig)
+		steps []bool
+		want  []string
+	}{
+		{
+			name:  "link deleted: an event withdraws at once, without reading BIRD first",
+			fault: func(r *rig) { r.links.set(link.State{}) },
+			steps: []bool{event},
+			want:  []string{"disable wg_vip4"},
+		},
+		{
+			name: "VIP removed: an event withdraws at once",
+			fault: func(r *rig) {
+				st := healthyLink()
+				st.Addrs = nil
+				r.links.set(st)
+			},
+			steps: []bool{event},
+			want:  []string{"disable wg_vip4"},
+		},
+		{
+			name:  "wireguard-go hung: withdrawn after fall",
+			fault: func(r *rig) { r.wg.err = context.DeadlineExceeded },
+			steps: []bool{sched, sched},
+			want:  []string{"show protocols", "show protocols", "disable wg_vip4"},
+		},
+		{
+			name:  "device gone: hard, withdrawn at the first check",
+			fault: func(r *rig) { r.wg.dev, r.wg.err = nil, os.ErrNotExist },
+			steps: []bool{sched},
+			want:  []string{"show protocols", "disable wg_vip4"},
+		},
+		{
+			name:  "peers removed: withdrawn after fall",
+			fault: func(r *rig) { r.wg.setPeers(0) },
+			steps: []bool{sched, sched},
+			want:  []string{"show protocols", "show protocols", "disable wg_vip4"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+			r.steps(t, sched)
+			r.bird.take()
+			tt.fault(r)
+			r.steps(t, tt.steps...)
+			if diff := cmp.Diff(tt.want, r.bird.take()); diff != "" {
+				t.Errorf("BIRD commands after the fault (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEventsNeverAnnounce: healthy results from netlink events do not count
+// towards rise, so a burst of events cannot announce early.
+func TestEventsNeverAnnounce(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": false}, nil)
+	r.steps(t, sched)
+	r.steps(t, event, event, event, event, event)
+	r.steps(t, sched)
+	if diff := cmp.Diff([]string{"show protocols", "show protocols"}, r.bird.take()); diff != "" {
+		t.Errorf("BIRD commands (-want +got):\n%s", diff)
+	}
+	r.steps(t, sched)
+	if diff := cmp.Diff([]string{"show protocols", "enable wg_vip4"}, r.bird.take()); diff != "" {
+		t.Errorf("BIRD commands at rise (-want +got):\n%s", diff)
+	}
+}
+
+// TestReconcile: BIRD forgets CLI disable on configure and restart; the
+// next scheduled check puts it back.
+func TestReconcile(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true, "wg_vip6": true}, func(s *config.Service) {
+		s.Protocols = []string{"wg_vip4", "wg_vip6"}
+	})
+	r.wg.setPeers(0)
+	r.steps(t, sched)
+	want := []string{"show protocols", "disable wg_vip4", "disable wg_vip6"}
+	if diff := cmp.Diff(want, r.bird.take()); diff != "" {
+		t.Fatalf("withdrawal (-want +got):\n%s", diff)
+	}
+	// birdc configure: BIRD enables wg_vip6 again.
+	r.bird.enabled["wg_vip6"] = true
+	r.steps(t, sched, sched)
+	want = []string{"show protocols", "disable wg_vip6", "show protocols"}
+	if diff := cmp.Diff(want, r.bird.take()); diff != "" {
+		t.Errorf("reconcile (-want +got):\n%s", diff)
+	}
+}
+
+func TestUnknownProtocol(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) { s.Protocols = []string{"wg_vip4", "wg_vip6"} })
+	err := r.svc.check(context.Background(), sched)
+	var upe *UnknownProtocolError
+	if !errors.As(err, &upe) || upe.Protocol != "wg_vip6" {
+		t.Fatalf("check = %v, want UnknownProtocolError for wg_vip6", err)
+	}
+	if got, want := err.Error(), `service "wg0": BIRD has no protocol "wg_vip6" (check the protocols key and bird.conf)`; got != want {
+		t.Errorf("error = %q, want %q", got, want)
+	}
+}
+
+// TestBIRDUnreachable: a missing BIRD socket is a state, not a crash; once
+// BIRD answers, the start-up rules apply.
+func TestBIRDUnreachable(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	r.bird.setDown(fmt.Errorf("dial unix /run/bird/bird.ctl: connect: no such file or directory"))
+	r.wg.setPeers(0)
+	r.steps(t, sched, event, sched)
+	if r.svc.machine.Started() {
+		t.Fatal("machine started without BIRD")
+	}
+	if got := r.svc.Status().BIRDError; got == "" {
+		t.Error("status shows no BIRD error")
+	}
+	r.bird.take()
+	r.bird.setDown(nil)
+	r.steps(t, sched)
+	if diff := cmp.Diff([]string{"show protocols", "disable wg_vip4"}, r.bird.take()); diff != "" {
+		t.Errorf("BIRD commands once BIRD answers (-want +got):\n%s", diff)
+	}
+	if got := r.svc.Status().BIRDError; got != "" {
+		t.Errorf("status still shows BIRD error %q", got)
+	}
+}
+
+func TestDrain(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) { s.Rise = 2 })
+	r.steps(t, sched)
+	r.bird.take()
+	if err := r.d.SetDrain(nil, &Drain{Reason: "kernel upgrade", Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	r.steps(t, event, sched)
+	if diff := cmp.Diff([]string{"disable wg_vip4", "show protocols"}, r.bird.take()); diff != "" {
+		t.Errorf("drain (-want +got):\n%s", diff)
+	}
+	st := r.svc.Status()
+	if st.State != "withdrawn" || st.Reason != "drained: kernel upgrade" || st.Drain == nil {
+		t.Errorf("status after drain = %+v", st)
+	}
+	if err := r.d.SetDrain([]string{"wg0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.steps(t, event, sched, sched)
+	if diff := cmp.Diff([]string{"show protocols", "show protocols", "enable wg_vip4"}, r.bird.take()); diff != "" {
+		t.Errorf("undrain (-want +got):\n%s", diff)
+	}
+	if err := r.d.SetDrain([]string{"nosuch"}, nil); err == nil {
+		t.Error("SetDrain of an unknown service succeeded")
+	}
+}
+
+func TestStop(t *testing.T) {
+	tests := []struct {
+		name     string
+		stopping bool
+		onStop   string
+		want     []string
+	}{
+		{"plain restart leaves BIRD as it is", false, config.Keep, nil},
+		{"system shutdown withdraws", true, config.Keep, []string{"disable wg_vip4"}},
+		{"on_stop withdraw", false, config.Withdraw, []string{"disable wg_vip4"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+			r.d.cfg.Shutdown.OnStop = tt.onStop
+			if err := r.d.Stop(context.Background(), tt.stopping); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, r.bird.take()); diff != "" {
+				t.Errorf("BIRD commands (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRunEvents runs the real loop with polling effectively off: only the
+// netlink event can cause the withdrawal.
+func TestRunEvents(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	events := make(chan chan<- link.Event, 1)
+	r.d.deps.Subscribe = func(ctx context.Context, _ *slog.Logger, ch chan<- link.Event) {
+		events <- ch
+		<-ctx.Done()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- r.d.Run(ctx, func() { close(ready) }) }()
+	<-ready
+	ch := <-events
+
+	r.links.set(link.State{})
+	ch <- link.Event{Name: "other0"} // not ours: no effect
+	ch <- link.Event{Name: "wg0"}
+	select {
+	case name := <-r.bird.disabled:
+		if name != "wg_vip4" {
+			t.Fatalf("disabled %q", name)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no withdrawal after the link event")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := r.svc.Status(); got.State != health.Withdrawn.String() || got.Reason != "link: link wg0 not found" {
+		t.Errorf("status = %q %q", got.State, got.Reason)
+	}
+}
+
+func TestRunUnknownProtocolStops(t *testing.T) {
+	r := newRig(t, map[string]bool{"bgp_router": true}, nil)
+	err := r.d.Run(context.Background(), nil)
+	var upe *UnknownProtocolError
+	if !errors.As(err, &upe) {
+		t.Fatalf("Run = %v, want UnknownProtocolError", err)
+	}
+}
+
+func TestConcerns(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	s := r.svc
+	tests := []struct {
+		ev   link.Event
+		want bool
+	}{
+		{link.Event{Index: 3}, true}, // link not seen yet: every event counts
+		{link.Event{Index: 0}, true}, // re-subscribed: updates may be lost
+	}
+	for _, tt := range tests {
+		if got := s.concerns(tt.ev); got != tt.want {
+			t.Errorf("before the first read: concerns(%+v) = %v, want %v", tt.ev, got, tt.want)
+		}
+	}
+	r.steps(t, sched) // learns index 7
+	tests = []struct {
+		ev   link.Event
+		want bool
+	}{
+		{link.Event{Index: 7, Name: "wg0"}, true},
+		{link.Event{Index: 9, Name: "wg0"}, true}, // re-created with a new index
+		{link.Event{Index: 8, Name: "eth0"}, false},
+		{link.Event{Index: 7}, true}, // address event on wg0
+		{link.Event{Index: 8}, false},
+		{link.Event{Index: 0}, true},
+	}
+	for _, tt := range tests {
+		if got := s.concerns(tt.ev); got != tt.want {
+			t.Errorf("concerns(%+v) = %v, want %v", tt.ev, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
+)
+
+// BIRD is what the daemon needs of BIRD's control socket.
+type BIRD interface {
+	Protocols(ctx context.Context) ([]bird.Protocol, error)
+	Enable(ctx context.Context, name string) error
+	Disable(ctx context.Context, name string) error
+}
+
+// WireGuard reads a device. Implementations bound every read by ctx.
+type WireGuard interface {
+	Device(ctx context.Context, name string) (*wgtypes.Device, error)
+}
+
+// Links reads an interface's state.
+type Links interface {
+	Read(name string) (link.State, error)
+}
+
+var (
+	_ BIRD      = (*bird.Client)(nil)
+	_ WireGuard = (*wireguard.Reader)(nil)
+	_ Links     = netlinkLinks{}
+)
+
+// Deps are the daemon's seams to the outside world. Zero fields get the
+// real implementations from New's caller; tests pass fakes.
+type Deps struct {
+	BIRD      BIRD
+	WireGuard WireGuard
+	Links     Links
+	// Exec runs one exec check.
+	Exec func(ctx context.Context, s execcheck.Spec) health.Check
+	// Subscribe delivers link and address events until ctx ends. Nil
+	// means polling only.
+	Subscribe func(ctx context.Context, log *slog.Logger, events chan<- link.Event)
+	Log       *slog.Logger
+	// Observer, if set, is told every evaluation and transition (metrics,
+	// hooks).
+	Observer Observer
+}
+
+// Observer is told what the daemon sees. Calls come from the service
+// loops and must return quickly: anything slow belongs in its own
+// goroutine.
+type Observer interface {
+	Evaluated(e Evaluation)
+	Transitioned(service string, tr health.Transition)
+}
+
+// Evaluation is one evaluation of a service as an Observer sees it.
+type Evaluation struct {
+	Service string
+	Result  health.Result
+	State   health.State
+	Drained bool
+	// Device is the WireGuard device as read for this evaluation; nil when
+	// it was not read or the read failed.
+	Device *wgtypes.Device
+	At     time.Time
+}
+
+// netlinkLinks reads links through netlink in the current namespace.
+type netlinkLinks struct{}
+
+func (netlinkLinks) Read(name string) (link.State, error) { return link.Read(name) }

@@ -1,0 +1,426 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
+)
+
+// UnknownProtocolError is returned when BIRD does not know a configured
+// protocol: a configuration error, not a health state.
+type UnknownProtocolError struct {
+	Service  string
+	Protocol string
+}
+
+func (e *UnknownProtocolError) Error() string {
+	return fmt.Sprintf("service %q: BIRD has no protocol %q (check the protocols key and bird.conf)", e.Service, e.Protocol)
+}
+
+// Drain is an operator's request to withdraw a service whatever its health.
+type Drain struct {
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+	Persist bool      `json:"persistent"`
+}
+
+// service is one configured service and its state. Only its own loop
+// goroutine calls check; the snapshot fields are guarded by mu for readers.
+type service struct {
+	cfg  config.Service
+	deps *Deps
+	log  *slog.Logger
+
+	machine *health.Machine
+	kick    chan struct{} // a relevant netlink event; buffered 1, coalescing
+
+	// Loop-owned state.
+	linkIndex  atomic.Int32 // last seen ifindex, to match address events
+	lastPass   atomic.Int64 // UnixNano of the loop's last completed pass, for the watchdog
+	birdErr    string       // last BIRD error logged, to log each error once
+	execs      []*execRunner
+	lastResult health.Result
+
+	mu     sync.Mutex
+	status ServiceStatus
+	drain  *Drain
+}
+
+// ServiceStatus is a snapshot of a service for the control socket.
+type ServiceStatus struct {
+	Name      string          `json:"name"`
+	Interface string          `json:"interface"`
+	State     string          `json:"state"`
+	Since     time.Time       `json:"since"`
+	Reason    string          `json:"reason"`
+	Healthy   bool            `json:"healthy"`
+	Checks    []health.Check  `json:"checks"`
+	Protocols []bird.Protocol `json:"protocols"`
+	BIRDError string          `json:"bird_error,omitempty"`
+	Drain     *Drain          `json:"drain,omitempty"`
+	CheckedAt time.Time       `json:"checked_at"`
+}
+
+func newService(cfg config.Service, deps *Deps) *service {
+	s := &service{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Log.With("service", cfg.Name),
+		machine: health.NewMachine(health.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall}),
+		kick:    make(chan struct{}, 1),
+	}
+	for _, e := range cfg.Exec {
+		s.execs = append(s.execs, &execRunner{
+			spec:  execcheck.Spec{Name: e.Name, Command: e.Command, Timeout: e.Timeout},
+			first: make(chan struct{}),
+		})
+	}
+	s.status = ServiceStatus{Name: cfg.Name, Interface: cfg.Interface, State: health.Unknown.String(), Since: time.Now()}
+	return s
+}
+
+// notify asks the loop to re-evaluate at once. It never blocks: a pending
+// kick already covers this one.
+func (s *service) notify() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// concerns reports whether a netlink event may change this service's
+// health. Address events carry only an index; while the link is unknown
+// every event counts, and so does Index 0: a re-subscription that may have
+// lost updates.
+func (s *service) concerns(ev link.Event) bool {
+	if ev.Index == 0 && ev.Name == "" {
+		return true
+	}
+	if ev.Name != "" {
+		return ev.Name == s.cfg.Interface
+	}
+	idx := s.linkIndex.Load()
+	return idx == 0 || int(idx) == ev.Index
+}
+
+// setDrain sets or clears (nil) the drain and re-evaluates at once.
+func (s *service) setDrain(d *Drain) {
+	s.mu.Lock()
+	s.drain = d
+	s.status.Drain = d
+	s.mu.Unlock()
+	s.notify()
+}
+
+func (s *service) drained() *Drain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drain
+}
+
+// Status returns a copy of the service's last known status.
+func (s *service) Status() ServiceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.Checks = append([]health.Check(nil), st.Checks...)
+	st.Protocols = append([]bird.Protocol(nil), st.Protocols...)
+	return st
+}
+
+// run is the service's loop: a check every interval (fast_interval while a
+// withdrawal is pending), and at once on a relevant netlink event.
+func (s *service) run(ctx context.Context, ready func()) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, e := range s.execs {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.run(ctx, s.deps.Exec, s.cfg.Interval) }()
+	}
+	// Exec results feed every evaluation; the first one waits for them so
+	// that start-up does not withdraw for a check that has not run yet.
+	for _, e := range s.execs {
+		select {
+		case <-e.first:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+
+	first := true
+	s.lastPass.Store(time.Now().UnixNano())
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		scheduled := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			scheduled = true
+		case <-s.kick:
+		}
+		if err := s.check(ctx, scheduled); err != nil {
+			return err
+		}
+		s.lastPass.Store(time.Now().UnixNano())
+		if first {
+			first = false
+			ready()
+		}
+		if scheduled {
+			next := s.cfg.Interval
+			if s.machine.Started() && s.machine.State() == health.Announced && s.machine.Pending() {
+				next = s.cfg.FastInterval
+			}
+			timer.Reset(next)
+		}
+	}
+}
+
+// check runs one evaluation and acts on it. Scheduled checks count towards
+// rise and reconcile BIRD; event-triggered ones only ever withdraw, so a
+// burst of netlink events cannot announce a service before rise × interval.
+func (s *service) check(ctx context.Context, scheduled bool) error {
+	res, dev := s.evaluate(ctx)
+	s.lastResult = res
+
+	var protos []bird.Protocol
+	if !s.machine.Started() || scheduled {
+		var err error
+		protos, err = s.deps.BIRD.Protocols(ctx)
+		if err != nil {
+			s.birdFailed("reading protocols", err)
+		} else {
+			s.birdOK()
+		}
+		if err == nil && !s.machine.Started() {
+			announced, err := s.startState(protos)
+			if err != nil {
+				return err
+			}
+			s.machine.Start(announced)
+			s.log.Info("BIRD state learned", "state", s.machine.State().String(), "protocols", s.cfg.Protocols)
+			s.setState(health.Transition{To: s.machine.State(), Reason: "BIRD's state at start-up"})
+		}
+	}
+	if s.machine.Started() && (scheduled || !res.Healthy() || s.drained() != nil) {
+		in := health.Input{Result: res}
+		if d := s.drained(); d != nil {
+			in.Drained, in.DrainReason = true, d.Reason
+		}
+		if tr, ok := s.machine.Observe(in); ok {
+			s.log.Info("transition", "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+			s.setState(tr)
+			if o := s.deps.Observer; o != nil {
+				o.Transitioned(s.cfg.Name, tr)
+			}
+			protos = s.apply(ctx, tr.To == health.Announced)
+		} else if protos != nil {
+			protos = s.reconcile(ctx, protos)
+		}
+	}
+	s.mu.Lock()
+	s.status.Healthy = res.Healthy()
+	s.status.Checks = res.Checks
+	s.status.CheckedAt = time.Now()
+	if protos != nil {
+		s.status.Protocols = controlled(protos, s.cfg.Protocols)
+	}
+	s.status.BIRDError = s.birdErr
+	drained := s.drain != nil
+	s.mu.Unlock()
+	if o := s.deps.Observer; o != nil {
+		o.Evaluated(Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, Device: dev, At: time.Now()})
+	}
+	return nil
+}
+
+// evaluate runs the checks. A hard link failure (link or VIP gone) skips
+// the WireGuard read: the answer is already known and the read may cost a
+// whole deadline if wireguard-go hangs.
+func (s *service) evaluate(ctx context.Context) (health.Result, *wgtypes.Device) {
+	start := time.Now()
+	ls, err := s.deps.Links.Read(s.cfg.Interface)
+	if err == nil && ls.Exists {
+		s.linkIndex.Store(int32(ls.Index))
+	}
+	lc := link.Evaluate(s.cfg.Interface, s.cfg.VIPs, ls, err)
+	lc.Took = time.Since(start)
+	checks := []health.Check{lc}
+	if !lc.OK && lc.Hard {
+		return health.Result{Checks: checks}, nil
+	}
+	start = time.Now()
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	dev, err := s.deps.WireGuard.Device(wctx, s.cfg.Interface)
+	cancel()
+	spec := wireguard.Spec{Interface: s.cfg.Interface, ListenPort: s.cfg.ListenPort, MinPeers: s.cfg.MinPeers, MaxHandshakeAge: s.cfg.MaxHandshakeAge}
+	wc := wireguard.Evaluate(spec, dev, err, time.Now())
+	wc.Took = time.Since(start)
+	checks = append(checks, wc)
+	for _, e := range s.execs {
+		checks = append(checks, e.last())
+	}
+	if err != nil {
+		dev = nil
+	}
+	return health.Result{Checks: checks}, dev
+}
+
+// startState reads whether BIRD announces the service now: any controlled
+// protocol enabled counts as announcing, so a healthy start enables the
+// rest instead of withdrawing all.
+func (s *service) startState(protos []bird.Protocol) (bool, error) {
+	byName := make(map[string]bird.Protocol, len(protos))
+	for _, p := range protos {
+		byName[p.Name] = p
+	}
+	announced := false
+	for _, name := range s.cfg.Protocols {
+		p, ok := byName[name]
+		if !ok {
+			return false, &UnknownProtocolError{Service: s.cfg.Name, Protocol: name}
+		}
+		announced = announced || p.Enabled()
+	}
+	return announced, nil
+}
+
+// apply sends enable or disable for every controlled protocol, without
+// reading BIRD first: a withdrawal must not wait for a round trip. It
+// returns nil protocols; the next scheduled check re-reads them.
+func (s *service) apply(ctx context.Context, enable bool) []bird.Protocol {
+	for _, name := range s.cfg.Protocols {
+		s.set(ctx, name, enable)
+	}
+	return nil
+}
+
+// reconcile corrects protocols whose state differs from the wanted one:
+// BIRD forgets CLI enable/disable on restart and on every configure.
+func (s *service) reconcile(ctx context.Context, protos []bird.Protocol) []bird.Protocol {
+	want := s.machine.State() == health.Announced
+	byName := make(map[string]bird.Protocol, len(protos))
+	for _, p := range protos {
+		byName[p.Name] = p
+	}
+	corrected := false
+	for _, name := range s.cfg.Protocols {
+		p, ok := byName[name]
+		if !ok {
+			s.birdFailed("reconciling", fmt.Errorf("protocol %q is no longer known to BIRD", name))
+			continue
+		}
+		if p.Enabled() == want {
+			continue
+		}
+		s.log.Warn("reconcile: BIRD differs from the wanted state, correcting",
+			"protocol", name, "bird_state", p.State, "want", s.machine.State().String())
+		s.set(ctx, name, want)
+		corrected = true
+	}
+	if corrected {
+		return nil
+	}
+	return protos
+}
+
+func (s *service) set(ctx context.Context, name string, enable bool) {
+	var err error
+	if enable {
+		err = s.deps.BIRD.Enable(ctx, name)
+	} else {
+		err = s.deps.BIRD.Disable(ctx, name)
+	}
+	if err != nil {
+		s.birdFailed("setting protocol", err)
+		return
+	}
+	s.birdOK()
+}
+
+// birdFailed logs a BIRD error once per distinct message, never once per
+// interval while nothing changes.
+func (s *service) birdFailed(action string, err error) {
+	msg := action + ": " + err.Error()
+	if msg == s.birdErr {
+		return
+	}
+	s.birdErr = msg
+	s.log.Error("BIRD call failed", "action", action, "err", err)
+}
+
+func (s *service) birdOK() {
+	if s.birdErr != "" {
+		s.log.Info("BIRD answers again", "after", s.birdErr)
+		s.birdErr = ""
+	}
+}
+
+func (s *service) setState(tr health.Transition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.State = tr.To.String()
+	s.status.Since = time.Now()
+	s.status.Reason = tr.Reason
+}
+
+func controlled(protos []bird.Protocol, names []string) []bird.Protocol {
+	var out []bird.Protocol
+	for _, n := range names {
+		for _, p := range protos {
+			if p.Name == n {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// execRunner runs one exec check every interval in its own goroutine, so a
+// slow command never delays the service loop; evaluations use its latest
+// result.
+type execRunner struct {
+	spec  execcheck.Spec
+	first chan struct{} // closed after the first result
+
+	mu     sync.Mutex
+	result health.Check
+	once   sync.Once
+}
+
+func (e *execRunner) run(ctx context.Context, run func(context.Context, execcheck.Spec) health.Check, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		c := run(ctx, e.spec)
+		e.mu.Lock()
+		e.result = c
+		e.mu.Unlock()
+		e.once.Do(func() { close(e.first) })
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (e *execRunner) last() health.Check {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.result
+}
