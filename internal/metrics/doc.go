@@ -1,0 +1,3 @@
+// Package metrics exports what the daemon sees, and how BIRD answers it, as
+// Prometheus metrics on an HTTP listener.
+package metrics
