@@ -129,7 +129,12 @@ func quoteShort(s string) string {
 
 // Protocol is one row of `show protocols`.
 type Protocol struct {
-	Name, Proto, Table, State, Since, Info string
+	Name  string `json:"name"`
+	Proto string `json:"proto"`
+	Table string `json:"table"`
+	State string `json:"state"`
+	Since string `json:"since"`
+	Info  string `json:"info"`
 }
 
 // Enabled reports whether the protocol is enabled: BIRD shows a protocol
