@@ -244,7 +244,7 @@ func (d *Daemon) CheckOnce(ctx context.Context) []ServiceStatus {
 			e.result = d.deps.Exec(ctx, e.spec)
 			e.mu.Unlock()
 		}
-		res, _ := s.evaluate(ctx)
+		res, _ := s.evaluate(ctx, true)
 		st := ServiceStatus{
 			Name: s.cfg.Name, Interface: s.cfg.Interface, State: health.Unknown.String(),
 			Healthy: res.Healthy(), Checks: res.Checks, CheckedAt: time.Now(),

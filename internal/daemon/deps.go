@@ -8,6 +8,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
@@ -37,6 +38,16 @@ var (
 	_ Links     = netlinkLinks{}
 )
 
+// Prober runs the active WireGuard handshake probe of one service.
+type Prober interface {
+	// Probe runs one probe against dev, the device as just read, or nil
+	// when the read failed. It returns within its own deadline.
+	Probe(ctx context.Context, dev *wgtypes.Device) health.Check
+	// PublicKey is the probe peer's key: the server lists it as a peer,
+	// and min_peers must not count it.
+	PublicKey() wgtypes.Key
+}
+
 // Deps are the daemon's seams to the outside world. Zero fields get the
 // real implementations from New's caller; tests pass fakes.
 type Deps struct {
@@ -45,6 +56,9 @@ type Deps struct {
 	Links     Links
 	// Exec runs one exec check.
 	Exec func(ctx context.Context, s execcheck.Spec) health.Check
+	// NewProber creates the prober of a service that has a probe (once,
+	// in New). An error makes Run fail with a *ProbeError.
+	NewProber func(config.Service) (Prober, error)
 	// Subscribe delivers link and address events until ctx ends. Nil
 	// means polling only.
 	Subscribe func(ctx context.Context, log *slog.Logger, events chan<- link.Event)

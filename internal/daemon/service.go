@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -29,6 +30,22 @@ func (e *UnknownProtocolError) Error() string {
 	return fmt.Sprintf("service %q: BIRD has no protocol %q (check the protocols key and bird.conf)", e.Service, e.Protocol)
 }
 
+// ProbeError is returned when a service's prober cannot be created (its
+// key file is missing, unreadable or readable by others): a configuration
+// error.
+type ProbeError struct {
+	Service string
+	Err     error
+}
+
+func (e *ProbeError) Error() string { return fmt.Sprintf("service %q: %v", e.Service, e.Err) }
+func (e *ProbeError) Unwrap() error { return e.Err }
+
+// probeSpacing is the least time between two probes: the responder ignores
+// a second initiation from the same peer within 20 ms (flood protection),
+// which would fail the probe of a healthy server.
+const probeSpacing = 20 * time.Millisecond
+
 // Drain is an operator's request to withdraw a service whatever its health.
 type Drain struct {
 	Reason  string    `json:"reason"`
@@ -52,6 +69,10 @@ type service struct {
 	birdErr    string       // last BIRD error logged, to log each error once
 	execs      []*execRunner
 	lastResult health.Result
+	prober     Prober      // nil without a probe
+	probeErr   *ProbeError // the prober could not be created
+	lastProbe  health.Check
+	probedAt   time.Time
 
 	mu     sync.Mutex
 	status ServiceStatus
@@ -86,6 +107,17 @@ func newService(cfg config.Service, deps *Deps) *service {
 			spec:  execcheck.Spec{Name: e.Name, Command: e.Command, Timeout: e.Timeout},
 			first: make(chan struct{}),
 		})
+	}
+	if cfg.Probe != nil {
+		var err error
+		if deps.NewProber == nil {
+			err = errors.New("creating probe: no prober available")
+		} else if s.prober, err = deps.NewProber(cfg); err == nil && s.prober == nil {
+			err = errors.New("creating probe: no prober returned")
+		}
+		if err != nil {
+			s.prober, s.probeErr = nil, &ProbeError{Service: cfg.Name, Err: err}
+		}
 	}
 	s.status = ServiceStatus{Name: cfg.Name, Interface: cfg.Interface, State: health.Unknown.String(), Since: time.Now()}
 	return s
@@ -143,6 +175,9 @@ func (s *service) Status() ServiceStatus {
 // run is the service's loop: a check every interval (fast_interval while a
 // withdrawal is pending), and at once on a relevant netlink event.
 func (s *service) run(ctx context.Context, ready func()) error {
+	if s.probeErr != nil {
+		return s.probeErr
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for _, e := range s.execs {
@@ -194,7 +229,7 @@ func (s *service) run(ctx context.Context, ready func()) error {
 // rise and reconcile BIRD; event-triggered ones only ever withdraw, so a
 // burst of netlink events cannot announce a service before rise × interval.
 func (s *service) check(ctx context.Context, scheduled bool) error {
-	res, dev := s.evaluate(ctx)
+	res, dev := s.evaluate(ctx, scheduled)
 	s.lastResult = res
 
 	var protos []bird.Protocol
@@ -250,8 +285,9 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 
 // evaluate runs the checks. A hard link failure (link or VIP gone) skips
 // the WireGuard read: the answer is already known and the read may cost a
-// whole deadline if wireguard-go hangs.
-func (s *service) evaluate(ctx context.Context) (health.Result, *wgtypes.Device) {
+// whole deadline if wireguard-go hangs. The probe runs on scheduled checks
+// only; event-triggered ones reuse its last result.
+func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, *wgtypes.Device) {
 	start := time.Now()
 	ls, err := s.deps.Links.Read(s.cfg.Interface)
 	if err == nil && ls.Exists {
@@ -268,14 +304,28 @@ func (s *service) evaluate(ctx context.Context) (health.Result, *wgtypes.Device)
 	dev, err := s.deps.WireGuard.Device(wctx, s.cfg.Interface)
 	cancel()
 	spec := wireguard.Spec{Interface: s.cfg.Interface, ListenPort: s.cfg.ListenPort, MinPeers: s.cfg.MinPeers, MaxHandshakeAge: s.cfg.MaxHandshakeAge}
+	if s.prober != nil {
+		spec.IgnorePeers = []wgtypes.Key{s.prober.PublicKey()}
+	}
 	wc := wireguard.Evaluate(spec, dev, err, time.Now())
 	wc.Took = time.Since(start)
 	checks = append(checks, wc)
-	for _, e := range s.execs {
-		checks = append(checks, e.last())
-	}
 	if err != nil {
 		dev = nil
+	}
+	switch {
+	case s.probeErr != nil:
+		checks = append(checks, health.Check{Name: "probe", Detail: s.probeErr.Err.Error()})
+	case s.prober != nil:
+		if (scheduled || s.probedAt.IsZero()) && time.Since(s.probedAt) >= probeSpacing {
+			s.probedAt = time.Now()
+			s.lastProbe = s.prober.Probe(ctx, dev)
+			s.lastProbe.Took = time.Since(s.probedAt)
+		}
+		checks = append(checks, s.lastProbe)
+	}
+	for _, e := range s.execs {
+		checks = append(checks, e.last())
 	}
 	return health.Result{Checks: checks}, dev
 }
