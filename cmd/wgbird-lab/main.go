@@ -50,7 +50,12 @@ up and demo flags:
                      --wgbird= runs none, leaving the static protocols disabled)
   --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
 
-Run "wgbird-lab COMMAND -h" for a command's flags.
+status flags:
+  --json             print JSON
+fail flags:
+  --wait D           wait this long for the nexthop to go (default 15s; 0: don't)
+
+Flags may stand before or after the command.
 `
 
 func modesHelp() string {
@@ -116,48 +121,85 @@ func (u *upFlags) check() error {
 	return nil
 }
 
+// commandFlags lists the flags each command accepts besides the common ones.
+var commandFlags = map[string][]string{
+	"up":     {"wgbird", "interval", "rise", "fall"},
+	"demo":   {"wgbird", "interval", "rise", "fall"},
+	"status": {"json"},
+	"fail":   {"wait"},
+	"down":   nil,
+	"heal":   nil,
+}
+
+// commandArgs is the number of positional arguments of each command.
+var commandArgs = map[string]int{"up": 0, "down": 0, "status": 0, "demo": 0, "fail": 2, "heal": 1}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	// One flag set for every command, so flags may stand before the
+	// command (wgbird-lab --wgbird bin/wgbird demo) or after it.
+	fs := flag.NewFlagSet("wgbird-lab", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c common
+	c.register(fs)
+	var u upFlags
+	u.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	wait := fs.Duration("wait", 15*time.Second, "wait this long for the nexthop to go (0: don't wait)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "wgbird-lab: %v\n\n", err)
+		printUsage(stderr)
+		return 2
+	}
+	if fs.NArg() == 0 || fs.Arg(0) == "help" {
 		printUsage(stdout)
-		if len(args) == 0 {
+		if fs.NArg() == 0 {
 			return 2
 		}
 		return 0
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("wgbird-lab "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
-	var u upFlags
-	var asJSON bool
-	var wait time.Duration
-	switch cmd {
-	case "up", "demo":
-		u.register(fs)
-	case "status":
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	case "fail":
-		fs.DurationVar(&wait, "wait", 15*time.Second, "wait this long for the nexthop to go (0: don't wait)")
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "usage: wgbird-lab fail [flags] SERVER MODE\n\nmodes:\n%s\nflags:\n", modesHelp())
-			fs.PrintDefaults()
-		}
-	case "down", "heal":
-	default:
+	cmd := fs.Arg(0)
+	allowed, known := commandFlags[cmd]
+	if !known {
 		fmt.Fprintf(stderr, "wgbird-lab: unknown command %q\n\n", cmd)
 		printUsage(stderr)
 		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	// Flags and arguments may interleave: fail s1 kill --wait 0.
+	var pos []string
+	for rest := fs.Args()[1:]; ; rest = fs.Args()[1:] {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printUsage(stdout)
+				return 0
+			}
+			fmt.Fprintf(stderr, "wgbird-lab %s: %v\n", cmd, err)
+			return 2
 		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+	}
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "dir", "prefix", "v":
+			return
+		}
+		if !slices.Contains(allowed, f.Name) {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		fmt.Fprintf(stderr, "wgbird-lab %s: %s not accepted by this command\n", cmd, strings.Join(bad, ", "))
 		return 2
 	}
-	wantArgs := map[string]int{"up": 0, "down": 0, "status": 0, "demo": 0, "fail": 2, "heal": 1}[cmd]
-	if fs.NArg() != wantArgs {
-		fmt.Fprintf(stderr, "wgbird-lab %s: want %d argument(s), got %d\n", cmd, wantArgs, fs.NArg())
+	if len(pos) != commandArgs[cmd] {
+		fmt.Fprintf(stderr, "wgbird-lab %s: want %d argument(s), got %d\n", cmd, commandArgs[cmd], len(pos))
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -180,11 +222,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "down":
 		err = lab.New(lab.Config{Dir: c.dir, Prefix: c.prefix, Log: log}).Down(ctx)
 	case "status":
-		err = cmdStatus(ctx, stdout, c.dir, log, asJSON)
+		err = cmdStatus(ctx, stdout, c.dir, log, *asJSON)
 	case "fail":
-		err = cmdFail(ctx, stdout, c.dir, log, fs.Arg(0), fs.Arg(1), wait)
+		err = cmdFail(ctx, stdout, c.dir, log, pos[0], pos[1], *wait)
 	case "heal":
-		err = cmdHeal(ctx, stdout, c.dir, log, fs.Arg(0))
+		err = cmdHeal(ctx, stdout, c.dir, log, pos[0])
 	case "demo":
 		if u.wgbird == "" {
 			err = errors.New("the demo needs wgbird: pass --wgbird PATH")

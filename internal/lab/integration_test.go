@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -87,9 +86,10 @@ func testMain(m *testing.M) int {
 
 // buildWgbird builds ./cmd/wgbird from the module root into out.
 func buildWgbird(out string) (string, error) {
+	// go test puts its own GOROOT/bin first in the test's PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("finding go: %w", err)
 	}
 	root, err := exec.Command(goBin, "env", "GOMOD").Output()
 	if err != nil {

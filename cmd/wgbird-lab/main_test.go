@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRunArgs(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{args: nil, code: 2, stdout: "usage: wgbird-lab COMMAND"},
+		{args: []string{"help"}, code: 0, stdout: "link-delete"},
+		{args: []string{"--help"}, code: 0, stdout: "bird-configure"},
+		{args: []string{"explode"}, code: 2, stderr: `unknown command "explode"`},
+		{args: []string{"status", "--wgbird", "x"}, code: 2, stderr: "--wgbird not accepted by this command"},
+		{args: []string{"fail", "s1"}, code: 2, stderr: "want 2 argument(s), got 1"},
+		{args: []string{"--wait", "1s", "heal", "s1"}, code: 2, stderr: "--wait not accepted"},
+		{args: []string{"up", "--rise", "x"}, code: 2, stderr: "invalid value"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
+			t.Errorf("run(%q) = %d\nstdout: %s\nstderr: %s\nwant %d, stdout with %q, stderr with %q",
+				tt.args, code, out.String(), errb.String(), tt.code, tt.stdout, tt.stderr)
+		}
+	}
+}
