@@ -77,13 +77,19 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	defer wg.Close()
 
+	pr := &probers{}
 	d := daemon.New(cfg, daemon.Deps{
 		BIRD:      bc,
 		WireGuard: wg,
 		Exec:      execcheck.Run,
+		NewProber: pr.New,
 		Subscribe: link.Subscribe,
 		Log:       log,
 	})
+	if pr.err != nil {
+		// A probe key file missing or readable by others.
+		return withCode(ExitConfig, pr.err)
+	}
 	if o.drain {
 		if err := d.SetDrain(nil, &daemon.Drain{Reason: o.reason, Since: time.Now()}); err != nil {
 			return err
@@ -106,7 +112,8 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		}
 	})
 	var upe *daemon.UnknownProtocolError
-	if errors.As(err, &upe) {
+	var pe *daemon.ProbeError
+	if errors.As(err, &upe) || errors.As(err, &pe) {
 		return withCode(ExitConfig, err)
 	}
 	if err != nil {

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/probe"
+)
+
+type probeKeyOpts struct {
+	force bool
+}
+
+func init() {
+	register(&Command{
+		Name:     "probe-key",
+		Args:     "PATH",
+		Synopsis: "create the active probe's key pair and print the lines to add to wg0.conf and wgbird.toml",
+		Help: `Writes a new WireGuard private key to PATH (mode 0600; an existing file is kept
+unless --force), then prints the [Peer] section to add to the server's WireGuard
+config and the [service.probe] table to add below the service in wgbird.toml.
+With them, wgbird performs a real handshake with its own server at every check.
+The probe peer needs no AllowedIPs and can carry no traffic. On anycast servers,
+set server_public_key to the key clients expect, so that a server whose key
+drifted fails the probe.`,
+		Flags: func(fs *flag.FlagSet) any {
+			o := &probeKeyOpts{}
+			fs.BoolVar(&o.force, "force", false, "replace an existing key file")
+			return o
+		},
+		Run: func(_ context.Context, env *Env, opts any, args []string) error {
+			return probeKey(env, opts.(*probeKeyOpts), args)
+		},
+	})
+}
+
+func probeKey(env *Env, o *probeKeyOpts, args []string) error {
+	if len(args) != 1 || args[0] == "" {
+		return withCode(ExitConfig, errors.New("want one argument, the path of the key file, such as /etc/wgbird/probe.key"))
+	}
+	// wgbird.toml wants an absolute path.
+	path, err := filepath.Abs(args[0])
+	if err != nil {
+		return withCode(ExitConfig, fmt.Errorf("resolving %s: %w", args[0], err))
+	}
+	stanza, err := probe.GenerateKey(path, o.force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, `# Wrote the probe's private key to %s (mode 0600).
+#
+# 1. Add to the server's WireGuard config (wg0.conf) on this server, then apply
+#    it, e.g. wg syncconf wg0 <(wg-quick strip wg0):
+
+%s
+# 2. Add below the [[service]] of that interface in wgbird.toml, then restart
+#    wgbird:
+
+  [service.probe]
+  private_key_file = %q
+  # On anycast servers, uncomment and set the public key clients use
+  # (wg show wg0 public-key): a server whose key drifted then fails.
+  # server_public_key = "..."
+`, path, stanza, path)
+	return nil
+}
+
+// realProber adapts probe.Prober to daemon.Prober.
+type realProber struct{ *probe.Prober }
+
+var _ daemon.Prober = realProber{}
+
+func (p realProber) PublicKey() wgtypes.Key { return wgtypes.Key(p.Prober.PublicKey()) }
+
+// probers creates the daemon's probers and keeps the first failure, so
+// that run refuses to start before anything touches BIRD.
+type probers struct {
+	err error
+}
+
+// New is daemon.Deps.NewProber.
+func (p *probers) New(s config.Service) (daemon.Prober, error) {
+	pr, err := newProber(s)
+	if err != nil && p.err == nil {
+		p.err = &daemon.ProbeError{Service: s.Name, Err: err}
+	}
+	return pr, err
+}
+
+func newProber(s config.Service) (daemon.Prober, error) {
+	c := s.Probe
+	if c == nil {
+		return nil, errors.New("creating probe: the service has no [service.probe]")
+	}
+	pr, err := probe.NewProber(probe.Config{
+		Interface:        s.Interface,
+		PrivateKeyFile:   c.PrivateKeyFile,
+		PresharedKeyFile: c.PresharedKeyFile,
+		ServerPublicKey:  c.ServerPublicKey,
+		Endpoint:         c.Endpoint,
+		Timeout:          c.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return realProber{pr}, nil
+}
