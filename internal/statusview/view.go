@@ -1,0 +1,259 @@
+package statusview
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/daemon"
+)
+
+// View is everything the table shows.
+type View struct {
+	// Version is wgbird's version; "" leaves it out.
+	Version string
+	// BIRD is what is known of BIRD's control socket; nil when the status
+	// does not say (then the services' BIRD errors stand for it).
+	BIRD *BIRD
+	// Services in the order they are shown.
+	Services []daemon.ServiceStatus
+	// Warnings about set-ups that defeat failover, from `wgbird check`.
+	Warnings []string
+	// Notes are things the check could not verify; shown after warnings.
+	Notes []string
+	// Now is the time ages are counted from; times are shown in its
+	// location.
+	Now time.Time
+}
+
+// BIRD describes BIRD's control socket.
+type BIRD struct {
+	Socket    string
+	Reachable bool
+	// Version is BIRD's ("2.0.12"); "" when unknown.
+	Version string
+	// RTT is the round trip of one command; 0 when unknown.
+	RTT time.Duration
+	// Error is why BIRD is not reachable.
+	Error string
+}
+
+// Render writes the table.
+func Render(w io.Writer, v View) error {
+	_, err := io.WriteString(w, v.String())
+	return err
+}
+
+// String returns the table.
+func (v View) String() string {
+	var b bytes.Buffer
+	render(&b, v)
+	// tabwriter pads empty last cells (a protocol without info).
+	lines := strings.Split(b.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func render(b *bytes.Buffer, v View) {
+	if v.Version != "" {
+		fmt.Fprintf(b, "wgbird %s\n", v.Version)
+	}
+	fmt.Fprintf(b, "BIRD: %s\n", birdLine(v))
+	for _, s := range v.Services {
+		b.WriteByte('\n')
+		service(b, v, s)
+	}
+	if len(v.Warnings) > 0 {
+		fmt.Fprintf(b, "\nWarnings:\n")
+		for _, w := range v.Warnings {
+			fmt.Fprintf(b, "  ! %s\n", indent(w, "    "))
+		}
+	}
+	if len(v.Notes) > 0 {
+		fmt.Fprintf(b, "\nNot verified:\n")
+		for _, n := range v.Notes {
+			fmt.Fprintf(b, "  - %s\n", indent(n, "    "))
+		}
+	}
+}
+
+func birdLine(v View) string {
+	if bd := v.BIRD; bd != nil {
+		var parts []string
+		if bd.Reachable {
+			parts = append(parts, "reachable")
+		} else {
+			parts = append(parts, "NOT REACHABLE")
+		}
+		if bd.Socket != "" {
+			parts[0] += " at " + bd.Socket
+		}
+		if bd.Version != "" {
+			parts = append(parts, "BIRD "+bd.Version)
+		}
+		if bd.RTT > 0 {
+			parts = append(parts, "round trip "+human(bd.RTT))
+		}
+		if bd.Error != "" {
+			parts = append(parts, bd.Error)
+		}
+		return strings.Join(parts, ", ")
+	}
+	failing, read := 0, 0
+	for _, s := range v.Services {
+		if s.BIRDError != "" {
+			failing++
+		}
+		if len(s.Protocols) > 0 {
+			read++
+		}
+	}
+	switch {
+	case failing == 0 && read == 0:
+		return "not asked yet"
+	case failing == 0:
+		return "answering"
+	case failing == len(v.Services):
+		return "FAILING for every service (see below)"
+	}
+	return fmt.Sprintf("FAILING for %d of %d services (see below)", failing, len(v.Services))
+}
+
+func service(b *bytes.Buffer, v View, s daemon.ServiceStatus) {
+	state := strings.ToUpper(s.State)
+	if s.State == "" {
+		state = "UNKNOWN"
+	}
+	fmt.Fprintf(b, "%s (interface %s): %s", s.Name, s.Interface, state)
+	if !s.Since.IsZero() {
+		fmt.Fprintf(b, " since %s", when(v, s.Since))
+	}
+	b.WriteByte('\n')
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	if s.Reason != "" {
+		fmt.Fprintf(tw, "  reason:\t%s\n", s.Reason)
+	}
+	health := "yes"
+	if !s.Healthy {
+		health = "NO"
+	}
+	if s.CheckedAt.IsZero() {
+		health = "not checked yet"
+	} else {
+		health += ", checked " + ago(v, s.CheckedAt)
+	}
+	fmt.Fprintf(tw, "  healthy:\t%s\n", health)
+	if d := s.Drain; d != nil {
+		kind := "until undrain; survives a wgbird restart, not a reboot"
+		if d.Persist {
+			kind = "until undrain; persistent, survives a reboot"
+		}
+		fmt.Fprintf(tw, "  drained:\tYES since %s, %s\n", when(v, d.Since), kind)
+		if d.Reason != "" {
+			fmt.Fprintf(tw, "  drain reason:\t%s\n", d.Reason)
+		}
+	} else {
+		fmt.Fprintf(tw, "  drained:\tno\n")
+	}
+	if s.BIRDError != "" {
+		fmt.Fprintf(tw, "  BIRD error:\t%s\n", s.BIRDError)
+	}
+	tw.Flush()
+
+	if len(s.Checks) > 0 {
+		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  CHECK\tRESULT\tTOOK\tDETAIL\n")
+		for _, c := range s.Checks {
+			res := "ok"
+			switch {
+			case !c.OK && c.Hard:
+				res = "FAIL (hard)"
+			case !c.OK:
+				res = "FAIL"
+			}
+			took := "-"
+			if c.Took > 0 {
+				took = human(c.Took)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Name, res, took, oneLine(c.Detail))
+		}
+		tw.Flush()
+	}
+
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	if len(s.Protocols) == 0 {
+		fmt.Fprintf(tw, "  BIRD PROTOCOL\t(not read yet)\n")
+	} else {
+		fmt.Fprintf(tw, "  BIRD PROTOCOL\tPROTO\tTABLE\tSTATE\tSINCE\tINFO\n")
+		for _, p := range s.Protocols {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Proto, p.Table, p.State, p.Since, p.Info)
+		}
+	}
+	tw.Flush()
+}
+
+// when is an absolute time in Now's location and its age.
+func when(v View, t time.Time) string {
+	t = t.In(v.Now.Location())
+	layout := time.DateTime
+	if y, m, d := t.Date(); y == v.Now.Year() && m == v.Now.Month() && d == v.Now.Day() {
+		layout = time.TimeOnly
+	}
+	return t.Format(layout) + " (" + ago(v, t) + ")"
+}
+
+func ago(v View, t time.Time) string {
+	d := v.Now.Sub(t)
+	switch {
+	case d < 0:
+		return "in the future: clocks differ"
+	case d < time.Second:
+		return "just now"
+	}
+	return age(d) + " ago"
+}
+
+// age is d for a person: "14s", "3m12s", "5h3m", "2d4h".
+func age(d time.Duration) string {
+	d = d.Truncate(time.Second)
+	h, m, sec := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", sec)
+	case d < time.Hour && sec == 0:
+		return fmt.Sprintf("%dm", m)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", m, sec)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", h, m)
+	}
+	return fmt.Sprintf("%dd%dh", h/24, h%24)
+}
+
+// human is a short duration with two or three significant digits: "85µs",
+// "1.9ms", "301ms", "2.5s".
+func human(d time.Duration) string {
+	switch {
+	case d < time.Microsecond:
+		return d.String()
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// indent puts prefix before every line of s but the first.
+func indent(s, prefix string) string {
+	return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
