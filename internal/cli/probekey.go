@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -49,6 +50,9 @@ func probeKey(env *Env, o *probeKeyOpts, args []string) error {
 	path, err := filepath.Abs(args[0])
 	if err != nil {
 		return withCode(ExitConfig, fmt.Errorf("resolving %s: %w", args[0], err))
+	}
+	if _, err := os.Lstat(path); err == nil && !o.force {
+		return fmt.Errorf("%s exists: a server may already list its public key (use --force to replace it)", path)
 	}
 	stanza, err := probe.GenerateKey(path, o.force)
 	if err != nil {

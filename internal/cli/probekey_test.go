@@ -85,7 +85,7 @@ func TestProbeKey(t *testing.T) {
 
 	// An existing key is kept without --force, replaced with it.
 	code, stdout, stderr = runMain("probe-key", path)
-	if wantErr := "wgbird probe-key: writing probe key: " + path + " exists (use force to replace it)\n"; code != ExitFailure || stdout != "" || stderr != wantErr {
+	if wantErr := "wgbird probe-key: " + path + " exists: a server may already list its public key (use --force to replace it)\n"; code != ExitFailure || stdout != "" || stderr != wantErr {
 		t.Errorf("second run: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, stdout, stderr, wantErr)
 	}
 	if b2, _ := os.ReadFile(path); string(b2) != string(b) {
