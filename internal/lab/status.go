@@ -172,7 +172,9 @@ func (s Status) Write(w io.Writer) {
 		if ss.WgbirdErr != "" {
 			fmt.Fprintf(w, "  wgbird: %s\n", ss.WgbirdErr)
 		} else {
-			fmt.Fprintf(w, "  wgbird: %s\n", ss.Wgbird)
+			for _, line := range wgbirdSummary(ss.Wgbird) {
+				fmt.Fprintf(w, "  wgbird: %s\n", line)
+			}
 		}
 	}
 	switch {
@@ -189,4 +191,30 @@ func (s Status) Write(w io.Writer) {
 // as a person would type it.
 func (l *Lab) RouterRoute(ctx context.Context) (string, error) {
 	return run(ctx, "ip", "-n", l.NS("router"), "route", "show", VIPPrefix.String())
+}
+
+// wgbirdSummary turns `wgbird status --json` into one line per service:
+// "wg0: announced (3 healthy in a row)". Only a few fields are read, so
+// additions to wgbird's JSON do not matter; unreadable JSON is shown raw.
+func wgbirdSummary(raw json.RawMessage) []string {
+	var st struct {
+		Services []struct {
+			Name    string `json:"name"`
+			State   string `json:"state"`
+			Reason  string `json:"reason"`
+			Healthy bool   `json:"healthy"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil || len(st.Services) == 0 {
+		return []string{string(raw)}
+	}
+	var lines []string
+	for _, s := range st.Services {
+		health := "healthy"
+		if !s.Healthy {
+			health = "unhealthy"
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s (%s), %s", s.Name, s.State, s.Reason, health))
+	}
+	return lines
 }

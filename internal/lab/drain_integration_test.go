@@ -1,0 +1,355 @@
+//go:build integration
+
+package lab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/control"
+	wgdaemon "github.com/wgbird/wgbird/internal/daemon"
+)
+
+// The drain tests run in a lab of their own (prefix wgbd), so that the
+// drains, restarts and client re-pointing they do never leak into the
+// shared lab's tests.
+const (
+	drainLabDir    = "/run/wgbd-itest"
+	drainLabPrefix = "wgbd"
+)
+
+func drainLab(t *testing.T) *Lab {
+	t.Helper()
+	requirePrereqs(t)
+	if wgbirdErr != nil {
+		if ciMode() {
+			t.Fatal(wgbirdErr)
+		}
+		t.Skipf("no wgbird: %v", wgbirdErr)
+	}
+	if !wgbirdHasCommand("drain") {
+		t.Fatal("the wgbird built from this tree has no drain command")
+	}
+	ctx := context.Background()
+	start := time.Now()
+	l, err := Up(ctx, Config{Dir: drainLabDir, Prefix: drainLabPrefix, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger()})
+	if err != nil {
+		t.Fatalf("bringing the drain lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(context.Background()); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	t.Logf("drain lab up in %s", time.Since(start).Round(time.Millisecond))
+	return l
+}
+
+// drainStatus returns server's wgbird status of its one service.
+func drainStatus(t *testing.T, l *Lab, server string) wgdaemon.ServiceStatus {
+	t.Helper()
+	raw, err := l.WgbirdStatus(context.Background(), server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st control.StatusReply
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatalf("status of %s: %v", server, err)
+	}
+	if len(st.Services) != 1 {
+		t.Fatalf("status of %s: %d services", server, len(st.Services))
+	}
+	return st.Services[0]
+}
+
+// wgbirdCmd runs the lab's wgbird binary against server's control socket
+// and returns its exit code and output.
+func wgbirdCmd(t *testing.T, l *Lab, server string, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	argv := append([]string{args[0], "--socket", l.ControlSocket(server)}, args[1:]...)
+	cmd := exec.CommandContext(ctx, wgbirdBin, argv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("wgbird %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// pinger pings through the client's tunnel every 200 ms until stopped, so
+// the tunnel carries data (not only keepalives): a client whose server
+// stops answering data re-handshakes, with whichever server routing picks.
+func pinger(l *Lab) (stop func() (sent, answered int)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var sent, answered int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			sent++
+			if _, err := l.PingTunnel(200 * time.Millisecond); err == nil {
+				answered++
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	return func() (int, int) {
+		cancel()
+		wg.Wait()
+		return sent, answered
+	}
+}
+
+// drainAnswerFromVIP makes both servers send to the client's subnet from
+// the VIP, as kernel WireGuard does (it answers from the address a client
+// wrote to). The lab's wireguard-go (0.0.20220316) lets routing pick the
+// source, 10.0.x.1: a drained server that re-initiates the handshake with
+// a client gone silent (WireGuard does so 15 s after its last unanswered
+// send) then makes the client roam to that unicast address, past the
+// router, and pulls it back.
+func drainAnswerFromVIP(t *testing.T, l *Lab) {
+	t.Helper()
+	for _, s := range Servers {
+		if _, err := run(context.Background(), "ip", "-n", l.NS(s.Name), "route", "replace", ClientNet.String(),
+			"via", RouterAddr.Addr().String(), "src", VIP.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDrain(t *testing.T) {
+	l := drainLab(t)
+	th := testThresholds.Effective()
+	ctx := context.Background()
+
+	t.Run("drain withdraws, survives a wgbird restart, undrain returns after rise", func(t *testing.T) {
+		ready(t, l)
+		s, keep := Servers[0], Servers[1]
+		w := watch(t, l)
+		t0 := time.Now()
+		if code, _, stderr := wgbirdCmd(t, l, s.Name, 10*time.Second, "drain", "--reason", "itest maintenance"); code != 0 {
+			t.Fatalf("drain: exit %d: %s", code, stderr)
+		}
+		c := waitFor(t, w, t0, 10*time.Second, s.Name+" withdrawn by the drain", Lacks(s.Addr))
+		t.Logf("drain: %s's nexthop gone %d ms after the command", s.Name, c.At.Sub(t0).Milliseconds())
+		st := drainStatus(t, l, s.Name)
+		if st.Drain == nil || st.Drain.Reason != "itest maintenance" || st.Drain.Persist || st.State != "withdrawn" {
+			t.Errorf("status after drain: state %q, drain %+v", st.State, st.Drain)
+		}
+
+		// A wgbird restart (crash and start) keeps the drain: it is read
+		// back from runtime_dir before the first check.
+		if err := l.KillWgbird(ctx, s.Name); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.StartWgbird(ctx, s.Name); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(th.Rise+2) * th.Interval)
+		if bad := w.Always(c.At, time.Now(), Lacks(s.Addr)); bad != nil {
+			t.Fatalf("%s came back across the wgbird restart: %v\n%s", s.Name, bad, l.logs())
+		}
+		if st := drainStatus(t, l, s.Name); st.Drain == nil || st.Drain.Reason != "itest maintenance" {
+			t.Errorf("drain lost across the restart: %+v", st.Drain)
+		}
+
+		tu := time.Now()
+		if code, stdout, stderr := wgbirdCmd(t, l, s.Name, 10*time.Second, "undrain"); code != 0 {
+			t.Fatalf("undrain: exit %d: %s%s", code, stdout, stderr)
+		}
+		back := waitFor(t, w, tu, 20*time.Second, s.Name+" back after undrain", Has(s.Addr))
+		min := time.Duration(th.Rise-1)*th.Interval - th.Interval/10
+		took := back.At.Sub(tu)
+		t.Logf("undrain: nexthop back %d ms later (rise %d x %s: no earlier than %d ms)", took.Milliseconds(), th.Rise, th.Interval, min.Milliseconds())
+		if took < min {
+			t.Errorf("announced %s after undrain, before rise allows (%s)", took, min)
+		}
+		if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
+			t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
+		}
+		if st := drainStatus(t, l, s.Name); st.Drain != nil {
+			t.Errorf("still drained after undrain: %+v", st.Drain)
+		}
+	})
+
+	t.Run("persistent drain survives a reboot, a plain one does not", func(t *testing.T) {
+		ready(t, l)
+		s1, s2 := Servers[0], Servers[1]
+		w := watch(t, l)
+		t0 := time.Now()
+		if code, _, stderr := wgbirdCmd(t, l, s1.Name, 10*time.Second, "drain", "--persist", "--reason", "kernel update"); code != 0 {
+			t.Fatalf("drain --persist: exit %d: %s", code, stderr)
+		}
+		if code, _, stderr := wgbirdCmd(t, l, s2.Name, 10*time.Second, "drain", "--reason", "short"); code != 0 {
+			t.Fatalf("drain: exit %d: %s", code, stderr)
+		}
+		waitFor(t, w, t0, 10*time.Second, "both withdrawn", Exactly())
+
+		// A reboot: wgbird gone, runtime_dir emptied (it is under /run).
+		for _, s := range Servers {
+			if err := l.KillWgbird(ctx, s.Name); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(l.Dir(), s.Name, "run")); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.StartWgbird(ctx, s.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr := time.Now()
+		c := waitFor(t, w, tr, 20*time.Second, s2.Name+" back after the reboot", Exactly(s2.Addr))
+		t.Logf("after the reboot: %s (plain drain) back in %d ms", s2.Name, c.At.Sub(tr).Milliseconds())
+		time.Sleep(time.Duration(th.Rise+1) * th.Interval)
+		if bad := w.Always(tr, time.Now(), Lacks(s1.Addr)); bad != nil {
+			t.Errorf("%s's persistent drain did not survive the reboot: %v", s1.Name, bad)
+		}
+		if st := drainStatus(t, l, s1.Name); st.Drain == nil || !st.Drain.Persist || st.Drain.Reason != "kernel update" {
+			t.Errorf("%s status after reboot: %+v", s1.Name, st.Drain)
+		}
+		if st := drainStatus(t, l, s2.Name); st.Drain != nil {
+			t.Errorf("%s still drained after reboot: %+v", s2.Name, st.Drain)
+		}
+		if code, _, stderr := wgbirdCmd(t, l, s1.Name, 10*time.Second, "undrain"); code != 0 {
+			t.Fatalf("undrain: exit %d: %s", code, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(l.Dir(), s1.Name, "state", "drains", "wg0.json")); !os.IsNotExist(err) {
+			t.Errorf("persistent drain file left after undrain: %v", err)
+		}
+		waitFor(t, w, tr, 20*time.Second, "both back", All)
+	})
+
+	t.Run("drain --wait returns once the client's tunnel has moved", func(t *testing.T) {
+		ready(t, l)
+		drainAnswerFromVIP(t, l)
+		// A fresh client endpoint: earlier subtests may have let it roam.
+		if err := l.ensureWireGuard(ctx, "client"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		name, err := l.ActiveServer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		active, _ := ServerByName(name)
+		standby := other(active)
+		t.Logf("the client's tunnel goes to %s", active.Name)
+		stop := pinger(l)
+		defer stop()
+
+		t0 := time.Now()
+		code, stdout, stderr := wgbirdCmd(t, l, active.Name, 2*time.Minute, "drain", "--wait", "--timeout", "90s", "--reason", "reboot")
+		t.Logf("drain --wait: exit %d after %s\n%s%s", code, time.Since(t0).Round(time.Millisecond), stdout, stderr)
+		if code != 0 {
+			t.Fatalf("drain --wait: exit %d", code)
+		}
+		if !strings.Contains(stdout, "drained: BIRD has withdrawn wg0 and its WireGuard traffic has gone quiet") {
+			t.Errorf("drain --wait did not say it is done")
+		}
+		c := control.NewClient(l.ControlSocket(active.Name), 5*time.Second)
+		defer c.Close()
+		before, err := c.Peers(ctx, "wg0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The client re-handshakes with the other server once its data
+		// goes unanswered (WireGuard: 15 s).
+		pctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+		defer cancel()
+		if _, err := l.PingTunnelUntil(pctx, 250*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		now, err := l.ActiveServer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now != standby.Name {
+			t.Errorf("the tunnel now goes to %s, want %s", now, standby.Name)
+		}
+		time.Sleep(3 * time.Second) // pings keep flowing meanwhile
+		after, err := c.Peers(ctx, "wg0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nothing of the client's reaches the drained server any more.
+		// Its tx may move: it retries handshakes to the silent client,
+		// which answer the VIP, that is the other server.
+		for i := range before.Peers {
+			b, a := before.Peers[i], after.Peers[i]
+			t.Logf("%s's peer %s.. since drain --wait returned: rx %d -> %d, tx %d -> %d", active.Name, a.PublicKey[:10], b.RxBytes, a.RxBytes, b.TxBytes, a.TxBytes)
+			if a.RxBytes != b.RxBytes {
+				t.Errorf("%s still receives from %s after drain --wait", active.Name, a.PublicKey)
+			}
+		}
+		sent, answered := stop()
+		t.Logf("pings through the tunnel: %d sent, %d answered", sent, answered)
+	})
+
+	t.Run("drain --wait times out while a client keeps sending", func(t *testing.T) {
+		ready(t, l)
+		s := Servers[0]
+		// Point the client straight at s's own address, past the router's
+		// choice: the drain cannot move it, and its keepalives and pings
+		// keep s's counters moving.
+		pub, err := l.wg(ctx, "client", "show", WGInterface, "public-key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer, err := l.wg(ctx, "client", "show", WGInterface, "peers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.wg(ctx, "client", "set", WGInterface, "peer", strings.TrimSpace(peer), "endpoint", s.Addr.String()+":51820"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := l.ensureWireGuard(ctx, "client"); err != nil {
+				t.Errorf("restoring the client: %v", err)
+			}
+		}()
+		stop := pinger(l)
+		defer stop()
+
+		code, stdout, stderr := wgbirdCmd(t, l, s.Name, time.Minute, "drain", "--wait", "--timeout", "15s")
+		t.Logf("drain --wait: exit %d\n%s%s", code, stdout, stderr)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		for _, want := range []string{
+			"wgbird drain: timed out after 15s waiting for the drain (it stays); still active: wg0: traffic quiet for 0s of 10s, 1 of 1 peers active: ",
+			strings.TrimSpace(pub)[:10],
+			"(" + ClientAddr.Addr().String() + ":",
+		} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q", want)
+			}
+		}
+		if st := drainStatus(t, l, s.Name); st.Drain == nil {
+			t.Errorf("the drain did not stay after the timeout")
+		}
+	})
+}
