@@ -1,0 +1,189 @@
+package birdlint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultConfigs are where BIRD reads its config without -c: Debian and
+// Ubuntu's bird2, then builds with sysconfdir /etc, then source builds.
+var DefaultConfigs = []string{"/etc/bird/bird.conf", "/etc/bird.conf", "/usr/local/etc/bird.conf"}
+
+// Located is BIRD's config file as the running BIRD sees it.
+type Located struct {
+	PID int
+	// Root is the directory BIRD's "/" is, seen from here:
+	// /proc/PID/root, so that a BIRD in a container is read right.
+	Root string
+	// Path is the config's path inside Root.
+	Path string
+}
+
+// Locate finds the config file of the BIRD that serves socket: it asks
+// the kernel which process is at the other end (SO_PEERCRED) and reads
+// that process's command line (-c FILE, relative to its working
+// directory) or else the first of DefaultConfigs that exists.
+func Locate(socket string, timeout time.Duration) (Located, error) {
+	pid, err := peerPID(socket, timeout)
+	if err != nil {
+		return Located{}, err
+	}
+	proc := fmt.Sprintf("/proc/%d", pid)
+	cmdline, err := os.ReadFile(proc + "/cmdline")
+	if err != nil {
+		return Located{}, fmt.Errorf("reading BIRD's command line: %w", err)
+	}
+	loc := Located{PID: pid, Root: proc + "/root"}
+	if conf, ok := ConfigArg(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")); ok {
+		if !path.IsAbs(conf) {
+			cwd, err := os.Readlink(proc + "/cwd")
+			if err != nil {
+				return Located{}, fmt.Errorf("reading BIRD's working directory for its config %q: %w", conf, err)
+			}
+			conf = path.Join(cwd, conf)
+		}
+		loc.Path = conf
+		return loc, nil
+	}
+	for _, p := range DefaultConfigs {
+		if _, err := os.Stat(filepath.Join(loc.Root, p)); err == nil {
+			loc.Path = p
+			return loc, nil
+		}
+	}
+	return Located{}, fmt.Errorf("BIRD (pid %d) runs without -c and none of %s exists", pid, strings.Join(DefaultConfigs, ", "))
+}
+
+// ConfigArg returns the config file named by BIRD's command line args
+// (argv[0] first), as BIRD's getopt reads it: "-c FILE", "-cFILE", within
+// a group of flags ("-fc FILE"), or "bird.conf" in the working directory
+// for -l without -c.
+func ConfigArg(args []string) (string, bool) {
+	conf, found, local := "", false, false
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if len(a) < 2 || a[0] != '-' || strings.HasPrefix(a, "--") {
+			continue
+		}
+		for j := 1; j < len(a); j++ {
+			if a[j] == 'l' {
+				local = true
+			}
+			// Options of bird 2 that take an argument.
+			if !strings.ContainsRune("cDgPsu", rune(a[j])) {
+				continue
+			}
+			val := a[j+1:]
+			if val == "" && i+1 < len(args) {
+				i++
+				val = args[i]
+			}
+			if a[j] == 'c' {
+				conf, found = val, true
+			}
+			break
+		}
+	}
+	if !found && local {
+		return "bird.conf", true
+	}
+	return conf, found
+}
+
+// peerPID connects to BIRD's socket and asks the kernel for the PID of
+// the process that accepted.
+func peerPID(socket string, timeout time.Duration) (int, error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.Dial("unix", socket)
+	if err != nil {
+		return 0, fmt.Errorf("connecting to BIRD to find its config: %w", err)
+	}
+	defer c.Close()
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("finding BIRD's process: %w", err)
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, fmt.Errorf("finding BIRD's process: %w", err)
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("finding BIRD's process (SO_PEERCRED): %w", serr)
+	}
+	if cred.Pid <= 0 {
+		return 0, errors.New("finding BIRD's process: the kernel did not say (another PID namespace?)")
+	}
+	return int(cred.Pid), nil
+}
+
+// maxConfSize bounds each config file read.
+const maxConfSize = 4 << 20
+
+// FileSystem returns ReadFile and Glob that read the paths bird.conf
+// names under root ("/" for the paths as they are).
+func FileSystem(root string) (ReadFile, Glob) {
+	read := func(p string) ([]byte, error) {
+		f, err := os.Open(filepath.Join(root, p))
+		if err != nil {
+			return nil, unrooted(err, root)
+		}
+		defer f.Close()
+		var b bytes.Buffer
+		if _, err := io.Copy(&b, io.LimitReader(f, maxConfSize+1)); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		if b.Len() > maxConfSize {
+			return nil, fmt.Errorf("%s is larger than %d bytes", p, maxConfSize)
+		}
+		return b.Bytes(), nil
+	}
+	glob := func(pattern string) ([]string, error) {
+		matches, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			return nil, err
+		}
+		out := make([]string, 0, len(matches))
+		for _, m := range matches {
+			rel, err := filepath.Rel(root, m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, "/"+filepath.ToSlash(rel))
+		}
+		return out, nil
+	}
+	return read, glob
+}
+
+// unrooted names the file in a read error as bird.conf does, not as
+// /proc/PID/root/... .
+func unrooted(err error, root string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && root != "/" {
+		pe.Path = "/" + strings.TrimPrefix(strings.TrimPrefix(pe.Path, root), "/")
+	}
+	return err
+}
+
+// String names the config and the BIRD process reading it.
+func (l Located) String() string {
+	return l.Path + " (BIRD pid " + strconv.Itoa(l.PID) + ")"
+}
