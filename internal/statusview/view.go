@@ -149,16 +149,17 @@ func service(b *bytes.Buffer, v View, s daemon.ServiceStatus) {
 	}
 	fmt.Fprintf(tw, "  healthy:\t%s\n", health)
 	if d := s.Drain; d != nil {
-		kind := "until undrain; survives a wgbird restart, not a reboot"
+		kind := "until undrain, kept across wgbird restarts"
 		if d.Persist {
-			kind = "until undrain; persistent, survives a reboot"
+			kind = "until undrain, persistent across reboots"
 		}
-		fmt.Fprintf(tw, "  drained:\tYES since %s, %s\n", when(v, d.Since), kind)
+		line := fmt.Sprintf("drained since %s, %s", when(v, d.Since), kind)
 		if d.Reason != "" {
-			fmt.Fprintf(tw, "  drain reason:\t%s\n", d.Reason)
+			line += ": " + oneLine(d.Reason)
 		}
+		fmt.Fprintf(tw, "  drain:\t%s\n", line)
 	} else {
-		fmt.Fprintf(tw, "  drained:\tno\n")
+		fmt.Fprintf(tw, "  drain:\tnot drained\n")
 	}
 	if s.BIRDError != "" {
 		fmt.Fprintf(tw, "  BIRD error:\t%s\n", s.BIRDError)
