@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,11 +11,13 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/statusview"
 )
 
 type statusOpts struct {
-	ctl  ctlFlags
-	json bool
+	ctl   ctlFlags
+	json  bool
+	watch bool
 }
 
 func init() {
@@ -24,11 +27,13 @@ func init() {
 		Help: `Asks the running wgbird for each service's state (announced or withdrawn,
 since when and why), its latest checks, its BIRD protocols and its drain (since
 when, why, and whether it survives a reboot). --json prints the control API's
-answer as is. Exits 3 when no wgbird answers on the control socket.`,
+answer as is. --watch redraws the table every second until Ctrl-C. Exits 3
+when no wgbird answers on the control socket.`,
 		Flags: func(fs *flag.FlagSet) any {
 			o := &statusOpts{}
 			o.ctl.register(fs)
 			fs.BoolVar(&o.json, "json", false, "print JSON")
+			fs.BoolVar(&o.watch, "watch", false, "redraw every second until interrupted")
 			return o
 		},
 		Run: func(ctx context.Context, env *Env, opts any, _ []string) error {
@@ -38,6 +43,9 @@ answer as is. Exits 3 when no wgbird answers on the control socket.`,
 }
 
 func runStatus(ctx context.Context, env *Env, o *statusOpts) error {
+	if o.watch && o.json {
+		return withCode(ExitConfig, errors.New("--watch and --json exclude each other"))
+	}
 	c, err := o.ctl.client(env)
 	if err != nil {
 		return err
@@ -52,8 +60,51 @@ func runStatus(ctx context.Context, env *Env, o *statusOpts) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	writeStatusText(env.Stdout, st, time.Now())
-	return nil
+	if o.watch {
+		return watchStatus(ctx, env.Stdout, c, st, time.Second)
+	}
+	return statusview.Render(env.Stdout, statusView(st, time.Now()))
+}
+
+// statusView is the table of a status reply.
+func statusView(st control.StatusReply, now time.Time) statusview.View {
+	return statusview.View{Version: st.Version, Services: st.Services, Now: now}
+}
+
+// clearScreen moves the cursor home and clears the terminal (ANSI).
+const clearScreen = "\x1b[H\x1b[2J"
+
+// watchStatus redraws the table every interval until ctx ends (Ctrl-C).
+// A daemon that stops answering is shown, not fatal: it may be
+// restarting.
+func watchStatus(ctx context.Context, w io.Writer, c interface {
+	Status(context.Context) (control.StatusReply, error)
+}, st control.StatusReply, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var err error
+	for {
+		now := time.Now()
+		frame := clearScreen
+		if err == nil {
+			frame += statusView(st, now).String()
+		} else {
+			frame += fmt.Sprintf("%s  wgbird not answering: %v\n", now.Format(time.TimeOnly), err)
+		}
+		frame += fmt.Sprintf("\nEvery %s, %s. Ctrl-C to stop.\n", interval, now.Format(time.TimeOnly))
+		if _, werr := io.WriteString(w, frame); werr != nil {
+			return werr
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		st, err = c.Status(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
 }
 
 // writeStatusText is the plain text form of status: a line per service and
