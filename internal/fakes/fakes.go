@@ -23,10 +23,11 @@ var (
 
 // BIRD keeps protocol states in memory and records every command.
 type BIRD struct {
-	mu     sync.Mutex
-	protos []bird.Protocol
-	cmds   []string
-	err    error
+	mu      sync.Mutex
+	protos  []bird.Protocol
+	cmds    []string
+	err     error
+	replies map[string]string // raw replies to Query
 }
 
 // NewBIRD returns a BIRD knowing protos, in order.
@@ -88,6 +89,46 @@ func (b *BIRD) set(name, verb, state string) error {
 		}
 	}
 	return &bird.ReplyError{Code: 8003, Text: "No protocols match"}
+}
+
+// SetReply makes Query(cmd) answer raw, a reply as BIRD sends it.
+func (b *BIRD) SetReply(cmd, raw string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.replies == nil {
+		b.replies = map[string]string{}
+	}
+	b.replies[cmd] = raw
+}
+
+// Query answers the reply set for cmd, or BIRD's syntax error.
+func (b *BIRD) Query(_ context.Context, cmd string) (bird.Reply, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cmds = append(b.cmds, cmd)
+	if b.err != nil {
+		return bird.Reply{}, b.err
+	}
+	raw, ok := b.replies[cmd]
+	if !ok {
+		raw = "9001 syntax error\n"
+	}
+	r, err := bird.ParseReply([]byte(raw))
+	if err != nil {
+		return bird.Reply{}, err
+	}
+	return r, r.Err()
+}
+
+// Status answers BIRD 2.0.12.
+func (b *BIRD) Status(context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cmds = append(b.cmds, "show status")
+	if b.err != nil {
+		return "", b.err
+	}
+	return "2.0.12", nil
 }
 
 // WireGuard returns one device, or an error.
