@@ -324,7 +324,7 @@ func birdWithdrawn(all []daemon.ServiceStatus, service string) (string, error) {
 
 func describeTraffic(ts control.TrafficState) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "traffic quiet for %s of %s", ts.QuietFor.Round(time.Second), ts.Period)
+	fmt.Fprintf(&b, "traffic quiet for %s of %s", ts.QuietFor.Truncate(time.Second), ts.Period)
 	if len(ts.Active) > 0 {
 		fmt.Fprintf(&b, ", %d of %d peers active:", len(ts.Active), ts.Peers)
 		for i, p := range ts.Active {
