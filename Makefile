@@ -85,3 +85,68 @@ install: build
 
 clean:
 	rm -rf bin dist
+
+# ---------------------------------------------------------------------------
+# Release builds, man page, completions and Debian packages.
+
+# Static binaries, one per target: the Raspberry Pis (arm64, armv7) and
+# amd64 boxes.
+RELEASE_BINS := dist/wgbird-linux-amd64 dist/wgbird-linux-arm64 dist/wgbird-linux-armv7
+# Debian version of the packages (0.0~gitYYYYMMDD.HASH before the first v* tag).
+DEB_VERSION ?= $(shell sh internal/packaging/debversion.sh)
+# Set to a real address before publishing packages (.invalid: a placeholder).
+DEB_MAINTAINER ?= wgbird maintainers <maintainers@wgbird.invalid>
+# Commit time: the man page's date and the files' mtime in the .deb.
+ifndef SOURCE_DATE_EPOCH
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+endif
+export SOURCE_DATE_EPOCH
+# The version stamped by LDFLAGS, fixed for this run (HEAD may move meanwhile).
+STAMPED_VERSION := $(VERSION)
+# nfpm, pinned in internal/tools, run from the repository root.
+NFPM = $(GO) tool -modfile=internal/tools/go.mod nfpm
+
+.PHONY: release man completion deb deb-amd64 deb-arm64 deb-armv7 deb-test FORCE
+
+release: $(RELEASE_BINS)
+	cd dist && sha256sum $(notdir $(RELEASE_BINS)) > SHA256SUMS
+	@cat dist/SHA256SUMS
+
+dist/wgbird-linux-amd64: BUILD_ENV := GOARCH=amd64
+dist/wgbird-linux-arm64: BUILD_ENV := GOARCH=arm64
+dist/wgbird-linux-armv7: BUILD_ENV := GOARCH=arm GOARM=7
+# FORCE: go build's own cache decides what is out of date.
+$(RELEASE_BINS): FORCE
+	CGO_ENABLED=0 GOOS=linux $(BUILD_ENV) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/wgbird
+
+# wgbird(8) and the bash and zsh completions, generated from the command
+# table (internal/cli) into dist/doc. 'man -l dist/doc/wgbird.8' shows it.
+man completion: dist/doc/wgbird.8.gz
+dist/doc/wgbird.8.gz: FORCE
+	$(GO) run ./internal/cli/gendoc -dir dist/doc -version $(STAMPED_VERSION)
+	gzip -9nc dist/doc/wgbird.8 > $@
+
+# One .deb per architecture in dist/: wgbird_VERSION-1_{amd64,arm64,armhf}.deb.
+deb: deb-amd64 deb-arm64 deb-armv7
+	cd dist && sha256sum $(notdir $(RELEASE_BINS)) wgbird_*.deb > SHA256SUMS
+	@cat dist/SHA256SUMS
+
+deb-amd64: NFPM_ARCH := amd64
+deb-arm64: NFPM_ARCH := arm64
+deb-armv7: NFPM_ARCH := arm7
+deb-amd64 deb-arm64 deb-armv7: deb-%: dist/wgbird-linux-% dist/doc/wgbird.8.gz
+	rm -f dist/wgbird_*_$(subst arm7,armhf,$(NFPM_ARCH)).deb
+	NFPM_ARCH=$(NFPM_ARCH) DEB_VERSION='$(DEB_VERSION)' DEB_MAINTAINER='$(DEB_MAINTAINER)' \
+	WGBIRD_BIN=dist/wgbird-linux-$* WGBIRD_DOC=dist/doc \
+		$(NFPM) package --config internal/packaging/nfpm.yaml --packager deb --target dist/
+
+# Install the amd64 package on this machine with apt-get, check it, upgrade
+# it over an edited conffile, purge it and check nothing is left (root).
+deb-test: deb-amd64
+	rm -rf dist/deb-test && mkdir -p dist/deb-test
+	NFPM_ARCH=amd64 DEB_VERSION='$(DEB_VERSION)+debtest' DEB_MAINTAINER='$(DEB_MAINTAINER)' \
+	WGBIRD_BIN=dist/wgbird-linux-amd64 WGBIRD_DOC=dist/doc \
+		$(NFPM) package --config internal/packaging/nfpm.yaml --packager deb --target dist/deb-test/
+	sh internal/packaging/deb-test.sh ./dist/wgbird_*_amd64.deb ./dist/deb-test/wgbird_*_amd64.deb '$(STAMPED_VERSION)'
+
+FORCE:
