@@ -483,7 +483,7 @@ func TestSocket(t *testing.T) {
 	t.Run("unknown group is an error", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "wgbird.sock")
 		_, err := start(t, sock, "wgbird-no-such-group")
-		if err == nil || err.Error() != `control.group "wgbird-no-such-group": no such group` {
+		if !errors.Is(err, ErrUnknownGroup) || err.Error() != `control.group "wgbird-no-such-group": no such group` {
 			t.Fatalf("Start = %v", err)
 		}
 		if _, err := os.Lstat(sock); !os.IsNotExist(err) {

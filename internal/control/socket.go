@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// ErrUnknownGroup: control.group names no group of this system, a
+// configuration error.
+var ErrUnknownGroup = errors.New("no such group")
+
 // SocketMode is the control socket's mode: root and the configured group
 // may connect, nobody else.
 const SocketMode = 0o660
@@ -153,7 +157,7 @@ func lookupGroup(name string) (int, error) {
 	var unknown user.UnknownGroupError
 	var unknownID user.UnknownGroupIdError
 	if errors.As(err, &unknown) || errors.As(err, &unknownID) {
-		return 0, fmt.Errorf("control.group %q: no such group", name)
+		return 0, fmt.Errorf("control.group %q: %w", name, ErrUnknownGroup)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("control.group %q: %w", name, err)
