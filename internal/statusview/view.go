@@ -71,13 +71,13 @@ func render(b *bytes.Buffer, v View) {
 	if len(v.Warnings) > 0 {
 		fmt.Fprintf(b, "\nWarnings:\n")
 		for _, w := range v.Warnings {
-			fmt.Fprintf(b, "  ! %s\n", indent(w, "    "))
+			fmt.Fprintf(b, "  ! %s\n", indent(wrap(w, wrapWidth-4), "    "))
 		}
 	}
 	if len(v.Notes) > 0 {
 		fmt.Fprintf(b, "\nNot verified:\n")
 		for _, n := range v.Notes {
-			fmt.Fprintf(b, "  - %s\n", indent(n, "    "))
+			fmt.Fprintf(b, "  - %s\n", indent(wrap(n, wrapWidth-4), "    "))
 		}
 	}
 }
@@ -253,6 +253,32 @@ func human(d time.Duration) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// wrapWidth is where warnings and notes wrap, for an 80 to 100 column
+// terminal.
+const wrapWidth = 96
+
+// wrap breaks each line of s at spaces so that lines stay within width
+// where words allow.
+func wrap(s string, width int) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		cur := ""
+		for _, w := range strings.Fields(line) {
+			switch {
+			case cur == "":
+				cur = w
+			case len(cur)+1+len(w) > width:
+				out = append(out, cur)
+				cur = w
+			default:
+				cur += " " + w
+			}
+		}
+		out = append(out, cur)
+	}
+	return strings.Join(out, "\n")
+}
 
 // indent puts prefix before every line of s but the first.
 func indent(s, prefix string) string {

@@ -95,10 +95,11 @@ func TestTable(t *testing.T) {
 			BIRD:     &BIRD{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 2300 * time.Microsecond},
 			Services: []daemon.ServiceStatus{healthy()},
 			Warnings: []string{
-				"protocol wg_vip4 is not disabled in /etc/bird/bird.conf:12: after a BIRD restart or a reboot it announces\nbefore wgbird has checked anything; add `disabled;` to it",
-				"protocol bgp_router is BGP: re-enabling it takes seconds of session set-up; control the static protocol instead",
+				"service vpn4: protocol wg_vip4 (/etc/bird/bird.conf:12) is not `disabled` in BIRD's config: when BIRD starts or reloads its config it announces before wgbird has checked anything; add `disabled;` to it (wgbird enables it once healthy)",
+				"service vpn4 controls BGP protocol bgp_router: every return then waits for a new BGP session (~4-7 s measured) and every withdrawal tears the session down; control a static protocol whose routes bgp_router exports instead",
+				"an explicit\nline break is kept",
 			},
-			Notes: []string{"which routes BGP exports (no BGP session up)"},
+			Notes: []string{"whether wg_vip4's routes pass the export filter of bgp_router: BIRD evaluates export filters only on channels that are up"},
 		}},
 		{"not_checked_yet", View{
 			Now:      now,
