@@ -10,6 +10,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/control"
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/link"
@@ -95,6 +96,23 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 			return err
 		}
 	}
+	// --- control socket and stored drains (issue 4) ---
+	// Drains an operator stored are applied before the first check, so a
+	// restart never announces a drained service in between; for their
+	// services they replace --drain's reason.
+	store := control.NewStore(cfg.Control.RuntimeDir, cfg.Control.StateDir)
+	if err := control.Restore(d, store, log); err != nil {
+		return err
+	}
+	srv, err := control.Start(control.Options{Socket: cfg.Control.Socket, Group: cfg.Control.Group, Version: Version, Log: log}, d, store)
+	if errors.Is(err, control.ErrUnknownGroup) {
+		return withCode(ExitConfig, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer srv.Close() // bounded: returns within a few seconds
+	// --- end of control ---
 	log.Info("starting", "version", Version, "config", o.config, "services", d.Services(), "bird_socket", cfg.BIRD.Socket)
 
 	wctx, stopWatchdog := context.WithCancel(ctx)
