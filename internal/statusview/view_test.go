@@ -175,3 +175,41 @@ func TestAge(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaDocumented keeps SCHEMA.md in step with the JSON: every key
+// of the golden status is documented in a table.
+func TestSchemaDocumented(t *testing.T) {
+	doc, err := os.ReadFile("SCHEMA.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join("testdata", "status.json.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				keys[k] = true
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	for k := range keys {
+		if !bytes.Contains(doc, []byte("| `"+k+"` |")) {
+			t.Errorf("SCHEMA.md has no table row for key %q", k)
+		}
+	}
+}
