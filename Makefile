@@ -75,6 +75,7 @@ deps:
 	fi
 
 install: build
+	@if [ -z "$(DESTDIR)" ] && ! getent group wgbird >/dev/null; then groupadd --system wgbird; fi
 	install -D -m 0755 bin/wgbird $(DESTDIR)$(PREFIX)/sbin/wgbird
 	install -D -m 0644 systemd/wgbird.service $(DESTDIR)/lib/systemd/system/wgbird.service
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/wgbird/wgbird.toml ]; then \
