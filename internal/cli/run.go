@@ -78,14 +78,22 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	defer wg.Close()
 
+	// Metrics ([metrics] listen) and the transition hook ([hook] command).
+	birdc, observer, stopObservers, err := startObservers(cfg, log, bc)
+	if err != nil {
+		return err
+	}
+	defer stopObservers()
+
 	pr := &probers{}
 	d := daemon.New(cfg, daemon.Deps{
-		BIRD:      bc,
+		BIRD:      birdc,
 		WireGuard: wg,
 		Exec:      execcheck.Run,
 		NewProber: pr.New,
 		Subscribe: link.Subscribe,
 		Log:       log,
+		Observer:  observer,
 	})
 	if pr.err != nil {
 		// A probe key file missing or readable by others.
