@@ -24,7 +24,7 @@ type Server struct {
 	served chan struct{}
 }
 
-// Start listens on addr ("127.0.0.1:9476"; port 0 picks one) and serves h
+// Start listens on addr ("127.0.0.1:9475"; port 0 picks one) and serves h
 // at /metrics until Close.
 func Start(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
