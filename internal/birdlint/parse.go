@@ -119,7 +119,7 @@ func parseRoutes(s string) ([3]int, error) {
 	for i, g := range []string{m[1], m[3], m[4]} {
 		v, err := strconv.Atoi(g)
 		if err != nil {
-			return n, fmt.Errorf("Routes line %q: %w", s, err)
+			return n, fmt.Errorf("reading the Routes line %q: %w", s, err)
 		}
 		n[i] = v
 	}
