@@ -139,9 +139,9 @@ func TestReaderHungDevice(t *testing.T) {
 	if n := r.inFlightCount(); n != 1 {
 		t.Errorf("reads in flight = %d, want 1", n)
 	}
-	if n := runtime.NumGoroutine(); n > baseline+1 {
-		t.Errorf("goroutines = %d, want at most %d (baseline + one hung read)", n, baseline+1)
-	}
+	// Goroutines of the calls that just returned may take a moment to
+	// exit; what must hold is that they settle at one hung read.
+	waitFor(t, "goroutines to settle at baseline + one hung read", func() bool { return runtime.NumGoroutine() <= baseline+1 })
 
 	// A hung wg0 does not block wg1.
 	got, err = r.Device(withTimeout(t, time.Second), "wg1")
