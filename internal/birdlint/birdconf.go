@@ -41,7 +41,12 @@ type (
 )
 
 // maxIncludeDepth stops include loops; BIRD itself allows 8 levels.
-const maxIncludeDepth = 8
+// maxFiles bounds the files read in all, against a file including itself
+// many times over.
+const (
+	maxIncludeDepth = 8
+	maxFiles        = 1000
+)
 
 // ReadConf reads the BIRD configuration at main, following `include`
 // directives (relative to the including file's directory, with globs, as
@@ -54,6 +59,9 @@ func ReadConf(main string, read ReadFile, glob Glob) (*Conf, error) {
 	load = func(file string, depth int) error {
 		if depth > maxIncludeDepth {
 			return fmt.Errorf("%s: includes nested deeper than %d", file, maxIncludeDepth)
+		}
+		if len(c.Files) >= maxFiles {
+			return fmt.Errorf("%s: more than %d files included", file, maxFiles)
 		}
 		data, err := read(file)
 		if err != nil {

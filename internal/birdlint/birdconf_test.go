@@ -88,6 +88,7 @@ func TestReadConfCaptured(t *testing.T) {
 func TestReadConfErrors(t *testing.T) {
 	files := map[string]string{
 		"/loop.conf":     `include "loop.conf";`,
+		"/fanout.conf":   `include "fanout.conf"; include "fanout.conf"; include "fanout.conf"; include "fanout.conf";`,
 		"/comment.conf":  "protocol static x { /* never closed",
 		"/string.conf":   `protocol static x { description "never closed; }`,
 		"/missing.conf":  `include "/nowhere/*.conf"; protocol static x { disabled; }`,
@@ -108,7 +109,7 @@ func TestReadConfErrors(t *testing.T) {
 		}
 		return nil, nil
 	}
-	for _, f := range []string{"/loop.conf", "/comment.conf", "/string.conf", "/nosuch.conf"} {
+	for _, f := range []string{"/loop.conf", "/fanout.conf", "/comment.conf", "/string.conf", "/nosuch.conf"} {
 		if _, err := ReadConf(f, read, glob); err == nil {
 			t.Errorf("%s: no error", f)
 		}
