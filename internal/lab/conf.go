@@ -41,6 +41,9 @@ const (
 	// KeepaliveSeconds is the client's PersistentKeepalive: short, so the
 	// tunnel always carries traffic.
 	KeepaliveSeconds = 1
+	// MetricsListen is where every server's wgbird serves its metrics,
+	// inside the server's namespace (each has a loopback of its own).
+	MetricsListen = "127.0.0.1:9476"
 )
 
 // Server is one WireGuard server of the lab.
@@ -207,8 +210,9 @@ func (t Thresholds) Effective() Thresholds {
 	return t
 }
 
-// WgbirdConf is a server's wgbird.toml. Only non-default thresholds are
-// written.
+// WgbirdConf is a server's wgbird.toml, with the metrics endpoint on
+// MetricsListen and without the probe (see ProbeTable). Only non-default
+// thresholds are written.
 func WgbirdConf(dir string, t Thresholds) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[bird]
@@ -219,12 +223,15 @@ socket = %q
 runtime_dir = %q
 state_dir = %q
 
+[metrics]
+listen = %q
+
 [[service]]
 interface = %q
 vips = [%q]
 protocols = [%q]
 listen_port = %d
-`, dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state", WGInterface, VIP, Protocol, ListenPort)
+`, dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state", MetricsListen, WGInterface, VIP, Protocol, ListenPort)
 	if t.Interval > 0 {
 		fmt.Fprintf(&b, "interval = %q\n", t.Interval)
 	}

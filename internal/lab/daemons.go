@@ -31,7 +31,13 @@ func (l *Lab) startBird(ctx context.Context, node string) error {
 		return fmt.Errorf("writing %s: %w", conf, err)
 	}
 	pidFile := l.path(node, "bird.pid")
-	if pidOf(pidFile, "bird") > 0 {
+	if pid := pidOf(pidFile, "bird"); pid > 0 {
+		if readProc(pid).Stopped {
+			// Hung by HangBird.
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				return fmt.Errorf("continuing BIRD on %s: %w", node, err)
+			}
+		}
 		return nil
 	}
 	sock := l.BirdSocket(node)
@@ -203,13 +209,21 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 	if l.cfg.Wgbird == "" {
 		return nil
 	}
-	dir := l.path(server, "")
-	dir = strings.TrimSuffix(dir, "/")
 	conf := l.path(server, "wgbird.toml")
-	if err := os.WriteFile(conf, []byte(WgbirdConf(dir, l.cfg.Thresholds)), 0o644); err != nil {
+	text, err := l.wgbirdConf(server)
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", conf, err)
 	}
-	if l.WgbirdPid(server) > 0 {
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", conf, err)
+	}
+	if pid := l.WgbirdPid(server); pid > 0 {
+		if readProc(pid).Stopped {
+			// Hung by HangWgbird.
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				return fmt.Errorf("continuing wgbird on %s: %w", server, err)
+			}
+		}
 		return nil
 	}
 	logFile := l.WgbirdLog(server)

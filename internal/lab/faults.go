@@ -23,6 +23,7 @@ const (
 	KeyRemove     Mode = "key-remove"     // wg set wg0 private-key /dev/null
 	PortChange    Mode = "port-change"    // wg set wg0 listen-port 51821
 	PeersRemove   Mode = "peers-remove"   // wg set wg0 peer ... remove, every peer
+	KeyRotate     Mode = "key-rotate"     // wg set wg0 private-key <another key>
 	BirdRestart   Mode = "bird-restart"   // restart BIRD (static protocol starts disabled)
 	BirdConfigure Mode = "bird-configure" // birdc configure (BIRD forgets CLI enable)
 	Drain         Mode = "drain"          // wgbird drain
@@ -37,6 +38,9 @@ type ModeInfo struct {
 	SelfHealing bool
 	// NeedsWgbird modes talk to wgbird.
 	NeedsWgbird bool
+	// NeedsProbe modes are caught by wgbird's active probe only: every
+	// passive check stays green (see Config.NoProbe).
+	NeedsProbe bool
 }
 
 // Modes lists every mode, in the order tests and --help use.
@@ -49,6 +53,13 @@ var Modes = []ModeInfo{
 	{Mode: KeyRemove, Help: "remove wg0's private key"},
 	{Mode: PortChange, Help: fmt.Sprintf("change wg0's listen port to %d", ListenPort+1)},
 	{Mode: PeersRemove, Help: "remove every peer of wg0"},
+	// KeyRotate: one anycast server reloaded or restarted with a rotated
+	// key the others (and the clients) do not have. wg0 keeps a key, its
+	// port and its peers, so every passive check stays green while clients
+	// routed to it can no longer handshake. The key is set in place, which
+	// is where a restart with the wrong key ends up, without the restart's
+	// link flap that the link check would catch on its own.
+	{Mode: KeyRotate, Help: "replace wg0's private key with another one (anycast key drift after a rotation; only the active probe catches it)", NeedsProbe: true},
 	{Mode: BirdRestart, Help: "restart BIRD (SIGTERM, start again: the static protocol starts disabled)", SelfHealing: true},
 	{Mode: BirdConfigure, Help: "run `birdc configure` (BIRD forgets the CLI enable)", SelfHealing: true},
 	{Mode: Drain, Help: "drain the server through wgbird's control socket", NeedsWgbird: true},
@@ -143,6 +154,8 @@ func (l *Lab) Fail(ctx context.Context, server string, mode Mode) (time.Time, er
 		if err != nil {
 			return t0, err
 		}
+	case KeyRotate:
+		t0, err = l.rotateKey(ctx, server)
 	case BirdRestart:
 		t0 = time.Now()
 		if err := l.stopBird(ctx, server); err != nil {

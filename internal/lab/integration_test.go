@@ -344,6 +344,9 @@ func TestFaultModes(t *testing.T) {
 	th := testThresholds.Effective()
 	for i, m := range Modes {
 		t.Run(string(m.Mode), func(t *testing.T) {
+			if m.NeedsProbe && l.cfg.NoProbe {
+				t.Skip("the lab runs wgbird without the probe")
+			}
 			if m.NeedsWgbird && !wgbirdHasCommand(string(m.Mode)) {
 				t.Skipf("this wgbird has no %q command yet", m.Mode)
 			}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/probe"
 )
 
 // DefaultDir is where the lab keeps its state unless told otherwise.
@@ -39,6 +41,9 @@ type Config struct {
 	Wgbird string
 	// Thresholds are written to each wgbird's config.
 	Thresholds Thresholds
+	// NoProbe runs every wgbird without its active handshake probe: the
+	// servers then list no probe peer, and KeyRotate goes unnoticed.
+	NoProbe bool `json:",omitempty"`
 	// Log receives what the lab does (discarded if nil).
 	Log *slog.Logger `json:"-"`
 }
@@ -202,7 +207,9 @@ func (l *Lab) makeDirs() error {
 }
 
 // makeKeys writes the servers' shared key pair (an anycast endpoint needs
-// one identity) and the client's, and the wg(8) configs built from them.
+// one identity), the client's, each server's probe key (unless NoProbe),
+// and the wg(8) configs built from them: a server lists the client and its
+// own wgbird's probe as peers.
 func (l *Lab) makeKeys() error {
 	server, err := wgtypes.GeneratePrivateKey()
 	if err != nil {
@@ -217,7 +224,15 @@ func (l *Lab) makeKeys() error {
 		AllowedIPs: netipHost(TunnelClient),
 	})
 	for _, s := range Servers {
-		if err := os.WriteFile(l.path(s.Name, "wg0.conf"), []byte(sconf), 0o600); err != nil {
+		conf := sconf
+		if !l.cfg.NoProbe {
+			stanza, err := probe.GenerateKey(l.ProbeKeyFile(s.Name), true)
+			if err != nil {
+				return fmt.Errorf("generating the probe key of %s: %w", s.Name, err)
+			}
+			conf += "\n" + stanza
+		}
+		if err := os.WriteFile(l.path(s.Name, "wg0.conf"), []byte(conf), 0o600); err != nil {
 			return fmt.Errorf("writing wg config: %w", err)
 		}
 		if err := os.WriteFile(l.path(s.Name, "private.key"), []byte(server.String()+"\n"), 0o600); err != nil {
@@ -233,7 +248,24 @@ func (l *Lab) makeKeys() error {
 	if err := os.WriteFile(l.path("client", "wg0.conf"), []byte(cconf), 0o600); err != nil {
 		return fmt.Errorf("writing wg config: %w", err)
 	}
+	if err := os.WriteFile(l.path("client", "private.key"), []byte(client.String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing key: %w", err)
+	}
 	return nil
+}
+
+// publicKey returns the WireGuard public key of node ("client", or a
+// server: both hold the same key), from the private key makeKeys wrote.
+func (l *Lab) publicKey(node string) (string, error) {
+	b, err := os.ReadFile(l.path(node, "private.key"))
+	if err != nil {
+		return "", fmt.Errorf("reading the key of %s: %w", node, err)
+	}
+	k, err := wgtypes.ParseKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("parsing the key of %s: %w", node, err)
+	}
+	return k.PublicKey().String(), nil
 }
 
 // WaitRouted waits until the router routes VIPPrefix via every server.

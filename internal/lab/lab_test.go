@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/probe"
 )
 
 func TestParseStat(t *testing.T) {
@@ -54,8 +57,8 @@ func TestParseMode(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "kill, hang, link-delete") {
 		t.Errorf("ParseMode(explode) error = %v, want the list of modes", err)
 	}
-	if len(Modes) != 11 {
-		t.Errorf("%d modes, want 11", len(Modes))
+	if len(Modes) != 12 {
+		t.Errorf("%d modes, want 12", len(Modes))
 	}
 }
 
@@ -92,6 +95,9 @@ socket = "/run/wgbird-lab/s1/wgbird.sock"
 runtime_dir = "/run/wgbird-lab/s1/run"
 state_dir = "/run/wgbird-lab/s1/state"
 
+[metrics]
+listen = "127.0.0.1:9476"
+
 [[service]]
 interface = "wg0"
 vips = ["192.168.20.1/24"]
@@ -102,6 +108,59 @@ rise = 3
 `
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("WgbirdConf (-want +got):\n%s", diff)
+	}
+}
+
+// TestKeysAndProbe: every server lists the client and its own probe as
+// peers, and its wgbird.toml probes with that key and expects the anycast
+// public key; with NoProbe neither appears.
+func TestKeysAndProbe(t *testing.T) {
+	for _, noProbe := range []bool{false, true} {
+		l := New(Config{Dir: t.TempDir(), NoProbe: noProbe})
+		if err := l.makeDirs(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.makeKeys(); err != nil {
+			t.Fatal(err)
+		}
+		client, err := l.publicKey("client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := l.publicKey("s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range Servers {
+			b, err := os.ReadFile(l.path(s.Name, "wg0.conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf, err := l.wgbirdConf(s.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), "PublicKey = "+client+"\n") {
+				t.Errorf("%s wg0.conf lacks the client peer:\n%s", s.Name, b)
+			}
+			pk, err := probe.LoadPrivateKey(l.ProbeKeyFile(s.Name))
+			if noProbe {
+				if err == nil || strings.Contains(conf, "[service.probe]") || strings.Count(string(b), "[Peer]") != 1 {
+					t.Errorf("NoProbe: %s has a probe key (%v) or table:\n%s\n%s", s.Name, err, b, conf)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), "PublicKey = "+pk.PublicKey().String()+"\n") {
+				t.Errorf("%s wg0.conf lacks its probe peer:\n%s", s.Name, b)
+			}
+			want := ProbeTable(l.ProbeKeyFile(s.Name), server)
+			if !strings.HasSuffix(conf, want) {
+				t.Errorf("%s wgbird.toml does not end with %q:\n%s", s.Name, want, conf)
+			}
+		}
 	}
 }
 

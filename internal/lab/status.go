@@ -70,7 +70,7 @@ func (l *Lab) Status(ctx context.Context) Status {
 		}
 		st.Servers = append(st.Servers, ss)
 	}
-	hs, err := l.latestHandshake(ctx, "client", 2*time.Second)
+	hs, err := l.clientHandshake(ctx)
 	if err != nil {
 		st.ClientErr = err.Error()
 	}
@@ -113,8 +113,11 @@ func parseHandshakes(out string) (map[string]time.Time, error) {
 	return hs, nil
 }
 
-// latestHandshake returns the newest handshake of node's wg0 with any peer.
-func (l *Lab) latestHandshake(ctx context.Context, node string, timeout time.Duration) (time.Time, error) {
+// latestHandshake returns the latest handshake of node's wg0 with the
+// peer whose public key is peer; zero when there was none. A server's wg0
+// has the probe as a second peer, which handshakes every interval on both
+// servers: only the peer asked for counts.
+func (l *Lab) latestHandshake(ctx context.Context, node, peer string, timeout time.Duration) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, err := l.wg(ctx, node, "show", WGInterface, "latest-handshakes")
@@ -125,22 +128,31 @@ func (l *Lab) latestHandshake(ctx context.Context, node string, timeout time.Dur
 	if err != nil {
 		return time.Time{}, err
 	}
-	var newest time.Time
-	for _, t := range hs {
-		if t.After(newest) {
-			newest = t
-		}
+	return hs[peer], nil
+}
+
+// clientHandshake returns the client tunnel's latest handshake with the
+// servers' (shared) key.
+func (l *Lab) clientHandshake(ctx context.Context) (time.Time, error) {
+	server, err := l.publicKey(Servers[0].Name)
+	if err != nil {
+		return time.Time{}, err
 	}
-	return newest, nil
+	return l.latestHandshake(ctx, "client", server, 2*time.Second)
 }
 
 // ActiveServer returns the server the client's tunnel currently goes to:
-// the one with the newest handshake with the client. Both servers hold the
-// same key, so which one answers depends only on the router's ECMP hash.
+// the one with the newest handshake with the client (not with the probe).
+// Both servers hold the same key, so which one answers depends only on the
+// router's ECMP hash.
 func (l *Lab) ActiveServer(ctx context.Context) (string, error) {
+	client, err := l.publicKey("client")
+	if err != nil {
+		return "", err
+	}
 	best, bestAt := "", time.Time{}
 	for _, s := range Servers {
-		t, err := l.latestHandshake(ctx, s.Name, 2*time.Second)
+		t, err := l.latestHandshake(ctx, s.Name, client, 2*time.Second)
 		if err != nil {
 			continue // a hung server does not answer; it is not the active one
 		}
