@@ -127,15 +127,10 @@ func check(ctx context.Context, w io.Writer, cfg *config.Config, deps checkDeps,
 		}
 	}
 
-	view := statusview.View{Version: Version, BIRD: &statusview.BIRD{Socket: cfg.BIRD.Socket}}
-	start := time.Now()
-	version, err := deps.BIRD.Status(ctx)
-	if err != nil {
-		view.BIRD.Error = err.Error()
-	} else {
-		view.BIRD.Reachable, view.BIRD.Version, view.BIRD.RTT = true, version, time.Since(start)
-	}
+	view := statusview.View{Version: Version}
 	view.Services = d.CheckOnce(ctx)
+	bs := d.BIRDStatus()
+	view.BIRD = &statusview.BIRD{Socket: bs.Socket, Reachable: bs.Reachable, Version: bs.Version, RTT: bs.RTT, Error: bs.Error}
 
 	var lintErrs []string
 	if view.BIRD.Reachable {

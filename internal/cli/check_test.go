@@ -109,7 +109,7 @@ func TestCheckHealthy(t *testing.T) {
 	if strings.Contains(out, "Warnings:") || strings.Contains(out, "Not verified:") {
 		t.Errorf("warnings for a good set-up:\n%s", out)
 	}
-	want := []string{"show status", "show protocols", "show protocols all", "show route table master4 export up_peer protocol wg_vip4 count"}
+	want := []string{"show protocols", "show status", "show protocols all", "show route table master4 export up_peer protocol wg_vip4 count"}
 	if diff := cmp.Diff(want, r.bird.Commands()); diff != "" {
 		t.Errorf("BIRD commands (-want +got):\n%s", diff)
 	}

@@ -266,6 +266,8 @@ type fakeDaemon struct {
 
 var _ control.Daemon = (*fakeDaemon)(nil)
 
+func (d *fakeDaemon) BIRDStatus() daemon.BIRDStatus { return daemon.BIRDStatus{} }
+
 func (f *fakeDaemon) Services() []string { return []string{"wg0"} }
 
 func (f *fakeDaemon) Status() []daemon.ServiceStatus {

@@ -68,7 +68,11 @@ func runStatus(ctx context.Context, env *Env, o *statusOpts) error {
 
 // statusView is the table of a status reply.
 func statusView(st control.StatusReply, now time.Time) statusview.View {
-	return statusview.View{Version: st.Version, Services: st.Services, Now: now}
+	v := statusview.View{Version: st.Version, Services: st.Services, Now: now}
+	if b := st.BIRD; b != nil && !b.CheckedAt.IsZero() {
+		v.BIRD = &statusview.BIRD{Socket: b.Socket, Reachable: b.Reachable, Version: b.Version, RTT: b.RTT, Error: b.Error}
+	}
+	return v
 }
 
 // clearScreen moves the cursor home and clears the terminal (ANSI).

@@ -19,6 +19,7 @@ const (
 // StatusReply is the answer to GET /v1/status.
 type StatusReply struct {
 	Version  string                 `json:"version"`
+	BIRD     *daemon.BIRDStatus     `json:"bird,omitempty"`
 	Services []daemon.ServiceStatus `json:"services"`
 }
 

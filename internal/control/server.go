@@ -25,6 +25,7 @@ import (
 type Daemon interface {
 	Services() []string
 	Status() []daemon.ServiceStatus
+	BIRDStatus() daemon.BIRDStatus
 	SetDrain(names []string, dr *daemon.Drain) error
 	Device(ctx context.Context, service string) (*wgtypes.Device, error)
 	QuietPeriod(service string) (time.Duration, bool)
@@ -148,7 +149,8 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, StatusReply{Version: s.version, Services: s.d.Status()})
+	bs := s.d.BIRDStatus()
+	writeJSON(w, http.StatusOK, StatusReply{Version: s.version, BIRD: &bs, Services: s.d.Status()})
 }
 
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {

@@ -52,6 +52,8 @@ func (f *fakeBIRD) Protocols(context.Context) ([]bird.Protocol, error) {
 	return ps, nil
 }
 
+func (f *fakeBIRD) Status(context.Context) (string, error) { return "2.0.12", nil }
+
 func (f *fakeBIRD) set(name string, en bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

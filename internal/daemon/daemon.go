@@ -10,6 +10,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
@@ -22,6 +23,57 @@ type Daemon struct {
 	log      *slog.Logger
 	services []*service
 	byName   map[string]*service
+
+	birdMu sync.Mutex
+	bird   BIRDStatus
+}
+
+// BIRDStatus is what wgbird knows of BIRD's control socket, from the
+// services' latest `show protocols`.
+type BIRDStatus struct {
+	Socket    string `json:"socket"`
+	Reachable bool   `json:"reachable"`
+	// Version is BIRD's own ("2.0.12"), read once BIRD answers.
+	Version string `json:"version,omitempty"`
+	// RTT is the round trip of the latest `show protocols`.
+	RTT       time.Duration `json:"rtt_ns"`
+	Error     string        `json:"error,omitempty"`
+	CheckedAt time.Time     `json:"checked_at"`
+}
+
+// BIRDStatus returns the latest state of BIRD's control socket.
+func (d *Daemon) BIRDStatus() BIRDStatus {
+	d.birdMu.Lock()
+	defer d.birdMu.Unlock()
+	return d.bird
+}
+
+// protocols reads BIRD's protocols for a service and records how BIRD
+// answered. The version is asked for when BIRD first answers and after
+// every recovery, so an upgraded BIRD shows its new version.
+func (d *Daemon) protocols(ctx context.Context) ([]bird.Protocol, error) {
+	start := time.Now()
+	protos, err := d.deps.BIRD.Protocols(ctx)
+	rtt := time.Since(start)
+
+	d.birdMu.Lock()
+	needVersion := err == nil && (!d.bird.Reachable || d.bird.Version == "")
+	d.bird.CheckedAt = time.Now()
+	if err != nil {
+		d.bird.Reachable, d.bird.Error, d.bird.Version = false, err.Error(), ""
+	} else {
+		d.bird.Reachable, d.bird.Error, d.bird.RTT = true, "", rtt
+	}
+	d.birdMu.Unlock()
+
+	if needVersion {
+		if v, verr := d.deps.BIRD.Status(ctx); verr == nil {
+			d.birdMu.Lock()
+			d.bird.Version = v
+			d.birdMu.Unlock()
+		}
+	}
+	return protos, err
 }
 
 // New returns a daemon for cfg. deps.BIRD, deps.WireGuard and deps.Exec
@@ -34,8 +86,9 @@ func New(cfg *config.Config, deps Deps) *Daemon {
 		deps.Links = netlinkLinks{}
 	}
 	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, byName: map[string]*service{}}
+	d.bird.Socket = cfg.BIRD.Socket
 	for _, sc := range cfg.Services {
-		s := newService(sc, &d.deps)
+		s := newService(sc, &d.deps, d.protocols)
 		d.services = append(d.services, s)
 		d.byName[sc.Name] = s
 	}
@@ -236,7 +289,7 @@ func (d *Daemon) QuietPeriod(name string) (time.Duration, bool) {
 // when any controlled protocol is enabled); a BIRD error is reported in
 // each status, not returned.
 func (d *Daemon) CheckOnce(ctx context.Context) []ServiceStatus {
-	protos, berr := d.deps.BIRD.Protocols(ctx)
+	protos, berr := d.protocols(ctx)
 	out := make([]ServiceStatus, len(d.services))
 	for i, s := range d.services {
 		for _, e := range s.execs {

@@ -28,6 +28,8 @@ type fakeBIRD struct {
 	cmds     []string
 	enabled  map[string]bool
 	down     error // returned by every call while set
+	// statusCalls counts "show status" (BIRD's version).
+	statusCalls int
 	disabled chan string
 }
 
@@ -75,6 +77,16 @@ func (f *fakeBIRD) set(name string, en bool) error {
 		f.disabled <- name
 	}
 	return nil
+}
+
+func (f *fakeBIRD) Status(context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statusCalls++ // kept apart from cmds: it changes nothing in BIRD
+	if f.down != nil {
+		return "", f.down
+	}
+	return "2.0.12", nil
 }
 
 func (f *fakeBIRD) Enable(_ context.Context, name string) error  { return f.set(name, true) }
@@ -377,6 +389,31 @@ func TestBIRDUnreachable(t *testing.T) {
 	}
 	if got := r.svc.Status().BIRDError; got != "" {
 		t.Errorf("status still shows BIRD error %q", got)
+	}
+}
+
+// TestBIRDStatus: the socket's state follows BIRD's answers, and the version
+// is read once when BIRD answers and again after a recovery.
+func TestBIRDStatus(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	r.d.cfg.BIRD.Socket = "/run/bird/bird.ctl"
+	r.steps(t, sched, sched)
+	got := r.d.BIRDStatus()
+	if !got.Reachable || got.Version != "2.0.12" || got.Error != "" || got.CheckedAt.IsZero() {
+		t.Errorf("BIRDStatus = %+v, want reachable 2.0.12", got)
+	}
+	if r.bird.statusCalls != 1 {
+		t.Errorf("show status sent %d times, want once", r.bird.statusCalls)
+	}
+	r.bird.setDown(errors.New("connect: connection refused"))
+	r.steps(t, sched)
+	if got := r.d.BIRDStatus(); got.Reachable || got.Error != "connect: connection refused" || got.Version != "" {
+		t.Errorf("BIRDStatus while down = %+v", got)
+	}
+	r.bird.setDown(nil)
+	r.steps(t, sched)
+	if got := r.d.BIRDStatus(); !got.Reachable || got.Version != "2.0.12" || r.bird.statusCalls != 2 {
+		t.Errorf("BIRDStatus after recovery = %+v, show status sent %d times; want reachable, version re-read", got, r.bird.statusCalls)
 	}
 }
 

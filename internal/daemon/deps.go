@@ -20,6 +20,8 @@ type BIRD interface {
 	Protocols(ctx context.Context) ([]bird.Protocol, error)
 	Enable(ctx context.Context, name string) error
 	Disable(ctx context.Context, name string) error
+	// Status returns BIRD's version ("show status").
+	Status(ctx context.Context) (string, error)
 }
 
 // WireGuard reads a device. Implementations bound every read by ctx.

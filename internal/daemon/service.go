@@ -62,6 +62,8 @@ type service struct {
 
 	machine *health.Machine
 	kick    chan struct{} // a relevant netlink event; buffered 1, coalescing
+	// readProtocols reads BIRD's protocols and records BIRD's state.
+	readProtocols func(context.Context) ([]bird.Protocol, error)
 
 	// Loop-owned state.
 	linkIndex  atomic.Int32 // last seen ifindex, to match address events
@@ -94,13 +96,14 @@ type ServiceStatus struct {
 	CheckedAt time.Time       `json:"checked_at"`
 }
 
-func newService(cfg config.Service, deps *Deps) *service {
+func newService(cfg config.Service, deps *Deps, protocols func(context.Context) ([]bird.Protocol, error)) *service {
 	s := &service{
-		cfg:     cfg,
-		deps:    deps,
-		log:     deps.Log.With("service", cfg.Name),
-		machine: health.NewMachine(health.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall}),
-		kick:    make(chan struct{}, 1),
+		cfg:           cfg,
+		deps:          deps,
+		log:           deps.Log.With("service", cfg.Name),
+		machine:       health.NewMachine(health.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall}),
+		kick:          make(chan struct{}, 1),
+		readProtocols: protocols,
 	}
 	for _, e := range cfg.Exec {
 		s.execs = append(s.execs, &execRunner{
@@ -235,7 +238,7 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 	var protos []bird.Protocol
 	if !s.machine.Started() || scheduled {
 		var err error
-		protos, err = s.deps.BIRD.Protocols(ctx)
+		protos, err = s.readProtocols(ctx)
 		if err != nil {
 			s.birdFailed("reading protocols", err)
 		} else {

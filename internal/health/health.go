@@ -9,17 +9,17 @@ import (
 // Check is the outcome of one health check of a service.
 type Check struct {
 	// Name identifies the check: "wireguard", "link", "exec:NAME".
-	Name string
+	Name string `json:"name"`
 	// OK reports whether the check passed.
-	OK bool
+	OK bool `json:"ok"`
 	// Hard marks a failure that means a part is gone (device, link or VIP):
 	// the service is withdrawn at once, without waiting for Fall.
-	Hard bool
+	Hard bool `json:"hard"`
 	// Detail explains the result to a person, e.g. "VIP 192.168.20.1/24
 	// missing on wg0".
-	Detail string
+	Detail string `json:"detail"`
 	// Took is how long the check ran.
-	Took time.Duration
+	Took time.Duration `json:"took_ns"`
 }
 
 // Result is one evaluation of a service: the AND of its checks.

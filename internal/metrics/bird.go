@@ -15,6 +15,7 @@ import (
 // Command labels of the BIRD metrics.
 const (
 	cmdProtocols = "show_protocols"
+	cmdStatus    = "show_status"
 	cmdEnable    = "enable"
 	cmdDisable   = "disable"
 )
@@ -32,7 +33,7 @@ var _ daemon.BIRD = instrumented{}
 // wgbird_bird_command_errors_total.
 func (m *Metrics) InstrumentBIRD(b daemon.BIRD) daemon.BIRD {
 	// Create the series up front, so that rate() sees the first error.
-	for _, c := range []string{cmdProtocols, cmdEnable, cmdDisable} {
+	for _, c := range []string{cmdProtocols, cmdStatus, cmdEnable, cmdDisable} {
 		m.birdDuration.WithLabelValues(c)
 	}
 	return instrumented{b: b, m: m}
@@ -43,6 +44,13 @@ func (i instrumented) Protocols(ctx context.Context) ([]bird.Protocol, error) {
 	ps, err := i.b.Protocols(ctx)
 	i.observe(cmdProtocols, start, err)
 	return ps, err
+}
+
+func (i instrumented) Status(ctx context.Context) (string, error) {
+	start := time.Now()
+	v, err := i.b.Status(ctx)
+	i.observe(cmdStatus, start, err)
+	return v, err
 }
 
 func (i instrumented) Enable(ctx context.Context, name string) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,13 +58,10 @@ func TestPromlint(t *testing.T) {
 	}
 }
 
-// TestDocumented keeps METRICS.md complete: every wgbird metric is in it,
-// and it documents none that does not exist.
+// TestDocumented keeps README's metrics section complete: every wgbird
+// metric is in it, and it documents none that does not exist.
 func TestDocumented(t *testing.T) {
-	doc, err := os.ReadFile("METRICS.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := readmeSection(t, "### Metrics")
 	m := New("v1.0.0")
 	exercise(m)
 	mfs, err := m.Gatherer().Gather()
@@ -78,12 +76,12 @@ func TestDocumented(t *testing.T) {
 		}
 		exported[name] = true
 		if !strings.Contains(string(doc), "`"+name+"`") {
-			t.Errorf("METRICS.md does not document %s", name)
+			t.Errorf("README's metrics section does not document %s", name)
 		}
 	}
 	for _, f := range strings.Fields(strings.NewReplacer("`", " ", "{", " ", "|", " ").Replace(string(doc))) {
 		if strings.HasPrefix(f, namespace+"_") && !exported[f] && !strings.HasSuffix(f, "_bucket") {
-			t.Errorf("METRICS.md documents %s, which is not exported", f)
+			t.Errorf("README's metrics section documents %s, which is not exported", f)
 		}
 	}
 }
@@ -232,7 +230,36 @@ func TestInstrumentBIRD(t *testing.T) {
 	if diff := cmp.Diff([]string{"enable wg_vip4", "disable nosuch", "show protocols"}, b.Commands()); diff != "" {
 		t.Errorf("commands passed through (-want +got):\n%s", diff)
 	}
-	if n := testutil.CollectAndCount(m.birdDuration); n != 3 {
-		t.Errorf("%d duration series, want 3 (one per command)", n)
+	if n := testutil.CollectAndCount(m.birdDuration); n != 4 {
+		t.Errorf("%d duration series, want 4 (one per command)", n)
 	}
+}
+
+// readmeSection returns the README's section under heading, up to the next
+// heading of the same or a higher level.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := strings.Index(heading, " ")
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == heading {
+			in = true
+			continue
+		}
+		if in {
+			if h := strings.Index(line, " "); h > 0 && h <= level && strings.Trim(line[:h], "#") == "" {
+				break
+			}
+			out = append(out, line)
+		}
+	}
+	if !in {
+		t.Fatalf("README.md has no heading %q", heading)
+	}
+	return strings.Join(out, "\n")
 }

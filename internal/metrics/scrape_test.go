@@ -93,7 +93,7 @@ func TestScrapeRunningDaemon(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("scraped (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"show protocols", "show protocols", "enable wg_vip4"}, b.Commands()[:3]); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "show status", "show protocols", "enable wg_vip4"}, b.Commands()[:4]); diff != "" {
 		t.Errorf("BIRD commands (-want +got):\n%s", diff)
 	}
 	body := get(t, url)

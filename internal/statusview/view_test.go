@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,7 +122,9 @@ func TestTable(t *testing.T) {
 // API's GET /v1/status) and so SCHEMA.md: a change of this golden file is
 // a change of a documented interface.
 func TestJSON(t *testing.T) {
-	st := control.StatusReply{Version: "v1.2.3", Services: []daemon.ServiceStatus{healthy(), drained(), noBIRD()}}
+	bs := daemon.BIRDStatus{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 412 * time.Microsecond,
+		Error: "", CheckedAt: time.Date(2026, 11, 25, 17, 29, 59, 600e6, time.UTC)}
+	st := control.StatusReply{Version: "v1.2.3", BIRD: &bs, Services: []daemon.ServiceStatus{healthy(), drained(), noBIRD()}}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
@@ -176,13 +179,10 @@ func TestAge(t *testing.T) {
 	}
 }
 
-// TestSchemaDocumented keeps SCHEMA.md in step with the JSON: every key
-// of the golden status is documented in a table.
+// TestSchemaDocumented keeps README's schema section in step with the
+// JSON: every key of the golden status is documented in a table.
 func TestSchemaDocumented(t *testing.T) {
-	doc, err := os.ReadFile("SCHEMA.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := readmeSection(t, "### `wgbird status --json`")
 	b, err := os.ReadFile(filepath.Join("testdata", "status.json.golden"))
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +209,36 @@ func TestSchemaDocumented(t *testing.T) {
 	walk(v)
 	for k := range keys {
 		if !bytes.Contains(doc, []byte("| `"+k+"` |")) {
-			t.Errorf("SCHEMA.md has no table row for key %q", k)
+			t.Errorf("README's status --json section has no table row for key %q", k)
 		}
 	}
+}
+
+// readmeSection returns the README's section under heading, up to the next
+// heading of the same or a higher level.
+func readmeSection(t *testing.T, heading string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := strings.Index(heading, " ")
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == heading {
+			in = true
+			continue
+		}
+		if in {
+			if h := strings.Index(line, " "); h > 0 && h <= level && strings.Trim(line[:h], "#") == "" {
+				break
+			}
+			out = append(out, line)
+		}
+	}
+	if !in {
+		t.Fatalf("README.md has no heading %q", heading)
+	}
+	return []byte(strings.Join(out, "\n"))
 }
