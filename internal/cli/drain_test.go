@@ -350,22 +350,3 @@ func TestCommandsAgainstServer(t *testing.T) {
 		t.Errorf("unknown service: exit %d, stderr %q; want %d, %q", code, stderr, ExitConfig, want)
 	}
 }
-
-func TestStatusText(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
-	st := control.StatusReply{Version: "v1", Services: []daemon.ServiceStatus{{
-		Name: "wg0", Interface: "wg0", State: "withdrawn", Since: now.Add(-time.Minute), Reason: "drained: kernel update",
-		Protocols: []bird.Protocol{{Name: "wg_vip4", State: "down"}},
-		Drain:     &daemon.Drain{Reason: "kernel update", Since: now.Add(-time.Minute)},
-	}}}
-	var b bytes.Buffer
-	writeStatusText(&b, st, now)
-	want := `wgbird v1
-wg0 (wg0): withdrawn since 2025-03-01 11:59:00 (1m0s ago): drained: kernel update
-  drained since 2025-03-01 11:59:00 (1m0s ago), until undrain, kept across wgbird restarts: kernel update
-  BIRD: wg_vip4 down
-`
-	if diff := cmp.Diff(want, b.String()); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}

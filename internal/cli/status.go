@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/control"
@@ -107,45 +106,6 @@ func watchStatus(ctx context.Context, w io.Writer, c interface {
 		st, err = c.Status(ctx)
 		if ctx.Err() != nil {
 			return nil
-		}
-	}
-}
-
-// writeStatusText is the plain text form of status: a line per service and
-// indented details.
-func writeStatusText(w io.Writer, st control.StatusReply, now time.Time) {
-	fmt.Fprintf(w, "wgbird %s\n", st.Version)
-	for _, s := range st.Services {
-		fmt.Fprintf(w, "%s (%s): %s since %s (%s ago)", s.Name, s.Interface, s.State, s.Since.Format(time.DateTime), now.Sub(s.Since).Round(time.Second))
-		if s.Reason != "" {
-			fmt.Fprintf(w, ": %s", s.Reason)
-		}
-		fmt.Fprintln(w)
-		if d := s.Drain; d != nil {
-			kind := "until undrain, kept across wgbird restarts"
-			if d.Persist {
-				kind = "until undrain, persistent across reboots"
-			}
-			fmt.Fprintf(w, "  drained since %s (%s ago), %s: %s\n", d.Since.Format(time.DateTime), now.Sub(d.Since).Round(time.Second), kind, d.Reason)
-		}
-		var protos []string
-		for _, p := range s.Protocols {
-			protos = append(protos, p.Name+" "+p.State)
-		}
-		if len(protos) == 0 {
-			protos = []string{"not read yet"}
-		}
-		fmt.Fprintf(w, "  BIRD: %s", strings.Join(protos, ", "))
-		if s.BIRDError != "" {
-			fmt.Fprintf(w, " (error: %s)", s.BIRDError)
-		}
-		fmt.Fprintln(w)
-		for _, c := range s.Checks {
-			res := "ok"
-			if !c.OK {
-				res = "FAILED"
-			}
-			fmt.Fprintf(w, "  %s %s: %s\n", c.Name, res, c.Detail)
 		}
 	}
 }
