@@ -24,13 +24,13 @@ import (
 
 // fakeBIRD records every command it is asked and keeps protocol states.
 type fakeBIRD struct {
-	mu       sync.Mutex
-	cmds     []string
-	enabled  map[string]bool
-	down     error // returned by every call while set
+	mu      sync.Mutex
+	cmds    []string
+	enabled map[string]bool
+	down    error // returned by every call while set
 	// statusCalls counts "show status" (BIRD's version).
 	statusCalls int
-	disabled chan string
+	disabled    chan string
 }
 
 var _ BIRD = (*fakeBIRD)(nil)

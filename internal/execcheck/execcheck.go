@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -20,22 +21,39 @@ type Spec struct {
 	Timeout time.Duration
 }
 
-// maxOutput bounds how much of the command's output is kept for the detail.
+// maxOutput bounds how much of a command's output is kept.
 const maxOutput = 4096
 
-// Run runs the command once and reports exit status 0 as healthy. The
-// command runs in its own process group; on timeout (or when ctx ends) the
-// whole group is killed, so a check that forks cannot leave children behind.
-func Run(ctx context.Context, s Spec) health.Check {
-	c := health.Check{Name: "exec:" + s.Name}
-	if len(s.Command) == 0 || s.Command[0] == "" {
-		c.Detail = "no command"
-		return c
+// Outcome is how one run of a command ended.
+type Outcome struct {
+	// Output is the start of its combined stdout and stderr.
+	Output string
+	// Err is nil for exit status 0; an *exec.ExitError for another exit
+	// status; otherwise why it could not run.
+	Err error
+	// Started is false when the command could not be started.
+	Started bool
+	// TimedOut is set when the timeout (or ctx) ended it; its process
+	// group was killed.
+	TimedOut bool
+	Took     time.Duration
+}
+
+// Exec runs argv with env added to wgbird's environment, in a process group
+// of its own. At timeout, or when ctx ends, the whole group is killed, and
+// after the command exits anything left in its group is killed too, so a
+// command that forks cannot leave children behind.
+func Exec(ctx context.Context, argv, env []string, timeout time.Duration) Outcome {
+	if len(argv) == 0 || argv[0] == "" {
+		return Outcome{Err: errors.New("no command")}
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	cmd := exec.Command(s.Command[0], s.Command[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out limitedBuffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -46,38 +64,54 @@ func Run(ctx context.Context, s Spec) health.Check {
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		c.Detail = fmt.Sprintf("starting %s: %v", s.Command[0], err)
-		return c
+		return Outcome{Err: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 
-	var err error
+	o := Outcome{Started: true}
 	select {
-	case err = <-done:
+	case o.Err = <-done:
 	case <-ctx.Done():
 		// Negative pid: the whole process group.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		c.Detail = fmt.Sprintf("%s timed out after %s, process group killed", s.Command[0], s.Timeout)
-		return c
+		o.Err = <-done
+		o.TimedOut = true
 	}
 	// The leader exited; anything it left in its group goes too.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	o.Took = time.Since(start)
+	o.Output = out.String()
+	return o
+}
 
-	took := time.Since(start).Round(time.Millisecond)
-	msg := strings.TrimSpace(out.String())
+// Run runs the check's command once and reports exit status 0 as healthy.
+func Run(ctx context.Context, s Spec) health.Check {
+	c := health.Check{Name: "exec:" + s.Name}
+	if len(s.Command) == 0 || s.Command[0] == "" {
+		c.Detail = "no command"
+		return c
+	}
+	o := Exec(ctx, s.Command, nil, s.Timeout)
+	c.Took = o.Took
 	var exitErr *exec.ExitError
 	switch {
-	case err == nil:
+	case !o.Started:
+		c.Detail = fmt.Sprintf("starting %s: %v", s.Command[0], o.Err)
+		return c
+	case o.TimedOut:
+		c.Detail = fmt.Sprintf("%s timed out after %s, process group killed", s.Command[0], s.Timeout)
+		return c
+	case o.Err == nil:
 		c.OK = true
-		c.Detail = fmt.Sprintf("%s exited 0 in %s", s.Command[0], took)
-	case errors.As(err, &exitErr):
+		c.Detail = fmt.Sprintf("%s exited 0 in %s", s.Command[0], o.Took.Round(time.Millisecond))
+		return c
+	case errors.As(o.Err, &exitErr):
 		c.Detail = fmt.Sprintf("%s exited %d", s.Command[0], exitErr.ExitCode())
 	default:
-		c.Detail = fmt.Sprintf("%s: %v", s.Command[0], err)
+		c.Detail = fmt.Sprintf("%s: %v", s.Command[0], o.Err)
 	}
-	if !c.OK && msg != "" {
+	if msg := strings.TrimSpace(o.Output); msg != "" {
 		c.Detail += ": " + firstLine(msg)
 	}
 	return c
@@ -91,7 +125,7 @@ func firstLine(s string) string {
 }
 
 // limitedBuffer keeps the first maxOutput bytes written to it and discards
-// the rest, so a chatty check cannot grow wgbird's memory.
+// the rest, so a chatty command cannot grow wgbird's memory.
 type limitedBuffer struct{ b bytes.Buffer }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {

@@ -1,28 +1,22 @@
 package hook
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 )
 
 // DefaultQueue is how many transitions may wait while a hook runs.
 const DefaultQueue = 32
-
-// maxOutput bounds how much of a hook's output is kept for the log.
-const maxOutput = 4096
 
 // Options configure a Runner.
 type Options struct {
@@ -169,69 +163,26 @@ func (r *Runner) loop() {
 // run runs the hook once for e, in its own process group, killing the
 // whole group on timeout so that nothing it started outlives it.
 func (r *Runner) run(e Event) {
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.Timeout)
-	defer cancel()
 	log := r.log.With("service", e.Service, "from", e.From.String(), "to", e.To.String())
-
-	cmd := exec.Command(r.opts.Command[0], r.opts.Command[1:]...)
-	cmd.Env = append(os.Environ(), e.Env()...)
-	var out limitedBuffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A grandchild holding the output pipe must not keep Wait blocked
-	// after the group has been killed.
-	cmd.WaitDelay = 100 * time.Millisecond
-
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		log.Error("hook failed to start", "err", err)
-		return
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	o := execcheck.Exec(r.ctx, r.opts.Command, e.Env(), r.opts.Timeout)
+	o.Output = strings.TrimSpace(o.Output)
+	took := o.Took.Round(time.Millisecond)
+	switch {
+	case !o.Started:
+		log.Error("hook failed to start", "err", o.Err)
+	case o.TimedOut:
 		why := fmt.Sprintf("killed after the %s timeout", r.opts.Timeout)
 		if r.ctx.Err() != nil {
 			why = "killed: wgbird is stopping"
 		}
-		log.Error("hook "+why, "output", out.String())
-		return
+		log.Error("hook "+why, "output", o.Output)
+	case o.Err != nil:
+		log.Error("hook failed", "err", o.Err, "took", took, "output", o.Output)
+	default:
+		log.Info("hook ran", "took", took, "output", o.Output)
 	}
-	took := time.Since(start).Round(time.Millisecond)
-	if err != nil {
-		log.Error("hook failed", "err", err, "took", took, "output", out.String())
-		return
-	}
-	log.Info("hook ran", "took", took, "output", out.String())
 }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// limitedBuffer keeps the first maxOutput bytes written to it.
-type limitedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := maxOutput - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.TrimSpace(l.b.String())
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/fakes"
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/readme"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -235,31 +235,11 @@ func TestInstrumentBIRD(t *testing.T) {
 	}
 }
 
-// readmeSection returns the README's section under heading, up to the next
-// heading of the same or a higher level.
 func readmeSection(t *testing.T, heading string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	s, err := readme.Section(heading)
 	if err != nil {
 		t.Fatal(err)
 	}
-	level := strings.Index(heading, " ")
-	var out []string
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == heading {
-			in = true
-			continue
-		}
-		if in {
-			if h := strings.Index(line, " "); h > 0 && h <= level && strings.Trim(line[:h], "#") == "" {
-				break
-			}
-			out = append(out, line)
-		}
-	}
-	if !in {
-		t.Fatalf("README.md has no heading %q", heading)
-	}
-	return strings.Join(out, "\n")
+	return s
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/wgbird/wgbird/internal/control"
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/readme"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -214,31 +214,11 @@ func TestSchemaDocumented(t *testing.T) {
 	}
 }
 
-// readmeSection returns the README's section under heading, up to the next
-// heading of the same or a higher level.
 func readmeSection(t *testing.T, heading string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	s, err := readme.Section(heading)
 	if err != nil {
 		t.Fatal(err)
 	}
-	level := strings.Index(heading, " ")
-	var out []string
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == heading {
-			in = true
-			continue
-		}
-		if in {
-			if h := strings.Index(line, " "); h > 0 && h <= level && strings.Trim(line[:h], "#") == "" {
-				break
-			}
-			out = append(out, line)
-		}
-	}
-	if !in {
-		t.Fatalf("README.md has no heading %q", heading)
-	}
-	return []byte(strings.Join(out, "\n"))
+	return []byte(s)
 }
