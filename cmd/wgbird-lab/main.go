@@ -38,6 +38,7 @@ commands:
   fail SERVER MODE   break SERVER (s1 or s2) and show when its nexthop goes
   heal SERVER        restore SERVER fully, whatever was broken
   demo               up, show failover and recovery, down (also on Ctrl-C)
+  bench              measure failover against references (wgbird-lab bench --help)
 
 modes:
 %s
@@ -135,6 +136,9 @@ var commandFlags = map[string][]string{
 var commandArgs = map[string]int{"up": 0, "down": 0, "status": 0, "demo": 0, "fail": 2, "heal": 1}
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bench" {
+		return runBench(args[1:], stdout, stderr) // bench.go: flags of its own
+	}
 	// One flag set for every command, so flags may stand before the
 	// command (wgbird-lab --wgbird bin/wgbird demo) or after it.
 	fs := flag.NewFlagSet("wgbird-lab", flag.ContinueOnError)
