@@ -220,11 +220,24 @@ func parseVmRSS(status string) (int64, error) {
 // written: `go_goroutines`, `wgbird_bird_command_duration_seconds_count{command="enable"}`.
 type Metrics map[string]float64
 
-// Sum adds up every series of the metric name, whatever its labels.
-func (m Metrics) Sum(name string) float64 {
+// Sum adds up the series of the metric name that carry every one of the
+// given labels, each written `key="value"`: Sum("x_total", `code="8007"`).
+func (m Metrics) Sum(name string, labels ...string) float64 {
 	var sum float64
 	for series, v := range m {
-		if series == name || strings.HasPrefix(series, name+"{") {
+		var set string
+		switch {
+		case series == name:
+		case strings.HasPrefix(series, name+"{") && strings.HasSuffix(series, "}"):
+			set = "," + series[len(name)+1:len(series)-1] + ","
+		default:
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(set, ","+l+",")
+		}
+		if ok {
 			sum += v
 		}
 	}
@@ -334,8 +347,9 @@ func dialInNS(ctx context.Context, name, network, addr string) (net.Conn, error)
 // UAPI socket: its reads of wg0 in flight. A connection to a hung
 // wireguard-go waits unaccepted in the listen queue, where ss shows its
 // peer as "* 0"; an accepted one has the UAPI socket's path as its
-// peer's address. (A connection to a hung BIRD would look the same as
-// the first kind: do not hang both at once.)
+// peer's address. Only sockets wgbird connected count (their own address
+// is "*"), not those its control socket accepted. (A connection to a hung
+// BIRD would look the same as the first kind: do not hang both at once.)
 func (l *Lab) UAPIReads(ctx context.Context, server string) (int, error) {
 	pid := l.WgbirdPid(server)
 	if pid == 0 {
@@ -388,9 +402,9 @@ func parseSS(out string) []unixSock {
 	return socks
 }
 
-// uapiReads counts pid's established unix stream sockets whose peer is
-// either not listed (a connection waiting in a listen queue) or bound to
-// a path ending in uapiSuffix.
+// uapiReads counts the unix stream sockets pid connected (unbound,
+// established) whose peer is either not listed (a connection waiting in a
+// listen queue) or bound to a path ending in uapiSuffix.
 func uapiReads(socks []unixSock, pid int, uapiSuffix string) int {
 	byInode := make(map[uint64]unixSock, len(socks))
 	for _, s := range socks {
@@ -398,7 +412,7 @@ func uapiReads(socks []unixSock, pid int, uapiSuffix string) int {
 	}
 	n := 0
 	for _, s := range socks {
-		if s.State != "ESTAB" || !slices.Contains(s.Pids, pid) {
+		if s.State != "ESTAB" || s.Local != "*" || !slices.Contains(s.Pids, pid) {
 			continue
 		}
 		peer, listed := byInode[s.PeerInode]

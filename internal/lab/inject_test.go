@@ -8,8 +8,9 @@ import (
 
 // ssHung is `ss -xpan` in a server namespace (trimmed), captured with
 // wireguard-go stopped (SIGSTOP) while wgbird (pid 300) held a read of
-// wg0 in its listen queue and its connection to BIRD; wg (pid 400) had
-// connected too.
+// wg0 in its listen queue, its connection to BIRD and a control client's
+// connection (from another namespace, so its peer is not listed); wg (pid
+// 400) had connected too.
 const ssHung = `Netid State  Recv-Q Send-Q               Local Address:Port   Peer Address:PortProcess
 u_str LISTEN 2      4096   /var/run/wireguard/wg0.sock 258848            * 0    users:(("wireguard-go",pid=200,fd=13),("wireguard-go",pid=200,fd=12))
 u_str ESTAB  0      768                              * 258937            * 0    users:(("wgbird",pid=300,fd=9))
@@ -17,6 +18,7 @@ u_str ESTAB  0      768                              * 258938            * 0    
 u_str ESTAB 0      0                                * 245951            * 245952 users:(("wgbird",pid=300,fd=6))
 u_str ESTAB 0      0      /run/wgbb-bench/s2/bird.ctl 245952            * 245951 users:(("bird",pid=100,fd=20))
 u_str LISTEN 0      4096   /run/wgbf/s1/wgbird.sock 245990            * 0    users:(("wgbird",pid=300,fd=7))
+u_str ESTAB 0      0      /run/wgbf/s1/wgbird.sock 245991            * 245777 users:(("wgbird",pid=300,fd=8))
 `
 
 // ssAnswered: wireguard-go (pid 200) has accepted wgbird's read.
@@ -36,6 +38,7 @@ func TestParseSS(t *testing.T) {
 		{State: "ESTAB", Local: "*", Inode: 245951, PeerInode: 245952, Pids: []int{300}},
 		{State: "ESTAB", Local: "/run/wgbb-bench/s2/bird.ctl", Inode: 245952, PeerInode: 245951, Pids: []int{100}},
 		{State: "LISTEN", Local: "/run/wgbf/s1/wgbird.sock", Inode: 245990, Pids: []int{300}},
+		{State: "ESTAB", Local: "/run/wgbf/s1/wgbird.sock", Inode: 245991, PeerInode: 245777, Pids: []int{300}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("parseSS (-want +got):\n%s", diff)
@@ -69,6 +72,8 @@ go_goroutines 17
 wgbird_bird_command_duration_seconds_count{command="enable"} 3
 wgbird_bird_command_duration_seconds_count{command="show_protocols"} 40
 wgbird_bird_command_duration_seconds_bucket{command="enable",le="0.005"} 3
+wgbird_bird_command_errors_total{code="8007",command="disable"} 2
+wgbird_bird_command_errors_total{code="timeout",command="show_protocols"} 5
 process_resident_memory_bytes 1.6105472e+07
 `
 	m, err := parseMetrics(text)
@@ -80,6 +85,15 @@ process_resident_memory_bytes 1.6105472e+07
 	}
 	if got := m.Sum("wgbird_bird_command_duration_seconds_count"); got != 43 {
 		t.Errorf("Sum(command count) = %v, want 43", got)
+	}
+	if got := m.Sum("wgbird_bird_command_duration_seconds_count", `command="enable"`); got != 3 {
+		t.Errorf("Sum(command count, enable) = %v, want 3", got)
+	}
+	if got := m.Sum("wgbird_bird_command_errors_total", `code="8007"`); got != 2 {
+		t.Errorf("Sum(errors, 8007) = %v, want 2", got)
+	}
+	if got := m.Sum("wgbird_bird_command_duration_seconds_count", `command="disable"`); got != 0 {
+		t.Errorf("Sum(command count, disable) = %v, want 0", got)
 	}
 	if got := m["process_resident_memory_bytes"]; got != 16105472 {
 		t.Errorf("process_resident_memory_bytes = %v", got)

@@ -73,11 +73,14 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	if shared != nil {
+	for _, l := range []*Lab{shared, faults} {
+		if l == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := shared.Down(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "tearing down the shared lab: %v\n", err)
+		if err := l.Down(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "tearing down the lab in %s: %v\n", l.Dir(), err)
 			code = 1
 		}
 	}
