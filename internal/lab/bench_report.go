@@ -400,9 +400,9 @@ func formatBytes(b int64) string {
 	}
 }
 
-// eventModes are withdrawn on an event (netlink, or the control socket
-// for drain), not on a scheduled check: the floor + 20 ms target.
-var eventModes = []Mode{Kill, LinkDelete, LinkDown, VIPRemove, Drain}
+// eventModes come with a netlink event that wgbird acts on at once: the
+// floor + 20 ms target.
+var eventModes = []Mode{Kill, LinkDelete, LinkDown, VIPRemove}
 
 // floorMode is the pseudo-mode of the floor series: `disable` sent to BIRD.
 const floorMode Mode = "bird-disable"
@@ -420,7 +420,7 @@ func withdrawCell(m ModeResult, ok bool, bound time.Duration) string {
 	case n == 0:
 		return fmt.Sprintf("error (%d of %d failed)", m.Errors(), len(m.Samples))
 	case k == 0:
-		return fmt.Sprintf("**not withdrawn** (0/%d in %s)", n, FormatDuration(bound))
+		return fmt.Sprintf("**not withdrawn** (0/%d in %s)", n, bound)
 	}
 	st := m.WithdrawStats()
 	s := fmt.Sprintf("%s / %s", FormatDuration(st.P50), FormatDuration(st.P95))
@@ -435,22 +435,31 @@ func withdrawCell(m ModeResult, ok bool, bound time.Duration) string {
 func (r *BenchResult) Markdown(module string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	// para writes a paragraph wrapped for the README's source.
+	para := func(prefix, format string, a ...any) {
+		b.WriteString(wrap(fmt.Sprintf(format, a...), 78, prefix))
+		b.WriteString("\n")
+	}
 	th := r.Thresholds.Effective()
 	m := r.Machine
-	p("%s\n<!-- Written by `make bench` (wgbird-lab bench): edits between the markers are overwritten. -->\n\n", BenchStartMarker)
-	p("Measured on %s in %s by `%s`: %s, %d cores, Linux %s, load average %s at the start and %s at the end",
-		r.Started.UTC().Format("2006-01-02"), r.Took.Round(time.Minute), r.Command, m.CPU, m.Cores, m.Kernel, m.LoadStart, m.LoadEnd)
-	p("; %s, %s, %s, wgbird built with %s. ", m.Bird, m.WGGo, orNone(m.ExaBGP, "no ExaBGP"), m.Go)
-	p("The lab is `wgbird-lab`'s: a router and two servers in network namespaces, BGP with BFD (100 ms × 5) between them. ")
-	p("Faults are injected on %s; every time is read from the router's kernel route to %s through a netlink subscription in the router's namespace, on the clock of the process that injects the fault. ", r.Server, VIPPrefix)
-	p("**Withdraw** is the time from the fault until %s's nexthop leaves that route, **return** from the start of the heal until it is back. ", serverAddr(r.Server))
-	p("Each fault is injected at a random point of the check interval; percentiles are nearest-rank.\n\n")
+	p("%s\n<!-- Written by `make bench` (wgbird-lab bench); edits between the markers are overwritten. -->\n\n", BenchStartMarker)
+	para("", "Measured on %s by `%s` in %s: %s, %d cores, Linux %s, load average %s at the start and %s at the end; %s, %s, %s; wgbird built with %s.",
+		r.Started.UTC().Format("2006-01-02"), r.Command, r.Took.Round(time.Minute), m.CPU, m.Cores, m.Kernel, m.LoadStart, m.LoadEnd,
+		m.Bird, m.WGGo, orNone(m.ExaBGP, "no ExaBGP"), m.Go)
+	p("\n")
+	para("", "The lab is `wgbird-lab`'s: a router and two servers in network namespaces, BGP with BFD (100 ms × 5) between them. "+
+		"Faults are injected on %s. Every time is read from the router's kernel route to %s through a netlink subscription in the router's namespace, on the clock of the process that injects the fault: "+
+		"**withdraw** is the time from the fault until %s's nexthop leaves that route, **return** the time from the start of the heal until it is back. "+
+		"Faults come at a random point of the check interval; percentiles are nearest-rank.",
+		r.Server, VIPPrefix, serverAddr(r.Server))
+	p("\n")
 
-	if w := r.SeriesOf(SeriesWgbird); w != nil {
-		p("#### wgbird at its defaults (interval %s, rise %d, fall %d; fast_interval 200 ms, timeout 250 ms), N = %d\n\n", th.Interval, th.Rise, th.Fall, r.Reps)
+	wg := r.SeriesOf(SeriesWgbird)
+	if wg != nil {
+		p("#### wgbird at its defaults (interval %s, rise %d, fall %d), N = %d\n\n", th.Interval, th.Rise, th.Fall, r.Reps)
 		p("| fault | withdrawn | withdraw min | p50 | p95 | max | return min | p50 | p95 | max |\n")
 		p("|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, mr := range w.Modes {
+		for _, mr := range wg.Modes {
 			name := string(mr.Mode)
 			if mr.Mode == KeyRotate {
 				name += " ¹"
@@ -466,17 +475,17 @@ func (r *BenchResult) Markdown(module string) string {
 				durOrDash(rs.Min, rs.N), durOrDash(rs.P50, rs.N), durOrDash(rs.P95, rs.N), durOrDash(rs.Max, rs.N))
 		}
 		p("\n")
-		if _, ok := w.Mode(KeyRotate); ok {
-			p("¹ key-rotate with `[service.probe]` configured: only the active probe notices it.\n")
+		if _, ok := wg.Mode(KeyRotate); ok {
+			para("", "¹ key-rotate with `[service.probe]` added to the config: only the active probe notices it.")
+			p("\n")
 		}
-		p("Set-up: %s\n\n", w.Setup)
-		p("One row again: `sudo bin/wgbird-lab bench --wgbird bin/wgbird --series wgbird --modes MODE --reps %d` (after `make build`).\n\n", r.Reps)
+		para("", "Set-up: %s One row again: `sudo bin/wgbird-lab bench --wgbird bin/wgbird --series wgbird --modes MODE --reps %d` (after `make build`).", wg.Setup, r.Reps)
+		p("\n")
 	}
 
 	floor := r.SeriesOf(SeriesFloor)
 	bird := r.SeriesOf(SeriesBird)
 	exa := r.SeriesOf(SeriesExaBGP)
-	wg := r.SeriesOf(SeriesWgbird)
 	if bird != nil || exa != nil || floor != nil {
 		p("#### Side by side: withdraw p50 / p95\n\n")
 		p("| fault | wgbird | BIRD + BFD alone | ExaBGP healthcheck |\n|---|---|---|---|\n")
@@ -487,50 +496,58 @@ func (r *BenchResult) Markdown(module string) string {
 			p("| %s | %s | %s | %s |\n", mode, withdrawCell(wm, wok, r.Bound), withdrawCell(bm, bok, r.Bound), withdrawCell(em, eok, r.Bound))
 		}
 		p("\n")
+		para("", "\"not withdrawn\": %s's nexthop was still there %s after the fault in every try (a mode stops after %d such tries); n/a: the mode does not apply. The references ran %d repetitions per mode.",
+			r.Server, r.Bound, giveUpAfter, r.RefReps)
+		p("\n")
 		if fm, ok := floor.Mode(floorMode); ok {
 			ws, rs := fm.WithdrawStats(), fm.ReturnStats()
 			k, n := fm.Counts()
-			p("The floor, what BIRD needs by itself: `disable \"%s\"` sent straight to %s's BIRD socket withdraws in %s p50 / %s p95 (min %s, max %s, %d/%d), `enable` brings it back in %s p50 / %s p95. wgbird's overhead on an event is its time minus this.\n\n",
+			para("", "The floor, what BIRD needs by itself: `disable \"%s\"` sent straight to %s's BIRD socket withdraws in %s p50 / %s p95 (min %s, max %s; %d/%d), and `enable` brings the nexthop back in %s p50 / %s p95. wgbird's overhead on an event is its time minus this.",
 				Protocol, r.Server, durOrDash(ws.P50, ws.N), durOrDash(ws.P95, ws.N), durOrDash(ws.Min, ws.N), durOrDash(ws.Max, ws.N), k, n,
 				durOrDash(rs.P50, rs.N), durOrDash(rs.P95, rs.N))
+			p("\n")
 		}
 		for _, s := range r.Series {
 			if s.Series == SeriesWgbird || s.Series == SeriesIdle {
 				continue
 			}
 			if s.Skipped != "" {
-				p("- %s: not measured: %s\n", seriesTitle(s.Series), s.Skipped)
+				para("  ", "- %s: not measured: %s", seriesTitle(s.Series), s.Skipped)
 				continue
 			}
-			p("- %s: %s `sudo bin/wgbird-lab bench --wgbird bin/wgbird --series %s --reps %d`\n", seriesTitle(s.Series), s.Setup, s.Series, r.RefReps)
+			para("  ", "- %s: %s Again: `sudo bin/wgbird-lab bench --wgbird bin/wgbird --series %s --reps %d`.", seriesTitle(s.Series), s.Setup, s.Series, r.RefReps)
 		}
-		p("\n\"not withdrawn\": %s's nexthop was still there %s after the fault, in every try (a mode stops after %d such tries). ", r.Server, FormatDuration(r.Bound), giveUpAfter)
-		p("References ran %d repetitions per mode.\n\n", r.RefReps)
+		p("\n")
 	}
 
 	if wg != nil {
-		p("#### Against the targets\n\n| target | measured | |\n|---|---|---|\n")
-		for _, t := range r.Targets() {
-			p("| %s | %s | %s |\n", t.Target, t.Measured, t.Verdict)
+		if ts := r.Targets(); len(ts) > 0 {
+			p("#### Against the targets\n\n| target | measured | |\n|---|---|---|\n")
+			for _, t := range ts {
+				p("| %s | %s | %s |\n", t.Target, t.Measured, t.Verdict)
+			}
+			p("\n")
 		}
-		p("\n")
 	}
 
 	if id := r.Idle; id != nil {
 		p("#### Idle cost of `wgbird run`\n\n")
 		if id.Skipped != "" {
-			p("Not measured: %s\n\n", id.Skipped)
+			para("", "Not measured: %s", id.Skipped)
 		} else {
-			p("One service, a wireguard-go device with %d peers, interval %s, wgbird's defaults otherwise, over %s after a 5 s warm-up:\n\n", id.Peers, id.Interval, id.Window.Round(time.Second))
-			p("| | measured | target |\n|---|---|---|\n")
-			p("| CPU | %.2f s in %s = %.3f %% of one core | under 0.1 %% %s |\n", id.CPU.Seconds(), id.Window.Round(time.Second), 100*id.CPUShare(), verdict(id.CPUShare() < 0.001))
-			p("| peak RSS (VmHWM since start) | %.1f MB (%.1f MB at the end) | under 15 MB %s |\n", float64(id.PeakRSS)/1e6, float64(id.RSS)/1e6, verdict(id.PeakRSS < 15e6))
-			p("\n`sudo bin/wgbird-lab bench --wgbird bin/wgbird --series idle` measures it again.\n\n")
+			para("", "One service on a wireguard-go device with %d peers, interval %s and wgbird's defaults otherwise, BIRD answering; over %s after a 5 s warm-up. CPU is user + system time from /proc (10 ms resolution), RSS the peak since start (VmHWM).",
+				id.Peers, id.Interval, id.Window.Round(time.Second))
+			p("\n| | measured | target | |\n|---|---|---|---|\n")
+			p("| CPU | %.2f s in %s: %.3f %% of one core | under 0.1 %% | %s |\n", id.CPU.Seconds(), id.Window.Round(time.Second), 100*id.CPUShare(), verdict(id.CPUShare() < 0.001))
+			p("| peak RSS | %.1f MB (%.1f MB at the end) | under 15 MB | %s |\n", float64(id.PeakRSS)/1e6, float64(id.RSS)/1e6, verdict(id.PeakRSS < 15e6))
+			p("\n")
+			para("", "Again: `sudo bin/wgbird-lab bench --wgbird bin/wgbird --series idle`.")
 		}
+		p("\n")
 	}
 
 	if len(r.GoBench) > 0 {
-		p("#### Go benchmarks\n\n| benchmark | time/op | B/op | allocs/op | reproduce |\n|---|---|---|---|---|\n")
+		p("#### Go benchmarks\n\n| benchmark | time/op | B/op | allocs/op | again |\n|---|---|---|---|---|\n")
 		for _, gb := range r.GoBench {
 			allocs := "–"
 			if gb.AllocsPerOp >= 0 {
@@ -542,6 +559,49 @@ func (r *BenchResult) Markdown(module string) string {
 		p("\n")
 	}
 	p("%s\n", BenchEndMarker)
+	return b.String()
+}
+
+// wrap breaks text into lines of at most width columns where it can, at
+// spaces outside `code spans`, each line after the first indented by
+// indent.
+func wrap(text string, width int, indent string) string {
+	var words []string
+	var cur strings.Builder
+	inCode := false
+	for _, r := range text {
+		switch {
+		case r == '`':
+			inCode = !inCode
+			cur.WriteRune(r)
+		case r == ' ' && !inCode:
+			if cur.Len() > 0 {
+				words = append(words, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if cur.Len() > 0 {
+		words = append(words, cur.String())
+	}
+	var b strings.Builder
+	col := 0
+	for _, w := range words {
+		n := len([]rune(w))
+		switch {
+		case col == 0:
+		case col+1+n > width:
+			b.WriteString("\n" + indent)
+			col = len(indent)
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += n
+	}
 	return b.String()
 }
 
