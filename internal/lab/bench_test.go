@@ -297,7 +297,7 @@ func benchFixture() *BenchResult {
 			}},
 			{Series: SeriesExaBGP, Skipped: "ExaBGP is not installed"},
 		},
-		Idle: &IdleResult{Peers: 1000, Interval: time.Second, Window: time.Minute, CPU: 30 * time.Millisecond, PeakRSS: 12_000_000, RSS: 11_000_000},
+		Idle:    &IdleResult{Peers: 1000, Interval: time.Second, Window: time.Minute, CPU: 30 * time.Millisecond, PeakRSS: 12_000_000, RSS: 11_000_000},
 		GoBench: []GoBench{{Pkg: "github.com/wgbird/wgbird/internal/bird", Name: "BenchmarkRoundTrip", Procs: 2, Iterations: 10, NsPerOp: 45300, BytesPerOp: 2048, AllocsPerOp: 12, Integration: true}},
 	}
 }
