@@ -59,8 +59,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -tags integration ./...
+# Benchmarks (root, about 25 minutes): every Go benchmark, then the lab's
+# failover table against BIRD alone and ExaBGP's healthcheck (exabgp is
+# installed when missing, its service left disabled) and wgbird's idle
+# cost, written into README.md between <!-- bench:start --> and
+# <!-- bench:end -->. BENCHFLAGS="--reps 5" for a quicker run.
+BENCHFLAGS ?= --reps 20 --ref-reps 10
+bench: deps build
+	@/usr/bin/python3 -m exabgp --version >/dev/null 2>&1 || { echo "installing: exabgp"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends exabgp && \
+		{ systemctl disable --now exabgp.service >/dev/null 2>&1 || true; }; }
+	$(GO) test -run '^$$' -bench . -benchmem -tags integration ./... >bin/bench-go.txt || { cat bin/bench-go.txt; exit 1; }
+	cat bin/bench-go.txt
+	bin/wgbird-lab bench --wgbird bin/wgbird --go-bench bin/bench-go.txt --readme README.md --label 'make bench BENCHFLAGS="$(BENCHFLAGS)"' $(BENCHFLAGS)
 
 demo: deps build
 	bin/wgbird-lab --wgbird bin/wgbird demo
