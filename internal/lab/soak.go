@@ -1,0 +1,330 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SoakOptions configure Soak.
+type SoakOptions struct {
+	// Cycles is the number of fail/heal cycles.
+	Cycles int
+	// Seed makes the run repeatable; 0 picks one from the clock (the
+	// result says which).
+	Seed uint64
+	// Out receives one line per cycle and the summary (nil: discarded).
+	Out io.Writer
+	// Settle bounds each wait for the router's table to reach the truth
+	// (default 20 s: a BIRD restart waits for BGP to re-form).
+	Settle time.Duration
+}
+
+// Slack of the leak check at the end of a soak: wgbird's figures at the
+// end may exceed those at the start by at most this much.
+const (
+	SoakGoroutineSlack = 2
+	SoakFDSlack        = 2
+	SoakRSSSlack       = 16 << 20
+)
+
+// SoakResult is what a soak found.
+type SoakResult struct {
+	Seed   uint64
+	Cycles int
+	// Steps counts the comparisons of the router's table with the truth:
+	// after each fault and after each heal.
+	Steps int
+	// Mismatches describes every step at which the table did not reach
+	// the truth in time, left it too early, or came back before rise.
+	Mismatches []string
+	// Modes counts the faults injected, by mode.
+	Modes map[Mode]int
+	// Start and End are each server's wgbird before the first and after
+	// the last cycle.
+	Start, End map[string]ProcStats
+	// Leaks describes figures that grew beyond the slack, or a wgbird
+	// that was restarted (crashed) on the way.
+	Leaks []string
+	Took  time.Duration
+}
+
+// OK reports whether the soak found nothing wrong.
+func (r SoakResult) OK() bool { return len(r.Mismatches) == 0 && len(r.Leaks) == 0 }
+
+// soakFault is one server broken in one mode within a cycle.
+type soakFault struct {
+	server Server
+	mode   ModeInfo
+}
+
+// Soak runs fail/heal cycles over both servers with modes chosen at
+// random. Each cycle breaks one server (three times in four) or both, each
+// in a mode of its own; waits until the router's table matches the truth
+// (a server broken in a self-healing mode first goes, then comes back),
+// checks that it stays so for two intervals, heals, and waits for both
+// nexthops, each healed server's no sooner than rise allows. The lab must
+// be up with wgbird; it is left healed. An error means the soak could not
+// go on (a fault or heal failed), not that wgbird misbehaved: that is in
+// the result.
+func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
+	if opts.Settle <= 0 {
+		opts.Settle = 20 * time.Second
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if opts.Seed == 0 {
+		opts.Seed = uint64(time.Now().UnixNano())
+	}
+	res := SoakResult{Seed: opts.Seed, Modes: map[Mode]int{}, Start: map[string]ProcStats{}, End: map[string]ProcStats{}}
+	if l.cfg.Wgbird == "" {
+		return res, errors.New("soak: the lab runs no wgbird")
+	}
+	var modes []ModeInfo
+	for _, m := range Modes {
+		if m.NeedsProbe && l.cfg.NoProbe {
+			continue
+		}
+		modes = append(modes, m)
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x77676269726473)) // "wgbirds"
+	th := l.cfg.Thresholds.Effective()
+	fmt.Fprintf(out, "soak: seed %d, %d cycles over %s and %s, %d modes (interval %s, rise %d, fall %d)\n",
+		opts.Seed, opts.Cycles, Servers[0].Name, Servers[1].Name, len(modes), th.Interval, th.Rise, th.Fall)
+
+	start := time.Now()
+	w, err := l.Watch()
+	if err != nil {
+		return res, err
+	}
+	defer w.Close()
+	if err := l.healAll(ctx); err != nil {
+		return res, err
+	}
+	if _, err := waitTable(ctx, w, start, opts.Settle, All); err != nil {
+		return res, fmt.Errorf("soak: the lab is not routed via both servers to begin with: %w", err)
+	}
+	// Let the heal's rise pass, so the start figures are at rest.
+	time.Sleep(time.Duration(th.Rise) * th.Interval)
+	for _, s := range Servers {
+		st, err := l.WgbirdStats(ctx, s.Name)
+		if err != nil {
+			return res, err
+		}
+		res.Start[s.Name] = st
+	}
+
+	mismatch := func(cycle int, format string, a ...any) {
+		msg := fmt.Sprintf("cycle %d: ", cycle) + fmt.Sprintf(format, a...)
+		res.Mismatches = append(res.Mismatches, msg)
+		fmt.Fprintf(out, "  MISMATCH %s\n", msg)
+	}
+	for c := 1; c <= opts.Cycles; c++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		faults := pickFaults(rng, modes)
+		var names []string
+		for _, f := range faults {
+			names = append(names, f.server.Name+" "+string(f.mode.Mode))
+			res.Modes[f.mode.Mode]++
+		}
+		line := fmt.Sprintf("cycle %*d/%d: %-34s", len(fmt.Sprint(opts.Cycles)), c, opts.Cycles, strings.Join(names, ", "))
+
+		// Fail.
+		t0 := time.Now()
+		for _, f := range faults {
+			if _, err := l.Fail(ctx, f.server.Name, f.mode.Mode); err != nil {
+				fmt.Fprintln(out, line)
+				return res, fmt.Errorf("soak cycle %d: %w", c, err)
+			}
+		}
+		truth := soakTruth(faults)
+		settledFrom := t0
+		for _, f := range faults {
+			if !f.mode.SelfHealing {
+				continue
+			}
+			// It goes first (BIRD forgot wgbird's enable), then wgbird's
+			// reconcile brings it back.
+			gone, err := waitTable(ctx, w, t0, opts.Settle, Lacks(f.server.Addr))
+			if err != nil {
+				mismatch(c, "%s %s: nexthop never withdrawn (%v)", f.server.Name, f.mode.Mode, err)
+				continue
+			}
+			if gone.At.After(settledFrom) {
+				settledFrom = gone.At
+			}
+		}
+		res.Steps++
+		reached, err := waitTable(ctx, w, settledFrom, opts.Settle, Exactly(truth...))
+		if err != nil {
+			mismatch(c, "after the faults: want %s, got %s (%v)", FormatNexthops(truth), FormatNexthops(w.Current()), err)
+		} else {
+			line += fmt.Sprintf("  settled %5d ms", reached.At.Sub(t0).Milliseconds())
+			time.Sleep(2 * th.Interval)
+			if bad := w.Always(reached.At, time.Now(), Exactly(truth...)); bad != nil {
+				mismatch(c, "after the faults: want %s throughout, got %s at +%d ms", FormatNexthops(truth), FormatNexthops(bad.Nexthops), bad.At.Sub(t0).Milliseconds())
+			}
+		}
+
+		// Heal.
+		h := time.Now()
+		for _, f := range faults {
+			if err := l.Heal(ctx, f.server.Name); err != nil {
+				fmt.Fprintln(out, line)
+				return res, fmt.Errorf("soak cycle %d: %w", c, err)
+			}
+		}
+		res.Steps++
+		back, err := waitTable(ctx, w, h, opts.Settle, All)
+		if err != nil {
+			mismatch(c, "after the heal: want both, got %s (%v)", FormatNexthops(w.Current()), err)
+		} else {
+			line += fmt.Sprintf("  healed %5d ms", back.At.Sub(h).Milliseconds())
+			// A server that was withdrawn at the heal comes back only after
+			// rise healthy checks, an interval apart (a tenth of one for
+			// timer jitter).
+			min := time.Duration(th.Rise-1)*th.Interval - th.Interval/10
+			for _, f := range faults {
+				if f.mode.SelfHealing {
+					continue
+				}
+				// Routed at the heal already is a mismatch counted above.
+				if early := firstWith(w.During(h, back.At), f.server.Addr); early != nil && !early.At.Before(h) && early.At.Sub(h) < min {
+					mismatch(c, "%s back %d ms after the heal, before rise allows (%d ms)", f.server.Name, early.At.Sub(h).Milliseconds(), min.Milliseconds())
+				}
+			}
+		}
+		fmt.Fprintln(out, line)
+	}
+
+	// The end figures, at rest: the last heal's rise has passed.
+	time.Sleep(time.Duration(th.Rise+1) * th.Interval)
+	for _, s := range Servers {
+		st, err := l.WgbirdStats(ctx, s.Name)
+		if err != nil {
+			return res, err
+		}
+		res.End[s.Name] = st
+		res.Leaks = append(res.Leaks, leaks(s.Name, res.Start[s.Name], st)...)
+	}
+	if err := w.Err(); err != nil {
+		return res, fmt.Errorf("soak: watching the router's table: %w", err)
+	}
+	res.Cycles = opts.Cycles
+	res.Took = time.Since(start)
+	res.Write(out)
+	return res, nil
+}
+
+// healAll heals every server.
+func (l *Lab) healAll(ctx context.Context) error {
+	for _, s := range Servers {
+		if err := l.Heal(ctx, s.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pickFaults breaks one server, three times in four, or both, each in a
+// mode of its own.
+func pickFaults(rng *rand.Rand, modes []ModeInfo) []soakFault {
+	pick := func(s Server) soakFault { return soakFault{server: s, mode: modes[rng.IntN(len(modes))]} }
+	if rng.IntN(4) == 0 {
+		return []soakFault{pick(Servers[0]), pick(Servers[1])}
+	}
+	return []soakFault{pick(Servers[rng.IntN(len(Servers))])}
+}
+
+// soakTruth is the router's nexthop set once the faults have had their
+// effect: every server except those broken in a mode that does not heal
+// by itself.
+func soakTruth(faults []soakFault) []netip.Addr {
+	var truth []netip.Addr
+	for _, s := range Servers {
+		ok := true
+		for _, f := range faults {
+			if f.server == s && !f.mode.SelfHealing {
+				ok = false
+			}
+		}
+		if ok {
+			truth = append(truth, s.Addr)
+		}
+	}
+	return truth
+}
+
+// firstWith returns the first state that has a, or nil.
+func firstWith(changes []Change, a netip.Addr) *Change {
+	for _, c := range changes {
+		if slices.Contains(c.Nexthops, a) {
+			return &c
+		}
+	}
+	return nil
+}
+
+func waitTable(ctx context.Context, w *Watcher, since time.Time, timeout time.Duration, ok func([]netip.Addr) bool) (Change, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return w.WaitFor(ctx, since, ok)
+}
+
+// leaks compares a wgbird's figures at the end of a soak with those at
+// the start.
+func leaks(server string, start, end ProcStats) []string {
+	if start.Pid != end.Pid {
+		return []string{fmt.Sprintf("%s: wgbird was restarted during the soak (pid %d, now %d): it crashed", server, start.Pid, end.Pid)}
+	}
+	var out []string
+	if end.Goroutines > start.Goroutines+SoakGoroutineSlack {
+		out = append(out, fmt.Sprintf("%s: goroutines %d -> %d", server, start.Goroutines, end.Goroutines))
+	}
+	if end.FDs > start.FDs+SoakFDSlack {
+		out = append(out, fmt.Sprintf("%s: fds %d -> %d", server, start.FDs, end.FDs))
+	}
+	if end.RSS > start.RSS+SoakRSSSlack {
+		out = append(out, fmt.Sprintf("%s: RSS %.1f -> %.1f MiB", server, mib(start.RSS), mib(end.RSS)))
+	}
+	return out
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// Write prints the summary: mismatches, modes and each wgbird's figures.
+func (r SoakResult) Write(w io.Writer) {
+	fmt.Fprintf(w, "soak: seed %d: %d cycles, %d steps, %d mismatches, in %s\n", r.Seed, r.Cycles, r.Steps, len(r.Mismatches), r.Took.Round(time.Second))
+	var modes []string
+	for _, m := range Modes {
+		if n := r.Modes[m.Mode]; n > 0 {
+			modes = append(modes, fmt.Sprintf("%s %d", m.Mode, n))
+		}
+	}
+	fmt.Fprintf(w, "modes: %s\n", strings.Join(modes, ", "))
+	for _, s := range Servers {
+		a, b := r.Start[s.Name], r.End[s.Name]
+		fmt.Fprintf(w, "wgbird %s: goroutines %d -> %d, fds %d -> %d, RSS %.1f -> %.1f MiB\n",
+			s.Name, a.Goroutines, b.Goroutines, a.FDs, b.FDs, mib(a.RSS), mib(b.RSS))
+	}
+	for _, m := range r.Mismatches {
+		fmt.Fprintf(w, "MISMATCH %s\n", m)
+	}
+	for _, l := range r.Leaks {
+		fmt.Fprintf(w, "NOT FLAT %s\n", l)
+	}
+	if r.OK() {
+		fmt.Fprintf(w, "soak: the router's table matched the truth at every step; goroutines, fds and RSS flat (slack %d, %d, %d MiB)\n",
+			SoakGoroutineSlack, SoakFDSlack, SoakRSSSlack>>20)
+	}
+}
