@@ -39,6 +39,7 @@ commands:
   heal SERVER        restore SERVER fully, whatever was broken
   demo               up, show failover and recovery, down (also on Ctrl-C)
   bench              measure failover against references (wgbird-lab bench --help)
+  soak               random fail/heal cycles judged by the router (wgbird-lab soak --help)
 
 modes:
 %s
@@ -138,6 +139,9 @@ var commandArgs = map[string]int{"up": 0, "down": 0, "status": 0, "demo": 0, "fa
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bench" {
 		return runBench(args[1:], stdout, stderr) // bench.go: flags of its own
+	}
+	if len(args) > 0 && args[0] == "soak" {
+		return runSoak(args[1:], stdout, stderr) // soak.go: flags of its own
 	}
 	// One flag set for every command, so flags may stand before the
 	// command (wgbird-lab --wgbird bin/wgbird demo) or after it.

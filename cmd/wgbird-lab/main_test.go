@@ -21,6 +21,10 @@ func TestRunArgs(t *testing.T) {
 		{args: []string{"fail", "s1"}, code: 2, stderr: "want 2 argument(s), got 1"},
 		{args: []string{"--wait", "1s", "heal", "s1"}, code: 2, stderr: "--wait not accepted"},
 		{args: []string{"up", "--rise", "x"}, code: 2, stderr: "invalid value"},
+		{args: []string{"soak", "--help"}, code: 0, stdout: "--cycles N"},
+		{args: []string{"soak", "--cycles", "0"}, code: 2, stderr: "--cycles and --settle must be positive"},
+		{args: []string{"soak", "extra"}, code: 2, stderr: "takes no arguments"},
+		{args: []string{"soak", "--seed", "x"}, code: 2, stderr: "invalid value"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

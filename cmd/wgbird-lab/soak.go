@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/lab"
+)
+
+// The soak's own lab, apart from the demo's, the tests' and the bench's.
+const (
+	defaultSoakDir    = "/run/wgbird-soak"
+	defaultSoakPrefix = "wgbs"
+)
+
+const soakUsage = `usage: wgbird-lab soak [flags]
+
+Brings up a lab of its own (namespaces PREFIX-*), then runs CYCLES
+fail/heal cycles over both servers: each cycle breaks one server (or, one
+time in four, both), each in a mode chosen at random, waits until the
+router's kernel table matches the truth and checks that it stays so,
+heals, and waits for both nexthops again, no sooner than rise allows.
+Prints a line per cycle, the mismatches (must be 0), and each wgbird's
+goroutines, fds and RSS at the start and the end (must be flat). Tears
+the lab down however it ends, Ctrl-C included. Exits 1 when a mismatch
+or a leak was found. Needs root; a cycle takes about 3 s.
+
+flags:
+  --cycles N         fail/heal cycles (default 500)
+  --seed S           seed of the random choices (default 0: from the clock;
+                     the seed is printed, and repeats a run)
+  --settle D         wait this long for the table to reach the truth (default 20s)
+  --no-probe         run wgbird without its active probe (key-rotate left out)
+  --keep             leave the lab up at the end
+  --wgbird PATH      wgbird binary (default: wgbird next to this executable)
+  --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
+  --dir DIR          lab directory (default %s)
+  --prefix PREFIX    namespace prefix (default %s)
+  -v                 log what the lab does
+`
+
+// runSoak is `wgbird-lab soak`.
+func runSoak(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("wgbird-lab soak", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c common
+	c.register(fs)
+	var u upFlags
+	u.register(fs)
+	c.dir, c.prefix = defaultSoakDir, defaultSoakPrefix
+	fs.Lookup("dir").DefValue, fs.Lookup("prefix").DefValue = defaultSoakDir, defaultSoakPrefix
+	cycles := fs.Int("cycles", 500, "fail/heal cycles")
+	seed := fs.Uint64("seed", 0, "seed (0: from the clock)")
+	settle := fs.Duration("settle", 20*time.Second, "wait for the truth")
+	noProbe := fs.Bool("no-probe", false, "run wgbird without the probe")
+	keep := fs.Bool("keep", false, "leave the lab up")
+	usage := func(w io.Writer) { fmt.Fprintf(w, soakUsage, defaultSoakDir, defaultSoakPrefix) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "wgbird-lab soak: %v\n\n", err)
+		usage(stderr)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wgbird-lab soak: takes no arguments, got %q\n", fs.Args())
+		return 2
+	}
+	if *cycles < 1 || *settle <= 0 {
+		fmt.Fprintln(stderr, "wgbird-lab soak: --cycles and --settle must be positive")
+		return 2
+	}
+	if u.wgbird == "" {
+		fmt.Fprintln(stderr, "wgbird-lab soak: the soak needs wgbird: pass --wgbird PATH")
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "wgbird-lab soak: needs root (network namespaces, mounts)")
+		return 1
+	}
+	if missing := lab.Missing(); len(missing) > 0 {
+		fmt.Fprintf(stderr, "wgbird-lab soak: missing %s (Debian: apt-get install bird2 wireguard-go wireguard-tools iproute2)\n", strings.Join(missing, ", "))
+		return 1
+	}
+	if err := u.check(); err != nil {
+		fmt.Fprintf(stderr, "wgbird-lab soak: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := soak(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, NoProbe: *noProbe, Log: c.logger(stderr)},
+		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle}, *keep)
+	if err != nil {
+		fmt.Fprintf(stderr, "wgbird-lab soak: %v (seed %d)\n", err, res.Seed)
+		return 1
+	}
+	if !res.OK() {
+		fmt.Fprintf(stderr, "wgbird-lab soak: %d mismatches, %d figures not flat (repeat with --seed %d)\n", len(res.Mismatches), len(res.Leaks), res.Seed)
+		return 1
+	}
+	return 0
+}
+
+// soak brings the lab up, soaks it and tears it down (unless keep).
+func soak(ctx context.Context, out io.Writer, cfg lab.Config, opts lab.SoakOptions, keep bool) (res lab.SoakResult, err error) {
+	l := lab.New(cfg)
+	defer func() {
+		if keep && ctx.Err() == nil {
+			fmt.Fprintf(out, "lab left up in %s (wgbird-lab --dir %s down)\n", l.Dir(), l.Dir())
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if derr := l.Down(dctx); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	start := time.Now()
+	l, err = lab.Up(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
+	if err := l.WaitRouted(ctx, 30*time.Second); err != nil {
+		return res, fmt.Errorf("lab is up but not routed (see %s): %w", l.WgbirdLog("s1"), err)
+	}
+	fmt.Fprintf(out, "lab up and routed in %s (%s)\n", time.Since(start).Round(100*time.Millisecond), l.Dir())
+	return l.Soak(ctx, opts)
+}
