@@ -18,7 +18,7 @@ import (
 // The soak's own lab, apart from the demo's, the tests' and the bench's.
 const (
 	defaultSoakDir    = "/run/wgbird-soak"
-	defaultSoakPrefix = "wgbs"
+	defaultSoakPrefix = "wgsk"
 )
 
 const soakUsage = `usage: wgbird-lab soak [flags]
