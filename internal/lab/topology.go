@@ -95,12 +95,15 @@ func (l *Lab) Down(ctx context.Context) error {
 		}
 	}
 	// Processes recorded in pid files that are not in a namespace (any
-	// more) but are still ours.
+	// more) but are still ours. A stale pid file's pid may have been
+	// reused by another lab's process of the same name (pids wrap at
+	// 32768 on a busy machine): only a process that points at this lab's
+	// dir is killed.
 	for _, n := range nodes {
 		for _, d := range []struct{ file, name string }{
 			{"bird.pid", "bird"}, {"wireguard-go.pid", "wireguard-go"}, {"wgbird.pid", l.wgbirdName()},
 		} {
-			if pid := pidOf(l.path(n, d.file), d.name); pid > 0 {
+			if pid := pidOf(l.path(n, d.file), d.name); pid > 0 && l.owns(pid, n) {
 				pids = append(pids, pid)
 			}
 		}
@@ -224,4 +227,41 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// owns reports whether pid is a process this lab started on node: BIRD
+// and wgbird name the lab's files on their command line; wireguard-go
+// (and wgbird) run with node's wireguard dir of the lab bound on
+// /run/wireguard.
+func (l *Lab) owns(pid int, node string) bool {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		for _, arg := range strings.Split(string(b), "\x00") {
+			if strings.HasPrefix(arg, filepath.Clean(l.cfg.Dir)+"/") {
+				return true
+			}
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return false
+	}
+	return bindsWireGuard(string(b), l.path(node, "wireguard"))
+}
+
+// bindsWireGuard reports whether a /proc/PID/mountinfo has dir bound on
+// /run/wireguard. The root field is dir relative to its file system's
+// mount point, so dir's own path must end with it.
+func bindsWireGuard(mountinfo, dir string) bool {
+	dir = filepath.Clean(dir)
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || unescapeMount(f[4]) != "/run/wireguard" {
+			continue
+		}
+		root := unescapeMount(f[3])
+		if root != "/" && strings.HasSuffix(dir, root) {
+			return true
+		}
+	}
+	return false
 }
