@@ -126,8 +126,10 @@ func Open(dir string, log *slog.Logger) (*Lab, error) {
 // servers and the client, and wgbird on the servers. It does not wait for
 // BGP or the routes: see WaitReady. On error the half-built lab is torn
 // down.
-func Up(ctx context.Context, cfg Config) (l *Lab, err error) {
-	l = New(cfg)
+func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
+	// The deferred teardown below needs the lab even when a return sets
+	// the result to nil, so it is not the named result.
+	l := New(cfg)
 	if l.cfg.Wgbird != "" {
 		abs, err := filepath.Abs(l.cfg.Wgbird)
 		if err != nil {
