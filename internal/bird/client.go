@@ -280,7 +280,9 @@ func (c *Client) connection(ctx context.Context) (*birdsocket.BirdSocket, error)
 	}
 	if c.dial == nil {
 		if wait := time.Until(c.nextDial); wait > 0 {
-			return nil, fmt.Errorf("%w (next attempt in %v)", c.lastErr, wait.Round(time.Millisecond))
+			// The same error as the attempt that failed, word for word,
+			// so that callers logging each distinct error log it once.
+			return nil, c.lastErr
 		}
 		c.dial = c.startDial()
 	}

@@ -28,6 +28,9 @@ type fakeBIRD struct {
 	cmds    []string
 	enabled map[string]bool
 	down    error // returned by every call while set
+	// refuse, while set, is returned by enable and disable only (a
+	// restricted socket).
+	refuse error
 	// statusCalls counts "show status" (BIRD's version).
 	statusCalls int
 	disabled    chan string
@@ -71,6 +74,9 @@ func (f *fakeBIRD) set(name string, en bool) error {
 	f.cmds = append(f.cmds, verb+" "+name)
 	if f.down != nil {
 		return f.down
+	}
+	if f.refuse != nil {
+		return f.refuse
 	}
 	f.enabled[name] = en
 	if !en {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,9 +67,9 @@ type service struct {
 	readProtocols func(context.Context) ([]bird.Protocol, error)
 
 	// Loop-owned state.
-	linkIndex  atomic.Int32 // last seen ifindex, to match address events
-	lastPass   atomic.Int64 // UnixNano of the loop's last completed pass, for the watchdog
-	birdErr    string       // last BIRD error logged, to log each error once
+	linkIndex  atomic.Int32      // last seen ifindex, to match address events
+	lastPass   atomic.Int64      // UnixNano of the loop's last completed pass, for the watchdog
+	birdErrs   map[string]string // current BIRD error per action, to log each once
 	execs      []*execRunner
 	lastResult health.Result
 	prober     Prober      // nil without a probe
@@ -240,9 +241,9 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 		var err error
 		protos, err = s.readProtocols(ctx)
 		if err != nil {
-			s.birdFailed("reading protocols", err)
+			s.birdFailed(actionRead, err)
 		} else {
-			s.birdOK()
+			s.birdOK(actionRead)
 		}
 		if err == nil && !s.machine.Started() {
 			announced, err := s.startState(protos)
@@ -277,7 +278,7 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 	if protos != nil {
 		s.status.Protocols = controlled(protos, s.cfg.Protocols)
 	}
-	s.status.BIRDError = s.birdErr
+	s.status.BIRDError = s.birdError()
 	drained := s.drain != nil
 	s.mu.Unlock()
 	if o := s.deps.Observer; o != nil {
@@ -370,11 +371,12 @@ func (s *service) reconcile(ctx context.Context, protos []bird.Protocol) []bird.
 	for _, p := range protos {
 		byName[p.Name] = p
 	}
-	corrected := false
+	corrected, missing := false, false
 	for _, name := range s.cfg.Protocols {
 		p, ok := byName[name]
 		if !ok {
-			s.birdFailed("reconciling", fmt.Errorf("protocol %q is no longer known to BIRD", name))
+			s.birdFailed(actionReconcile, fmt.Errorf("protocol %q is no longer known to BIRD", name))
+			missing = true
 			continue
 		}
 		if p.Enabled() == want {
@@ -384,6 +386,9 @@ func (s *service) reconcile(ctx context.Context, protos []bird.Protocol) []bird.
 			"protocol", name, "bird_state", p.State, "want", s.machine.State().String())
 		s.set(ctx, name, want)
 		corrected = true
+	}
+	if !missing {
+		s.birdOK(actionReconcile)
 	}
 	if corrected {
 		return nil
@@ -399,29 +404,53 @@ func (s *service) set(ctx context.Context, name string, enable bool) {
 		err = s.deps.BIRD.Disable(ctx, name)
 	}
 	if err != nil {
-		s.birdFailed("setting protocol", err)
+		s.birdFailed(actionSet, err)
 		return
 	}
-	s.birdOK()
+	s.birdOK(actionSet)
 }
 
-// birdFailed logs a BIRD error once per distinct message, never once per
-// interval while nothing changes.
+// birdFailed logs a BIRD error once per action and distinct message,
+// never once per interval while nothing changes. Actions are tracked
+// apart, so that a read that works does not re-arm the log of a command
+// that keeps failing (a restricted socket refuses disable, not show).
 func (s *service) birdFailed(action string, err error) {
-	msg := action + ": " + err.Error()
-	if msg == s.birdErr {
+	msg := err.Error()
+	if s.birdErrs[action] == msg {
 		return
 	}
-	s.birdErr = msg
+	if s.birdErrs == nil {
+		s.birdErrs = map[string]string{}
+	}
+	s.birdErrs[action] = msg
 	s.log.Error("BIRD call failed", "action", action, "err", err)
 }
 
-func (s *service) birdOK() {
-	if s.birdErr != "" {
-		s.log.Info("BIRD answers again", "after", s.birdErr)
-		s.birdErr = ""
+// birdOK records that an action worked again.
+func (s *service) birdOK(action string) {
+	if msg, ok := s.birdErrs[action]; ok {
+		s.log.Info("BIRD answers again", "action", action, "after", msg)
+		delete(s.birdErrs, action)
 	}
 }
+
+// birdError is the service's current BIRD errors in one line.
+func (s *service) birdError() string {
+	var msgs []string
+	for _, a := range []string{actionRead, actionSet, actionReconcile} {
+		if m, ok := s.birdErrs[a]; ok {
+			msgs = append(msgs, m)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Actions towards BIRD, for logging each failure once.
+const (
+	actionRead      = "reading protocols"
+	actionSet       = "setting protocol"
+	actionReconcile = "reconciling"
+)
 
 func (s *service) setState(tr health.Transition) {
 	s.mu.Lock()
