@@ -260,7 +260,8 @@ func (d *Daemon) Alive(maxAge time.Duration) bool {
 }
 
 // Device reads the WireGuard device of the named service, bounded by the
-// service's timeout: drain --wait watches its peers' counters.
+// service's timeout: drain --wait watches its peers' counters. The probe's
+// own peer is left out: it handshakes every interval and is no client.
 func (d *Daemon) Device(ctx context.Context, name string) (*wgtypes.Device, error) {
 	s, ok := d.byName[name]
 	if !ok {
@@ -271,6 +272,18 @@ func (d *Daemon) Device(ctx context.Context, name string) (*wgtypes.Device, erro
 	dev, err := d.deps.WireGuard.Device(ctx, s.cfg.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("reading WireGuard device %q: %w", s.cfg.Interface, err)
+	}
+	if s.prober != nil {
+		probe := s.prober.PublicKey()
+		clients := make([]wgtypes.Peer, 0, len(dev.Peers))
+		for _, p := range dev.Peers {
+			if p.PublicKey != probe {
+				clients = append(clients, p)
+			}
+		}
+		cp := *dev
+		cp.Peers = clients
+		dev = &cp
 	}
 	return dev, nil
 }

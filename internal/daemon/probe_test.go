@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +213,47 @@ func TestProbeWithoutConstructor(t *testing.T) {
 	var pe *ProbeError
 	if err := d.Run(context.Background(), nil); !errors.As(err, &pe) {
 		t.Fatalf("Run = %v, want a ProbeError", err)
+	}
+}
+
+// TestDeviceLeavesOutTheProbe: drain --wait watches client traffic; the
+// probe's own peer handshakes every interval and must not keep it waiting.
+func TestDeviceLeavesOutTheProbe(t *testing.T) {
+	r, p := newProbeRig(t, map[string]bool{"wg_vip4": true}, nil)
+	dev, err := r.d.Device(context.Background(), "wg0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []wgtypes.Key
+	for _, peer := range dev.Peers {
+		got = append(got, peer.PublicKey)
+	}
+	if diff := cmp.Diff([]wgtypes.Key{{1}}, got); diff != "" {
+		t.Errorf("peers (-want +got):\n%s", diff)
+	}
+	if n := len(r.wg.dev.Peers); n != 2 || r.wg.dev.Peers[1].PublicKey != p.key {
+		t.Errorf("the read device was changed: %d peers", n)
+	}
+}
+
+// TestBIRDErrorLoggedOncePerAction: a restricted socket answers show
+// protocols but refuses disable; the refusal is logged once, not again
+// after every successful read.
+func TestBIRDErrorLoggedOncePerAction(t *testing.T) {
+	var logs strings.Builder
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	r.svc.log = slog.New(slog.NewTextHandler(&logs, nil))
+	r.wg.setPeers(0)
+	r.steps(t, sched) // withdraws: disable works
+	r.bird.mu.Lock()
+	r.bird.enabled["wg_vip4"] = true // birdc configure
+	r.bird.refuse = errors.New("disabling protocol \"wg_vip4\": bird replied 8007: Access denied")
+	r.bird.mu.Unlock()
+	r.steps(t, sched, sched, sched)
+	if n := strings.Count(logs.String(), "BIRD call failed"); n != 1 {
+		t.Errorf("%d 'BIRD call failed' lines over three refused corrections, want 1:\n%s", n, logs.String())
+	}
+	if got, want := r.svc.Status().BIRDError, "disabling protocol \"wg_vip4\": bird replied 8007: Access denied"; got != want {
+		t.Errorf("status bird_error = %q, want %q", got, want)
 	}
 }
