@@ -78,6 +78,11 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	defer wg.Close()
 
+	// A second instance stops here, before it takes the metrics port, and
+	// says which socket the first one holds.
+	if err := control.Running(cfg.Control.Socket); err != nil {
+		return err
+	}
 	// Metrics ([metrics] listen) and the transition hook ([hook] command).
 	birdc, observer, stopObservers, err := startObservers(cfg, log, bc)
 	if err != nil {

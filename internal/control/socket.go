@@ -168,3 +168,15 @@ func lookupGroup(name string) (int, error) {
 	}
 	return gid, nil
 }
+
+// Running returns an error naming the socket when another wgbird answers on
+// it, so that a second instance stops before it takes anything else (a
+// metrics port, BIRD) and says why; Start checks again when it binds.
+func Running(path string) error {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return nil
+	}
+	c.Close()
+	return fmt.Errorf("another wgbird is running on %s", path)
+}
