@@ -169,7 +169,9 @@ func (p *Prober) target(dev *wgtypes.Device) (PublicKey, netip.AddrPort, string)
 		return *p.server, *p.endpoint, ""
 	}
 	remote := PublicKey(dev.PublicKey)
-	if remote == (PublicKey{}) {
+	// wgctrl reports the zero private key's public key when none is set, so
+	// the private key decides.
+	if dev.PrivateKey == (wgtypes.Key{}) || remote == (PublicKey{}) {
 		return remote, netip.AddrPort{}, fmt.Sprintf("%s has no private key", dev.Name)
 	}
 	if p.server != nil && *p.server != remote {

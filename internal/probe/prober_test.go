@@ -54,7 +54,7 @@ func testProber(tb testing.TB, cfg Config, local PrivateKey, dial func(context.C
 
 // snapshot is what wgctrl would report for a device with these peers.
 func snapshot(server PrivateKey, peers ...PublicKey) *wgtypes.Device {
-	d := &wgtypes.Device{Name: "wg0", PublicKey: wgtypes.Key(server.PublicKey()), ListenPort: 51820}
+	d := &wgtypes.Device{Name: "wg0", PrivateKey: wgtypes.Key(server), PublicKey: wgtypes.Key(server.PublicKey()), ListenPort: 51820}
 	for _, p := range peers {
 		d.Peers = append(d.Peers, wgtypes.Peer{PublicKey: wgtypes.Key(p)})
 	}
@@ -150,8 +150,14 @@ func TestProbeAgainstWireguardGo(t *testing.T) {
 			want: health.Check{Name: "probe", Detail: "wg0 has no private key"},
 		},
 		{
+			// wgctrl reports the public key of the zero private key.
+			name: "no private key, as wgctrl reports it",
+			dev:  &wgtypes.Device{Name: "wg0", ListenPort: 51820, PublicKey: wgtypes.Key(PrivateKey{}.PublicKey())},
+			want: health.Check{Name: "probe", Detail: "wg0 has no private key"},
+		},
+		{
 			name: "no listen port",
-			dev:  &wgtypes.Device{Name: "wg0", PublicKey: wgtypes.Key(server.PublicKey()), Peers: []wgtypes.Peer{{PublicKey: wgtypes.Key(local.PublicKey())}}},
+			dev:  &wgtypes.Device{Name: "wg0", PrivateKey: wgtypes.Key(server), PublicKey: wgtypes.Key(server.PublicKey()), Peers: []wgtypes.Peer{{PublicKey: wgtypes.Key(local.PublicKey())}}},
 			want: health.Check{Name: "probe", Detail: "wg0 has no listen port"},
 		},
 	}
