@@ -27,9 +27,9 @@ loses the server's nexthop, and from the heal until it is back; the same
 for the references (disable/enable straight to BIRD's socket, BIRD + BFD
 without a sidecar, ExaBGP's healthcheck); and the idle cost of wgbird run.
 Prints a line per repetition, then the markdown block that README.md
-includes, and writes that block into --readme between the markers
-<!-- bench:start --> and <!-- bench:end -->. Needs root; takes about
-25 minutes with the defaults.
+includes; with --readme, writes that block into the file between the
+markers <!-- bench:start --> and <!-- bench:end -->. Needs root; takes
+about 25 minutes with the defaults (make bench: --ref-reps 10).
 
 flags:
   --wgbird PATH      wgbird binary (default: wgbird next to this executable)
@@ -43,7 +43,8 @@ flags:
   --server NAME      the server to break: s1 or s2 (default s1)
   --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
   --go-bench FILE    go test -bench output to include in the block
-  --readme FILE      file to write the block into ("" for none; default README.md)
+  --readme FILE      also write the block into FILE (make bench: README.md),
+                     replacing the one there: only for a full run
   --json FILE        also write every sample as JSON
   --label TEXT       how the README names the command (default: this command line)
   --dir DIR          lab directory (default %s)
@@ -88,7 +89,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.idlePeers, "idle-peers", 1000, "peers for the idle cost")
 	fs.StringVar(&f.server, "server", "s1", "server to break")
 	fs.StringVar(&f.goBench, "go-bench", "", "go test -bench output")
-	fs.StringVar(&f.readme, "readme", "README.md", "file to write the block into")
+	fs.StringVar(&f.readme, "readme", "", "file to write the block into")
 	fs.StringVar(&f.jsonf, "json", "", "JSON output file")
 	fs.StringVar(&f.label, "label", "", "command name for the README")
 }

@@ -639,7 +639,9 @@ func (b *bench) runIdle(ctx context.Context) IdleResult {
 	}
 	after, err := cpuTime(pid)
 	if err == nil {
-		res.PeakRSS, res.RSS, err = memory(pid)
+		var mem memStatus
+		mem, err = memory(pid)
+		res.PeakRSS, res.RSS, res.RSSAnon, res.RSSFile = mem.HWM, mem.RSS, mem.Anon, mem.File
 	}
 	if err != nil || l.WgbirdPid(server) != pid {
 		res.Skipped = fmt.Sprintf("wgbird exited during the measurement (%v)", err)
@@ -721,38 +723,43 @@ func parseStatCPU(s string) (time.Duration, error) {
 	return time.Duration(ticks) * clockTick, nil
 }
 
-// memory returns a process's VmHWM and VmRSS in bytes.
-func memory(pid int) (hwm, rss int64, err error) {
+// memStatus is a process's memory use in bytes: peak and current
+// resident set, and the current one split into anonymous memory (heap,
+// stacks) and file pages (mostly the binary's own text).
+type memStatus struct{ HWM, RSS, Anon, File int64 }
+
+// memory reads a process's memory use.
+func memory(pid int) (memStatus, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, fmt.Errorf("reading memory use: %w", err)
+		return memStatus{}, fmt.Errorf("reading memory use: %w", err)
 	}
 	return parseStatusMem(string(b))
 }
 
-// parseStatusMem returns VmHWM and VmRSS of /proc/PID/status, in bytes.
-func parseStatusMem(s string) (hwm, rss int64, err error) {
+// parseStatusMem reads VmHWM, VmRSS, RssAnon and RssFile of
+// /proc/PID/status.
+func parseStatusMem(s string) (memStatus, error) {
+	var m memStatus
+	fields := map[string]*int64{"VmHWM": &m.HWM, "VmRSS": &m.RSS, "RssAnon": &m.Anon, "RssFile": &m.File}
 	found := 0
 	for _, line := range strings.Split(s, "\n") {
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmHWM" && k != "VmRSS") {
+		dst := fields[k]
+		if !ok || dst == nil {
 			continue
 		}
 		var kb int64
 		if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
-			return 0, 0, fmt.Errorf("malformed %s line %q", k, line)
+			return memStatus{}, fmt.Errorf("malformed %s line %q", k, line)
 		}
-		if k == "VmHWM" {
-			hwm = kb * 1024
-		} else {
-			rss = kb * 1024
-		}
+		*dst = kb * 1024
 		found++
 	}
-	if found != 2 {
-		return 0, 0, errors.New("no VmHWM and VmRSS in /proc/PID/status")
+	if found != len(fields) {
+		return memStatus{}, errors.New("no VmHWM, VmRSS, RssAnon and RssFile in /proc/PID/status")
 	}
-	return hwm, rss, nil
+	return m, nil
 }
 
 // --- the machine -----------------------------------------------------------

@@ -163,6 +163,11 @@ type IdleResult struct {
 	// RSS VmRSS then, in bytes.
 	PeakRSS int64 `json:"peak_rss"`
 	RSS     int64 `json:"rss"`
+	// RSSAnon and RSSFile split RSS: anonymous memory (heap, stacks) and
+	// file pages (mostly the binary's text, shared with every process
+	// that maps it).
+	RSSAnon int64 `json:"rss_anon"`
+	RSSFile int64 `json:"rss_file"`
 }
 
 // CPUShare is the CPU time as a share of one core over the window.
@@ -539,7 +544,8 @@ func (r *BenchResult) Markdown(module string) string {
 				id.Peers, id.Interval, id.Window.Round(time.Second))
 			p("\n| | measured | target | |\n|---|---|---|---|\n")
 			p("| CPU | %.2f s in %s: %.3f %% of one core | under 0.1 %% | %s |\n", id.CPU.Seconds(), id.Window.Round(time.Second), 100*id.CPUShare(), verdict(id.CPUShare() < 0.001))
-			p("| peak RSS | %.1f MB (%.1f MB at the end) | under 15 MB | %s |\n", float64(id.PeakRSS)/1e6, float64(id.RSS)/1e6, verdict(id.PeakRSS < 15e6))
+			p("| peak RSS | %.1f MB (at the end %.1f MB: %.1f MB anonymous, %.1f MB file pages) | under 15 MB | %s |\n",
+				float64(id.PeakRSS)/1e6, float64(id.RSS)/1e6, float64(id.RSSAnon)/1e6, float64(id.RSSFile)/1e6, verdict(id.PeakRSS < 15e6))
 			p("\n")
 			para("", "Again: `sudo bin/wgbird-lab bench --wgbird bin/wgbird --series idle`.")
 		}
