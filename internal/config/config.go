@@ -112,7 +112,7 @@ const (
 	DefaultOnSystemShutdown = Withdraw
 	DefaultOnStop           = Keep
 	DefaultInterval         = time.Second
-	DefaultFastInterval     = 200 * time.Millisecond // or Interval, if shorter
+	DefaultFastInterval     = 100 * time.Millisecond // or Interval, if shorter
 	DefaultTimeout          = 250 * time.Millisecond // or Interval/2, if shorter
 	DefaultRise             = 3
 	DefaultFall             = 2

@@ -88,7 +88,7 @@ func minimalService() Service {
 		VIPs:         []netip.Prefix{netip.MustParsePrefix("192.168.20.1/24")},
 		Protocols:    []string{"wg_vip4"},
 		Interval:     time.Second,
-		FastInterval: 200 * time.Millisecond,
+		FastInterval: 100 * time.Millisecond,
 		Timeout:      250 * time.Millisecond,
 		Rise:         3,
 		Fall:         2,
