@@ -114,14 +114,16 @@ func (f *fakeBIRD) setDown(err error) {
 }
 
 type fakeWG struct {
-	mu  sync.Mutex
-	dev *wgtypes.Device
-	err error
+	mu    sync.Mutex
+	dev   *wgtypes.Device
+	err   error
+	reads int
 }
 
 func (f *fakeWG) Device(context.Context, string) (*wgtypes.Device, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.dev, f.err
 }
 
@@ -552,5 +554,31 @@ func TestConcerns(t *testing.T) {
 		if got := s.concerns(tt.ev); got != tt.want {
 			t.Errorf("concerns(%+v) = %v, want %v", tt.ev, got, tt.want)
 		}
+	}
+}
+
+// TestEventReadsLinkOnly: a netlink event can only change the link, so it
+// must not wait for a WireGuard read (a hung wireguard-go costs a whole
+// deadline) nor count a soft failure towards fall.
+func TestEventReadsLinkOnly(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	r.steps(t, sched)
+	r.bird.take()
+	r.wg.err = context.DeadlineExceeded // hung: soft
+	before := r.wg.reads
+	r.steps(t, event, event, event)
+	if n := r.wg.reads - before; n != 0 {
+		t.Errorf("%d WireGuard reads for 3 events, want 0", n)
+	}
+	if got := r.bird.take(); len(got) != 0 {
+		t.Errorf("BIRD commands after events with a healthy link: %q", got)
+	}
+	// One scheduled failure is not yet fall (2): events did not count.
+	r.steps(t, sched)
+	if diff := cmp.Diff([]string{"show protocols"}, r.bird.take()); diff != "" {
+		t.Errorf("BIRD commands (-want +got):\n%s", diff)
+	}
+	if got := r.svc.Status().Checks; len(got) != 2 || got[1].OK {
+		t.Errorf("status checks = %+v, want link and a failed wireguard", got)
 	}
 }

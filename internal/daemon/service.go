@@ -233,6 +233,10 @@ func (s *service) run(ctx context.Context, ready func()) error {
 // rise and reconcile BIRD; event-triggered ones only ever withdraw, so a
 // burst of netlink events cannot announce a service before rise × interval.
 func (s *service) check(ctx context.Context, scheduled bool) error {
+	if !scheduled && s.machine.Started() {
+		s.eventCheck(ctx)
+		return nil
+	}
 	res, dev := s.evaluate(ctx, scheduled)
 	s.lastResult = res
 
@@ -255,22 +259,54 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 			s.setState(health.Transition{To: s.machine.State(), Reason: "BIRD's state at start-up"})
 		}
 	}
-	if s.machine.Started() && (scheduled || !res.Healthy() || s.drained() != nil) {
-		in := health.Input{Result: res}
-		if d := s.drained(); d != nil {
-			in.Drained, in.DrainReason = true, d.Reason
-		}
-		if tr, ok := s.machine.Observe(in); ok {
-			s.log.Info("transition", "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
-			s.setState(tr)
-			if o := s.deps.Observer; o != nil {
-				o.Transitioned(s.cfg.Name, tr)
-			}
-			protos = s.apply(ctx, tr.To == health.Announced)
-		} else if protos != nil {
-			protos = s.reconcile(ctx, protos)
-		}
+	if s.machine.Started() {
+		protos = s.observe(ctx, res, protos)
 	}
+	s.record(res, protos, dev)
+	return nil
+}
+
+// eventCheck answers a netlink event. Only the link can have changed, and
+// only a withdrawal can follow, so it reads the link alone (no WireGuard
+// read that may cost a deadline) and acts only when the link or a VIP is
+// gone or the service has been drained.
+func (s *service) eventCheck(ctx context.Context) {
+	lc := s.linkCheck()
+	res := health.Result{Checks: []health.Check{lc}}
+	if lc.OK || !lc.Hard {
+		if s.drained() == nil {
+			s.recordLink(lc)
+			return
+		}
+		res = s.lastResult // drained: the health is not what decides
+	}
+	s.record(res, s.observe(ctx, res, nil), nil)
+}
+
+// observe feeds one result to the state machine and applies a transition
+// to BIRD; without one, it reconciles BIRD against protos when they were
+// read. It returns the protocols still valid for the status, or nil.
+func (s *service) observe(ctx context.Context, res health.Result, protos []bird.Protocol) []bird.Protocol {
+	in := health.Input{Result: res}
+	if d := s.drained(); d != nil {
+		in.Drained, in.DrainReason = true, d.Reason
+	}
+	if tr, ok := s.machine.Observe(in); ok {
+		s.log.Info("transition", "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+		s.setState(tr)
+		if o := s.deps.Observer; o != nil {
+			o.Transitioned(s.cfg.Name, tr)
+		}
+		return s.apply(ctx, tr.To == health.Announced)
+	}
+	if protos != nil {
+		return s.reconcile(ctx, protos)
+	}
+	return nil
+}
+
+// record stores an evaluation in the status and tells the observer.
+func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes.Device) {
 	s.mu.Lock()
 	s.status.Healthy = res.Healthy()
 	s.status.Checks = res.Checks
@@ -284,14 +320,24 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 	if o := s.deps.Observer; o != nil {
 		o.Evaluated(Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, Device: dev, At: time.Now()})
 	}
-	return nil
 }
 
-// evaluate runs the checks. A hard link failure (link or VIP gone) skips
-// the WireGuard read: the answer is already known and the read may cost a
-// whole deadline if wireguard-go hangs. The probe runs on scheduled checks
-// only; event-triggered ones reuse its last result.
-func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, *wgtypes.Device) {
+// recordLink updates the link check of the last status after an event
+// that changed nothing else.
+func (s *service) recordLink(lc health.Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	checks := append([]health.Check(nil), s.status.Checks...)
+	for i := range checks {
+		if checks[i].Name == lc.Name {
+			checks[i] = lc
+		}
+	}
+	s.status.Checks = checks
+}
+
+// linkCheck reads and judges the interface and its VIPs.
+func (s *service) linkCheck() health.Check {
 	start := time.Now()
 	ls, err := s.deps.Links.Read(s.cfg.Interface)
 	if err == nil && ls.Exists {
@@ -299,11 +345,20 @@ func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, 
 	}
 	lc := link.Evaluate(s.cfg.Interface, s.cfg.VIPs, ls, err)
 	lc.Took = time.Since(start)
+	return lc
+}
+
+// evaluate runs the checks. A hard link failure (link or VIP gone) skips
+// the WireGuard read: the answer is already known and the read may cost a
+// whole deadline if wireguard-go hangs. The probe runs on scheduled checks
+// only; event-triggered ones reuse its last result.
+func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, *wgtypes.Device) {
+	lc := s.linkCheck()
 	checks := []health.Check{lc}
 	if !lc.OK && lc.Hard {
 		return health.Result{Checks: checks}, nil
 	}
-	start = time.Now()
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	dev, err := s.deps.WireGuard.Device(wctx, s.cfg.Interface)
 	cancel()
