@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -411,32 +410,7 @@ func (b *bench) benchStartWgbird(ctx context.Context, server string, withProbe b
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", conf, err)
 	}
-	logFile := l.WgbirdLog(server)
-	pid, err := startDaemon(daemon{
-		ns:      l.NS(server),
-		wgDir:   l.path(server, "wireguard"),
-		argv:    []string{l.cfg.Wgbird, "run", "--config", conf},
-		pidFile: l.path(server, "wgbird.pid"),
-		logFile: logFile,
-	})
-	if err != nil {
-		return err
-	}
-	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
-		if !readProc(pid).Alive {
-			return false, fmt.Errorf("wgbird exited: %s", tail(logFile, 5))
-		}
-		c, err := net.DialTimeout("unix", l.ControlSocket(server), time.Second)
-		if err != nil {
-			return false, nil
-		}
-		c.Close()
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("starting wgbird on %s: %w", server, err)
-	}
-	return nil
+	return l.runWgbird(ctx, server, conf, 5*time.Second)
 }
 
 // benchStopWgbird stops server's wgbird, if one runs, with SIGTERM: its

@@ -226,6 +226,12 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 		}
 		return nil
 	}
+	return l.runWgbird(ctx, server, conf, 5*time.Second)
+}
+
+// runWgbird starts wgbird on server with the config file conf and waits up
+// to wait for its control socket to answer.
+func (l *Lab) runWgbird(ctx context.Context, server, conf string, wait time.Duration) error {
 	logFile := l.WgbirdLog(server)
 	pid, err := startDaemon(daemon{
 		ns:      l.NS(server),
@@ -237,7 +243,7 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 2*time.Second, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
+	err = poll(ctx, wait, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
 		if !readProc(pid).Alive {
 			return false, fmt.Errorf("wgbird exited: %s", tail(logFile, 5))
 		}
@@ -249,12 +255,6 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 		return true, nil
 	})
 	if err != nil {
-		if readProc(pid).Alive {
-			// Running without a control socket: status and drain will not
-			// work, the health loop does.
-			l.log.Warn("wgbird runs but its control socket does not answer", "server", server, "err", err)
-			return nil
-		}
 		return fmt.Errorf("starting wgbird on %s: %w", server, err)
 	}
 	l.log.Debug("wgbird started", "server", server, "pid", pid)

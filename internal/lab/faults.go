@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -197,9 +196,6 @@ func (l *Lab) Heal(ctx context.Context, server string) error {
 	if l.cfg.Wgbird != "" {
 		if err := l.ensureWgbird(ctx, server); err != nil {
 			errs = append(errs, err)
-		} else if _, err := os.Stat(l.ControlSocket(server)); err != nil {
-			// A wgbird without a control socket cannot have been drained.
-			l.log.Info("not undraining: no control socket", "server", server, "err", err)
 		} else if err := l.Undrain(ctx, server); err != nil {
 			errs = append(errs, fmt.Errorf("undraining %s: %w", server, err))
 		}

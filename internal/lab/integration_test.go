@@ -350,15 +350,9 @@ func TestFaultModes(t *testing.T) {
 			if m.NeedsProbe && l.cfg.NoProbe {
 				t.Skip("the lab runs wgbird without the probe")
 			}
-			if m.NeedsWgbird && !wgbirdHasCommand(string(m.Mode)) {
-				t.Skipf("this wgbird has no %q command yet", m.Mode)
-			}
 			ready(t, l)
 			ctx := context.Background()
 			target := Servers[i%2]
-			if _, err := os.Stat(l.ControlSocket(target.Name)); m.NeedsWgbird && err != nil {
-				t.Skipf("this wgbird serves no control socket yet: %v", err)
-			}
 			keep := other(target)
 			w := watch(t, l)
 
