@@ -171,9 +171,7 @@ func TestDrain(t *testing.T) {
 		if took < min {
 			t.Errorf("announced %s after undrain, before rise allows (%s)", took, min)
 		}
-		if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-			t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-		}
+		keptRoute(t, w, t0, keep)
 		if st := drainStatus(t, l, s.Name); st.Drain != nil {
 			t.Errorf("still drained after undrain: %+v", st.Drain)
 		}
@@ -243,16 +241,7 @@ func TestDrain(t *testing.T) {
 		if err := l.ensureWireGuard(ctx, "client"); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		name, err := l.ActiveServer(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		active, _ := ServerByName(name)
-		standby := other(active)
-		t.Logf("the client's tunnel goes to %s", active.Name)
+		active, standby := tunnelServers(t, ctx, l)
 		w := watch(t, l)
 		stop := pinger(l)
 		defer stop()

@@ -272,9 +272,7 @@ func TestBirdSocketMissingAtStart(t *testing.T) {
 	if bad := w.Always(c.At, tb, Lacks(s.Addr)); bad != nil {
 		t.Errorf("%s routed while its BIRD was not running: %v", s.Name, bad)
 	}
-	if bad := w.Always(start, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, start, keep)
 	if after := grepLines(logSince(t, l, s.Name, mark), "BIRD answers again"); len(after) != 1 {
 		t.Errorf("%d 'BIRD answers again' lines, want 1", len(after))
 	}
@@ -312,9 +310,7 @@ func TestBirdKilledAndRestarted(t *testing.T) {
 	if got := l.WgbirdPid(s.Name); got != pid {
 		t.Errorf("wgbird pid %d before, %d after: it must outlive BIRD", pid, got)
 	}
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 	logged := logSince(t, l, s.Name, mark)
 	if n := len(grepLines(logged, "reconcile")); n != 1 {
 		t.Errorf("%d reconcile lines, want 1:\n%s", n, logged)
@@ -393,9 +389,7 @@ func TestBirdHung(t *testing.T) {
 	}
 	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", Has(s.Addr))
 	checkRise(t, "heal", h, back.At)
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 }
 
 // withoutDisabled is bird.conf with the static protocol enabled by the
@@ -489,9 +483,7 @@ func TestBirdConfigureReenables(t *testing.T) {
 	if worst > tm.Interval+tm.Interval/2 {
 		t.Errorf("the nexthop stayed for %s after a configure, want at most one interval (%s) plus scheduling", worst, tm.Interval)
 	}
-	if bad := w.Always(c.At, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, c.At, keep)
 	if cur := w.Current(); !Lacks(s.Addr)(cur) {
 		t.Errorf("router ends with %s, want %s withdrawn", FormatNexthops(cur), s.Name)
 	}
@@ -744,9 +736,7 @@ func TestWireGuardHung(t *testing.T) {
 	if after.Goroutines > before.Goroutines+1 || after.FDs > before.FDs+1 {
 		t.Errorf("goroutines or fds not back: before %v, after %v", before, after)
 	}
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 }
 
 // TestWireGuardRestartedUnconfigured: wireguard-go restarted and
@@ -827,9 +817,7 @@ func TestWireGuardRestartedUnconfigured(t *testing.T) {
 	if bad := w.Always(c.At, done, Lacks(s.Addr)); bad != nil {
 		t.Errorf("announced before the configuration was complete: %v", bad)
 	}
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 }
 
 // TestNetlinkStorm: 1,000 flaps of wg0 (down and up) in 10 s. wgbird's
@@ -888,12 +876,18 @@ func TestNetlinkStorm(t *testing.T) {
 	if cur := w.Current(); !All(cur) {
 		t.Errorf("router ends with %s, want both", FormatNexthops(cur))
 	}
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 	window := time.Since(t0)
-	after := procStatsOf(t, l, s.Name)
 	m1 := metricsOf(t, l, s.Name)
+	// One sample can catch a goroutine that is just ending (a check's
+	// read, the scrape's own connection): what must hold is that the
+	// counts settle back, so sample until they do or 5 s have passed.
+	after := procStatsOf(t, l, s.Name)
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) &&
+		(after.Goroutines > before.Goroutines+1 || after.FDs > before.FDs+1); {
+		time.Sleep(200 * time.Millisecond)
+		after = procStatsOf(t, l, s.Name)
+	}
 
 	// Commands: a scheduled check reads the protocols once and may send
 	// one enable or disable (a transition or a reconcile); a check that a
@@ -994,9 +988,7 @@ func TestNetlinkSubscriptionBroken(t *testing.T) {
 	if n := len(grepLines(logSince(t, l, s.Name, mark), "netlink subscription broken")); n > 2 {
 		t.Errorf("%d re-subscriptions, want the one the overflow caused (the backoff's retry at most)", n)
 	}
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 }
 
 // TestWgbirdCrashWhileUnhealthy kills wgbird with SIGKILL while its server
@@ -1037,9 +1029,7 @@ func TestWgbirdCrashWhileUnhealthy(t *testing.T) {
 	}
 	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", Has(s.Addr))
 	checkRise(t, "heal", h, back.At)
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
-	}
+	keptRoute(t, w, t0, keep)
 }
 
 // TestSecondWgbirdRefuses starts a second wgbird on the running one's

@@ -516,16 +516,7 @@ func TestBothUnhealthy(t *testing.T) {
 func TestClientTunnelFailover(t *testing.T) {
 	l := sharedLab(t)
 	ctx := context.Background()
-	if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	name, err := l.ActiveServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	active, _ := ServerByName(name)
-	standby := other(active)
-	t.Logf("the client's tunnel goes to %s", active.Name)
+	active, standby := tunnelServers(t, ctx, l)
 	w := watch(t, l)
 	t0, err := l.Fail(ctx, active.Name, Hang)
 	if err != nil {
@@ -550,4 +541,29 @@ func TestClientTunnelFailover(t *testing.T) {
 	if bad := w.Always(t0, time.Now(), Has(standby.Addr)); bad != nil {
 		t.Errorf("%s's nexthop disappeared: %v", standby.Name, bad)
 	}
+}
+
+// keptRoute fails t unless keep's nexthop stayed in the router's table
+// from since until now: a fault on one server must not touch the other.
+func keptRoute(t *testing.T, w *Watcher, since time.Time, keep Server) {
+	t.Helper()
+	if bad := w.Always(since, time.Now(), Has(keep.Addr)); bad != nil {
+		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
+	}
+}
+
+// tunnelServers waits for the client's tunnel and returns the server it
+// goes to and the other one.
+func tunnelServers(t *testing.T, ctx context.Context, l *Lab) (active, standby Server) {
+	t.Helper()
+	if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	name, err := l.ActiveServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, _ = ServerByName(name)
+	t.Logf("the client's tunnel goes to %s", active.Name)
+	return active, other(active)
 }
