@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labbench"
 )
 
 const benchUsage = `usage: wgbird-lab bench [flags]
@@ -53,11 +54,11 @@ flags:
 `
 
 func printBenchUsage(w io.Writer) {
-	names := make([]string, len(lab.BenchModes))
-	for i, m := range lab.BenchModes {
+	names := make([]string, len(labbench.BenchModes))
+	for i, m := range labbench.BenchModes {
 		names[i] = string(m)
 	}
-	fmt.Fprintf(w, benchUsage, strings.Join(names, ", "), lab.DefaultBenchDir, lab.DefaultBenchPrefix)
+	fmt.Fprintf(w, benchUsage, strings.Join(names, ", "), labbench.DefaultBenchDir, labbench.DefaultBenchPrefix)
 }
 
 // benchFlags are bench's flags.
@@ -77,9 +78,9 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	f.common.register(fs)
 	f.upFlags.register(fs)
 	// The bench lab's own defaults, apart from the demo's and the tests'.
-	fs.Lookup("dir").DefValue = lab.DefaultBenchDir
-	fs.Lookup("prefix").DefValue = lab.DefaultBenchPrefix
-	f.dir, f.prefix = lab.DefaultBenchDir, lab.DefaultBenchPrefix
+	fs.Lookup("dir").DefValue = labbench.DefaultBenchDir
+	fs.Lookup("prefix").DefValue = labbench.DefaultBenchPrefix
+	f.dir, f.prefix = labbench.DefaultBenchDir, labbench.DefaultBenchPrefix
 	fs.StringVar(&f.series, "series", "all", "series to run")
 	fs.StringVar(&f.modes, "modes", "all", "modes to run")
 	fs.IntVar(&f.reps, "reps", 20, "repetitions per mode for wgbird")
@@ -113,13 +114,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wgbird-lab bench: takes no arguments, got %q\n", fs.Args())
 		return 2
 	}
-	series, err := lab.ParseSeries(f.series)
+	series, err := labbench.ParseSeries(f.series)
 	if err == nil {
 		_, err = lab.ServerByName(f.server)
 	}
 	var modes []lab.Mode
 	if err == nil {
-		modes, err = lab.ParseBenchModes(f.modes)
+		modes, err = labbench.ParseBenchModes(f.modes)
 	}
 	if err == nil && (f.reps < 1 || f.refReps < 0 || f.idlePeers < 1 || f.bound <= 0 || f.idle <= 0) {
 		err = errors.New("--reps, --idle-peers, --bound and --idle must be positive")
@@ -131,7 +132,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wgbird-lab bench: %v\n", err)
 		return 2
 	}
-	var goBench []lab.GoBench
+	var goBench []labbench.GoBench
 	module := modulePath()
 	if f.goBench != "" {
 		// Read it first: a missing file should not cost a whole run.
@@ -140,13 +141,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wgbird-lab bench: %v\n", err)
 			return 1
 		}
-		goBench, err = lab.ParseGoBench(fh)
+		goBench, err = labbench.ParseGoBench(fh)
 		fh.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "wgbird-lab bench: %v\n", err)
 			return 1
 		}
-		lab.MarkIntegration(goBench, ".", module)
+		labbench.MarkIntegration(goBench, ".", module)
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "wgbird-lab bench: needs root (network namespaces, mounts)")
@@ -170,7 +171,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if f.verbose {
 		log = f.common.logger(stderr)
 	}
-	res, err := lab.RunBench(ctx, lab.BenchConfig{
+	res, err := labbench.RunBench(ctx, labbench.BenchConfig{
 		Lab:    lab.Config{Dir: f.dir, Prefix: f.prefix, Wgbird: f.wgbird, Thresholds: f.thresholds, Log: log},
 		Server: f.server, Series: series, Modes: modes,
 		Reps: f.reps, RefReps: f.refReps, Bound: f.bound,
@@ -211,7 +212,7 @@ func writeBlock(path, block string) error {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".bench")
-	if err := os.WriteFile(tmp, []byte(lab.ReplaceBlock(string(b), block)), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(labbench.ReplaceBlock(string(b), block)), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

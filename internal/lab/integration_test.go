@@ -67,7 +67,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	wgbirdBin, wgbirdErr = buildWgbird(filepath.Join(tmp, "wgbird"))
+	wgbirdBin, wgbirdErr = BuildWgbird(filepath.Join(tmp, "wgbird"))
 	if wgbirdErr != nil && ciMode() {
 		fmt.Fprintf(os.Stderr, "FAIL: building wgbird: %v\n", wgbirdErr)
 		return 1
@@ -85,25 +85,6 @@ func testMain(m *testing.M) int {
 		}
 	}
 	return code
-}
-
-// buildWgbird builds ./cmd/wgbird from the module root into out.
-func buildWgbird(out string) (string, error) {
-	// go test puts its own GOROOT/bin first in the test's PATH.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("finding go: %w", err)
-	}
-	root, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("finding the module root: %w", err)
-	}
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/wgbird")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/wgbird: %w: %s", err, b)
-	}
-	return out, nil
 }
 
 // wgbirdHasCommand reports whether the built wgbird knows a command (the

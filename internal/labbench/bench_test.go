@@ -1,4 +1,4 @@
-package lab
+package labbench
 
 import (
 	"os"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/lab"
 )
 
 func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
@@ -40,7 +41,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestModeResultStats(t *testing.T) {
-	mr := ModeResult{Mode: Hang, Samples: []Sample{
+	mr := ModeResult{Mode: lab.Hang, Samples: []Sample{
 		{Withdrawn: true, Withdraw: ms(900), Returned: true, Return: ms(3000), Heal: ms(10)},
 		{Withdrawn: true, Withdraw: ms(1100)}, // not back
 		{Withdrawn: false},
@@ -213,14 +214,14 @@ func TestParseSeriesAndModes(t *testing.T) {
 		t.Errorf("ParseSeries(all) = %v", s)
 	}
 	m, err := ParseBenchModes("hang,kill")
-	if err != nil || !cmp.Equal(m, []Mode{Hang, Kill}) {
+	if err != nil || !cmp.Equal(m, []lab.Mode{lab.Hang, lab.Kill}) {
 		t.Errorf("ParseBenchModes = %v, %v", m, err)
 	}
 	if _, err := ParseBenchModes("bird-restart"); err == nil || !strings.Contains(err.Error(), "not benchmarked") {
 		t.Errorf("ParseBenchModes(bird-restart) error = %v", err)
 	}
 	for _, m := range BenchModes {
-		if _, err := ParseMode(string(m)); err != nil {
+		if _, err := lab.ParseMode(string(m)); err != nil {
 			t.Errorf("bench mode %s is not a lab mode: %v", m, err)
 		}
 	}
@@ -229,17 +230,17 @@ func TestParseSeriesAndModes(t *testing.T) {
 // The bench server's wgbird runs at wgbird's defaults: its config must
 // load and leave interval, rise and fall at them.
 func TestBenchWgbirdConf(t *testing.T) {
-	cfg, err := config.Parse("wgbird-bench.toml", []byte(BenchWgbirdConf("/run/x/s1", Thresholds{})))
+	cfg, err := config.Parse("wgbird-bench.toml", []byte(BenchWgbirdConf("/run/x/s1", lab.Thresholds{})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Services[0]
 	got := []any{s.Interval, s.Rise, s.Fall, s.ListenPort, cfg.BIRD.Socket}
-	want := []any{config.DefaultInterval, config.DefaultRise, config.DefaultFall, ListenPort, "/run/x/s1/bird.ctl"}
+	want := []any{config.DefaultInterval, config.DefaultRise, config.DefaultFall, lab.ListenPort, "/run/x/s1/bird.ctl"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("services (-want +got):\n%s", diff)
 	}
-	text := BenchWgbirdConf("/run/x/s1", Thresholds{Interval: 500 * time.Millisecond, Rise: 2, Fall: 1}) + ProbeTable("/run/x/s1/probe.key", "mX6rlDRJ6NS0kDbDDDpyiyMJ+dYHA7GkdOXSrZQZCX8=")
+	text := BenchWgbirdConf("/run/x/s1", lab.Thresholds{Interval: 500 * time.Millisecond, Rise: 2, Fall: 1}) + lab.ProbeTable("/run/x/s1/probe.key", "mX6rlDRJ6NS0kDbDDDpyiyMJ+dYHA7GkdOXSrZQZCX8=")
 	if cfg, err = config.Parse("wgbird-bench.toml", []byte(text)); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestBenchWgbirdConf(t *testing.T) {
 }
 
 func TestExaBGPConf(t *testing.T) {
-	conf := ExaBGPConf(Servers[0], "/run/x/s1/exabgp-disabled")
+	conf := ExaBGPConf(lab.Servers[0], "/run/x/s1/exabgp-disabled")
 	for _, want := range []string{
 		"processes [ watch-wg0 ];",
 		`--cmd "wg show wg0"`,
@@ -285,18 +286,18 @@ func benchFixture() *BenchResult {
 	return &BenchResult{
 		Started: time.Date(2025, 11, 25, 18, 0, 0, 0, time.UTC), Took: 24 * time.Minute,
 		Machine:    Machine{CPU: "AMD EPYC", Cores: 2, Kernel: "6.1.0", LoadStart: "0.10 0.20 0.30", LoadEnd: "1.00 0.90 0.50", Bird: "BIRD version 2.0.12", WGGo: "wireguard-go v0.0.20220316", ExaBGP: "ExaBGP 4.2.21", Go: "go1.26.0"},
-		Thresholds: Thresholds{}, Server: "s1", Reps: 3, RefReps: 2, Bound: 10 * time.Second, Command: "make bench",
+		Thresholds: lab.Thresholds{}, Server: "s1", Reps: 3, RefReps: 2, Bound: 10 * time.Second, Command: "make bench",
 		Series: []SeriesResult{
 			{Series: SeriesWgbird, Setup: "wgbird set-up.", Modes: []ModeResult{
-				{Mode: Kill, Samples: []Sample{rep(4, 2500), rep(5, 2600), rep(6, 2700)}},
-				{Mode: Hang, Samples: []Sample{rep(800, 2900), rep(950, 3000), rep(1200, 3050)}},
-				{Mode: LinkDown, Samples: []Sample{rep(30, 2500), rep(31, 2500), {Err: "boom"}}},
+				{Mode: lab.Kill, Samples: []Sample{rep(4, 2500), rep(5, 2600), rep(6, 2700)}},
+				{Mode: lab.Hang, Samples: []Sample{rep(800, 2900), rep(950, 3000), rep(1200, 3050)}},
+				{Mode: lab.LinkDown, Samples: []Sample{rep(30, 2500), rep(31, 2500), {Err: "boom"}}},
 			}},
 			{Series: SeriesFloor, Setup: "floor set-up.", Modes: []ModeResult{{Mode: floorMode, Samples: []Sample{rep(0.5, 0.9), rep(0.7, 1.1)}}}},
 			{Series: SeriesBird, Setup: "bird set-up.", Modes: []ModeResult{
-				{Mode: Kill, Samples: []Sample{rep(3, 40), rep(4, 40)}},
-				{Mode: Hang, Samples: []Sample{miss, miss}, Note: "stopped"},
-				{Mode: Drain, NA: "no sidecar to drain"},
+				{Mode: lab.Kill, Samples: []Sample{rep(3, 40), rep(4, 40)}},
+				{Mode: lab.Hang, Samples: []Sample{miss, miss}, Note: "stopped"},
+				{Mode: lab.Drain, NA: "no sidecar to drain"},
 			}},
 			{Series: SeriesExaBGP, Skipped: "ExaBGP is not installed"},
 		},

@@ -1,14 +1,79 @@
 //go:build integration
 
-package lab
+package labbench
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/lab"
 )
+
+var (
+	// prereqErr says why the lab cannot run here (not root, a binary
+	// missing); "" when it can.
+	prereqErr string
+	// wgbirdBin is the wgbird built by TestMain; wgbirdErr why not.
+	wgbirdBin string
+	wgbirdErr error
+)
+
+func ciMode() bool { return os.Getenv("CI") == "true" }
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		prereqErr = "the lab needs root"
+	} else if missing := lab.Missing(); len(missing) > 0 {
+		prereqErr = "missing " + strings.Join(missing, ", ")
+	}
+	if prereqErr != "" {
+		if ciMode() {
+			fmt.Fprintf(os.Stderr, "FAIL: bench integration tests under CI=true: %s\n", prereqErr)
+			return 1
+		}
+		return m.Run()
+	}
+	tmp, err := os.MkdirTemp("", "wgbs-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	wgbirdBin, wgbirdErr = lab.BuildWgbird(filepath.Join(tmp, "wgbird"))
+	if wgbirdErr != nil && ciMode() {
+		fmt.Fprintf(os.Stderr, "FAIL: building wgbird: %v\n", wgbirdErr)
+		return 1
+	}
+	return m.Run()
+}
+
+// requirePrereqs skips (fails under CI=true) when the lab cannot run.
+func requirePrereqs(t *testing.T) {
+	t.Helper()
+	if prereqErr == "" {
+		return
+	}
+	if ciMode() {
+		t.Fatal(prereqErr)
+	}
+	t.Skip(prereqErr)
+}
+
+func testLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
 
 // TestBenchSmoke runs the failover benchmark small: two modes, two
 // repetitions for wgbird, one per reference, a short idle window. It
@@ -27,8 +92,8 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	var progress strings.Builder
 	res, err := RunBench(ctx, BenchConfig{
-		Lab:        Config{Dir: "/run/wgbs-itest", Prefix: "wgbs", Wgbird: wgbirdBin, Log: testLogger()},
-		Modes:      []Mode{LinkDown, Hang},
+		Lab:        lab.Config{Dir: "/run/wgbs-itest", Prefix: "wgbs", Wgbird: wgbirdBin, Log: testLogger()},
+		Modes:      []lab.Mode{lab.LinkDown, lab.Hang},
 		Reps:       2,
 		RefReps:    1,
 		Bound:      5 * time.Second,
@@ -40,7 +105,7 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunBench: %v", err)
 	}
-	if nsExists("wgbs-router") {
+	if lab.NSExists("wgbs-router") {
 		t.Error("the bench left its router namespace behind")
 	}
 	if _, err := os.Stat("/run/wgbs-itest"); err == nil {
@@ -52,7 +117,7 @@ func TestBenchSmoke(t *testing.T) {
 	if wg == nil {
 		t.Fatal("no wgbird series")
 	}
-	for _, mode := range []Mode{LinkDown, Hang} {
+	for _, mode := range []lab.Mode{lab.LinkDown, lab.Hang} {
 		mr, ok := wg.Mode(mode)
 		if !ok {
 			t.Errorf("wgbird: no %s result", mode)
@@ -73,10 +138,10 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	// BIRD alone sees a link go down, and nothing of a hung wireguard-go.
 	bird := res.SeriesOf(SeriesBird)
-	if mr, _ := bird.Mode(LinkDown); len(mr.Samples) != 1 || !mr.Samples[0].Withdrawn {
+	if mr, _ := bird.Mode(lab.LinkDown); len(mr.Samples) != 1 || !mr.Samples[0].Withdrawn {
 		t.Errorf("BIRD alone, link-down: %+v, want withdrawn", mr)
 	}
-	if mr, _ := bird.Mode(Hang); len(mr.Samples) != 1 || mr.Samples[0].Withdrawn || mr.Samples[0].Err != "" {
+	if mr, _ := bird.Mode(lab.Hang); len(mr.Samples) != 1 || mr.Samples[0].Withdrawn || mr.Samples[0].Err != "" {
 		t.Errorf("BIRD alone, hang: %+v, want one try, not withdrawn", mr)
 	}
 	for _, s := range res.Series {
@@ -96,7 +161,7 @@ func TestBenchSmoke(t *testing.T) {
 	if res.Idle == nil || res.Idle.Skipped != "" || res.Idle.PeakRSS <= 0 {
 		t.Errorf("idle cost: %+v, want measured", res.Idle)
 	}
-	res.Command = "go test -tags integration -run TestBenchSmoke ./internal/lab"
+	res.Command = "go test -tags integration -run TestBenchSmoke ./internal/labbench"
 	md := res.Markdown("github.com/wgbird/wgbird")
 	for _, want := range []string{BenchStartMarker, "| link-down | 2/2 |", "| hang |", "#### Idle cost", BenchEndMarker} {
 		if !strings.Contains(md, want) {

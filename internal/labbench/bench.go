@@ -1,4 +1,4 @@
-package lab
+package labbench
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/lab"
 )
 
 // The failover benchmark: how fast the router drops a broken server and
@@ -51,7 +52,7 @@ var AllSeries = []BenchSeries{SeriesWgbird, SeriesFloor, SeriesBird, SeriesExaBG
 // BenchModes are the modes the benchmark measures: every fault of
 // WireGuard, and drain. BIRD restart and configure heal themselves, so
 // they are no failover.
-var BenchModes = []Mode{Kill, Hang, LinkDelete, LinkDown, VIPRemove, KeyRemove, PortChange, PeersRemove, Drain, KeyRotate}
+var BenchModes = []lab.Mode{lab.Kill, lab.Hang, lab.LinkDelete, lab.LinkDown, lab.VIPRemove, lab.KeyRemove, lab.PortChange, lab.PeersRemove, lab.Drain, lab.KeyRotate}
 
 // giveUpAfter: a mode that a series has not withdrawn in this many tries
 // in a row, from the first, is reported "not withdrawn" without the rest.
@@ -77,13 +78,13 @@ func ParseSeries(s string) ([]BenchSeries, error) {
 
 // ParseBenchModes parses a comma-separated list of modes ("all" for
 // BenchModes).
-func ParseBenchModes(s string) ([]Mode, error) {
+func ParseBenchModes(s string) ([]lab.Mode, error) {
 	if s == "" || s == "all" {
 		return slices.Clone(BenchModes), nil
 	}
-	var out []Mode
+	var out []lab.Mode
 	for _, f := range strings.Split(s, ",") {
-		m := Mode(strings.TrimSpace(f))
+		m := lab.Mode(strings.TrimSpace(f))
 		if !slices.Contains(BenchModes, m) {
 			names := make([]string, len(BenchModes))
 			for i, b := range BenchModes {
@@ -103,12 +104,12 @@ type BenchConfig struct {
 	// Lab is the lab to bring up (Dir and Prefix default to
 	// DefaultBenchDir and DefaultBenchPrefix). Wgbird is required.
 	// Thresholds apply to the bench server's wgbird.
-	Lab Config
+	Lab lab.Config
 	// Server is the server that is broken (default s1).
 	Server string
 	// Series and Modes to run (default all of each).
 	Series []BenchSeries
-	Modes  []Mode
+	Modes  []lab.Mode
 	// Reps per mode for wgbird (default 20), RefReps for the references
 	// (default Reps).
 	Reps, RefReps int
@@ -166,9 +167,9 @@ const returnBound = 30 * time.Second
 // bench is one run in progress.
 type bench struct {
 	cfg BenchConfig
-	l   *Lab
-	w   *Watcher
-	srv Server
+	l   *lab.Lab
+	w   *lab.Watcher
+	srv lab.Server
 	out io.Writer
 	// exabgpPid is the ExaBGP the ExaBGP series started, 0 when none runs.
 	exabgpPid int
@@ -183,14 +184,14 @@ func RunBench(ctx context.Context, cfg BenchConfig) (res *BenchResult, err error
 		Server: cfg.Server, Reps: cfg.Reps, RefReps: cfg.RefReps, Bound: cfg.Bound,
 	}
 	defer func() { res.Took = time.Since(res.Started); res.Machine.LoadEnd = loadavg() }()
-	srv, err := ServerByName(cfg.Server)
+	srv, err := lab.ServerByName(cfg.Server)
 	if err != nil {
 		return res, err
 	}
 	if cfg.Lab.Wgbird == "" {
 		return res, errors.New("the benchmark needs a wgbird binary")
 	}
-	l, err := Up(ctx, cfg.Lab)
+	l, err := lab.Up(ctx, cfg.Lab)
 	if err != nil {
 		return res, err
 	}
@@ -254,7 +255,7 @@ type faultFunc func(ctx context.Context) (time.Time, error)
 type healFunc func(ctx context.Context) error
 
 // runMode measures one mode: reps repetitions of fault, wait, heal, wait.
-func (b *bench) runMode(ctx context.Context, s BenchSeries, mode Mode, reps int, jitter bool, fail faultFunc, heal healFunc) ModeResult {
+func (b *bench) runMode(ctx context.Context, s BenchSeries, mode lab.Mode, reps int, jitter bool, fail faultFunc, heal healFunc) ModeResult {
 	mr := ModeResult{Mode: mode}
 	misses, errs := 0, 0
 	for i := range reps {
@@ -283,7 +284,7 @@ func (b *bench) runMode(ctx context.Context, s BenchSeries, mode Mode, reps int,
 	return mr
 }
 
-func (b *bench) progress(s BenchSeries, mode Mode, i, n int, smp Sample) {
+func (b *bench) progress(s BenchSeries, mode lab.Mode, i, n int, smp Sample) {
 	var what string
 	switch {
 	case smp.Err != "":
@@ -305,7 +306,7 @@ func (b *bench) rep(ctx context.Context, jitter bool, fail faultFunc, heal healF
 	var s Sample
 	addr := b.srv.Addr
 	wctx, cancel := context.WithTimeout(ctx, returnBound)
-	_, err := b.w.WaitFor(wctx, time.Now(), All)
+	_, err := b.w.WaitFor(wctx, time.Now(), lab.All)
 	cancel()
 	if err != nil {
 		s.Err = "not routed via both servers before the fault: " + err.Error()
@@ -326,7 +327,7 @@ func (b *bench) rep(ctx context.Context, jitter bool, fail faultFunc, heal healF
 		return s
 	}
 	wctx, cancel = context.WithTimeout(ctx, b.cfg.Bound)
-	c, err := b.w.WaitFor(wctx, t0, Lacks(addr))
+	c, err := b.w.WaitFor(wctx, t0, lab.Lacks(addr))
 	cancel()
 	switch {
 	case err == nil:
@@ -347,7 +348,7 @@ func (b *bench) rep(ctx context.Context, jitter bool, fail faultFunc, heal healF
 		return s
 	}
 	wctx, cancel = context.WithTimeout(ctx, returnBound)
-	c, err = b.w.WaitFor(wctx, h0, Has(addr))
+	c, err = b.w.WaitFor(wctx, h0, lab.Has(addr))
 	cancel()
 	if err == nil {
 		s.Returned, s.Return = true, c.At.Sub(h0)
@@ -371,11 +372,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // BenchWgbirdConf is the bench server's wgbird.toml: wgbird's defaults,
 // the lab's paths, listen_port (port-change is caught only with it) and
 // the thresholds that are not zero. No metrics, no probe.
-func BenchWgbirdConf(dir string, t Thresholds) string {
+func BenchWgbirdConf(dir string, t lab.Thresholds) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[bird]\nsocket = %q\n\n[control]\nsocket = %q\nruntime_dir = %q\nstate_dir = %q\n\n",
 		dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state")
-	fmt.Fprintf(&b, "[[service]]\ninterface = %q\nvips = [%q]\nprotocols = [%q]\nlisten_port = %d\n", WGInterface, VIP, Protocol, ListenPort)
+	fmt.Fprintf(&b, "[[service]]\ninterface = %q\nvips = [%q]\nprotocols = [%q]\nlisten_port = %d\n", lab.WGInterface, lab.VIP, lab.Protocol, lab.ListenPort)
 	if t.Interval > 0 {
 		fmt.Fprintf(&b, "interval = %q\n", t.Interval)
 	}
@@ -397,27 +398,27 @@ func (b *bench) benchStartWgbird(ctx context.Context, server string, withProbe b
 		return err
 	}
 	l := b.l
-	dir := strings.TrimSuffix(l.path(server, ""), "/")
-	text := BenchWgbirdConf(dir, l.cfg.Thresholds)
+	dir := strings.TrimSuffix(l.Path(server, ""), "/")
+	text := BenchWgbirdConf(dir, l.Config().Thresholds)
 	if withProbe {
-		pub, err := benchPublicKey(l.path(server, "private.key"))
+		pub, err := benchPublicKey(l.Path(server, "private.key"))
 		if err != nil {
 			return err
 		}
-		text += ProbeTable(l.ProbeKeyFile(server), pub)
+		text += lab.ProbeTable(l.ProbeKeyFile(server), pub)
 	}
-	conf := l.path(server, "wgbird-bench.toml")
+	conf := l.Path(server, "wgbird-bench.toml")
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", conf, err)
 	}
-	return l.runWgbird(ctx, server, conf, 5*time.Second)
+	return l.RunWgbird(ctx, server, conf, 5*time.Second)
 }
 
 // benchStopWgbird stops server's wgbird, if one runs, with SIGTERM: its
 // on_stop default, keep, leaves BIRD as it is.
 func (b *bench) benchStopWgbird(ctx context.Context, server string) error {
 	if pid := b.l.WgbirdPid(server); pid > 0 {
-		return stopPid(ctx, pid, syscall.SIGTERM, 5*time.Second)
+		return lab.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second)
 	}
 	return nil
 }
@@ -435,8 +436,8 @@ func benchPublicKey(file string) (string, error) {
 }
 
 // modeKnown reports whether this lab can inject mode.
-func modeKnown(m Mode) bool {
-	_, err := ParseMode(string(m))
+func modeKnown(m lab.Mode) bool {
+	_, err := lab.ParseMode(string(m))
 	return err == nil
 }
 
@@ -444,14 +445,14 @@ func (b *bench) runWgbird(ctx context.Context) SeriesResult {
 	th := b.cfg.Lab.Thresholds.Effective()
 	sr := SeriesResult{Series: SeriesWgbird,
 		Setup: fmt.Sprintf("BIRD with BFD and wgbird on %s; wgbird's config has only the lab's paths, the service (wg0, the VIP, %s) and `listen_port = %d`, so interval %s, rise %d, fall %d. Heal restarts wireguard-go if it is gone, restores wg0's key, port, peers and addresses, sets it up and undrains.",
-			b.srv.Name, Protocol, ListenPort, th.Interval, th.Rise, th.Fall)}
+			b.srv.Name, lab.Protocol, lab.ListenPort, th.Interval, th.Rise, th.Fall)}
 	server := b.srv.Name
 	probeOn := -1 // unknown
 	for _, mode := range b.cfg.Modes {
 		if ctx.Err() != nil {
 			break
 		}
-		wantProbe := mode == KeyRotate
+		wantProbe := mode == lab.KeyRotate
 		if !modeKnown(mode) {
 			sr.Modes = append(sr.Modes, ModeResult{Mode: mode, NA: "the lab cannot inject it"})
 			continue
@@ -509,18 +510,18 @@ func (b *bench) bare(ctx context.Context, c *bird.Client) error {
 // the static protocol enabled.
 func (b *bench) healBare(ctx context.Context, c *bird.Client) error {
 	server := b.srv.Name
-	if err := b.l.startBird(ctx, server); err != nil {
+	if err := b.l.StartBird(ctx, server); err != nil {
 		return err
 	}
-	if err := b.l.ensureWireGuard(ctx, server); err != nil {
+	if err := b.l.EnsureWireGuard(ctx, server); err != nil {
 		return err
 	}
-	return c.Enable(ctx, Protocol)
+	return c.Enable(ctx, lab.Protocol)
 }
 
 func (b *bench) runFloor(ctx context.Context) SeriesResult {
 	sr := SeriesResult{Series: SeriesFloor,
-		Setup: fmt.Sprintf("wgbird stopped on %s; `disable \"%s\"` and `enable \"%s\"` sent through one persistent connection to BIRD's socket (internal/bird's client); withdraw from just before `disable`, return from just before `enable`.", b.srv.Name, Protocol, Protocol)}
+		Setup: fmt.Sprintf("wgbird stopped on %s; `disable \"%s\"` and `enable \"%s\"` sent through one persistent connection to BIRD's socket (internal/bird's client); withdraw from just before `disable`, return from just before `enable`.", b.srv.Name, lab.Protocol, lab.Protocol)}
 	c := b.birdClient(b.srv.Name)
 	defer c.Close()
 	if err := b.bare(ctx, c); err != nil {
@@ -530,15 +531,15 @@ func (b *bench) runFloor(ctx context.Context) SeriesResult {
 	sr.Modes = append(sr.Modes, b.runMode(ctx, SeriesFloor, floorMode, b.cfg.RefReps, false,
 		func(ctx context.Context) (time.Time, error) {
 			t0 := time.Now()
-			return t0, c.Disable(ctx, Protocol)
+			return t0, c.Disable(ctx, lab.Protocol)
 		},
-		func(ctx context.Context) error { return c.Enable(ctx, Protocol) }))
+		func(ctx context.Context) error { return c.Enable(ctx, lab.Protocol) }))
 	return sr
 }
 
 func (b *bench) runBirdAlone(ctx context.Context) SeriesResult {
 	sr := SeriesResult{Series: SeriesBird,
-		Setup: fmt.Sprintf("wgbird stopped on %s, `%s` enabled (its route is `via \"%s\"`), BGP with BFD 100 ms × 5 to the router; heal restores WireGuard as for wgbird and enables `%s` again.", b.srv.Name, Protocol, WGInterface, Protocol)}
+		Setup: fmt.Sprintf("wgbird stopped on %s, `%s` enabled (its route is `via \"%s\"`), BGP with BFD 100 ms × 5 to the router; heal restores WireGuard as for wgbird and enables `%s` again.", b.srv.Name, lab.Protocol, lab.WGInterface, lab.Protocol)}
 	c := b.birdClient(b.srv.Name)
 	defer c.Close()
 	if err := b.bare(ctx, c); err != nil {
@@ -551,7 +552,7 @@ func (b *bench) runBirdAlone(ctx context.Context) SeriesResult {
 			break
 		}
 		switch {
-		case mode == Drain:
+		case mode == lab.Drain:
 			sr.Modes = append(sr.Modes, ModeResult{Mode: mode, NA: "no sidecar to drain"})
 			continue
 		case !modeKnown(mode):
@@ -576,11 +577,11 @@ func (b *bench) runIdle(ctx context.Context) IdleResult {
 		res.Skipped = err.Error()
 		return res
 	}
-	if err := l.startBird(ctx, server); err != nil {
+	if err := l.StartBird(ctx, server); err != nil {
 		res.Skipped = err.Error()
 		return res
 	}
-	if err := l.ensureWireGuard(ctx, server); err != nil {
+	if err := l.EnsureWireGuard(ctx, server); err != nil {
 		res.Skipped = err.Error()
 		return res
 	}
@@ -629,7 +630,7 @@ func (b *bench) runIdle(ctx context.Context) IdleResult {
 
 // addPeers adds peers to server's wg0 until it has n.
 func (b *bench) addPeers(ctx context.Context, server string, n int) error {
-	out, err := b.l.wg(ctx, server, "show", WGInterface, "peers")
+	out, err := b.l.WG(ctx, server, "show", lab.WGInterface, "peers")
 	if err != nil {
 		return err
 	}
@@ -642,14 +643,14 @@ func (b *bench) addPeers(ctx context.Context, server string, n int) error {
 		}
 		fmt.Fprintf(&conf, "[Peer]\nPublicKey = %s\nAllowedIPs = 10.200.%d.%d/32\n\n", k.PublicKey(), i>>8, i&0xff)
 	}
-	file := b.l.path(server, "bench-peers.conf")
+	file := b.l.Path(server, "bench-peers.conf")
 	if err := os.WriteFile(file, []byte(conf.String()), 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
-	if _, err := b.l.wg(ctx, server, "addconf", WGInterface, file); err != nil {
+	if _, err := b.l.WG(ctx, server, "addconf", lab.WGInterface, file); err != nil {
 		return fmt.Errorf("adding peers: %w", err)
 	}
-	out, err = b.l.wg(ctx, server, "show", WGInterface, "peers")
+	out, err = b.l.WG(ctx, server, "show", lab.WGInterface, "peers")
 	if err != nil {
 		return err
 	}
@@ -748,10 +749,10 @@ func ReadMachine(ctx context.Context) Machine {
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
-	if out, err := run(ctx, "bird", "--version"); err == nil {
+	if out, err := lab.Run(ctx, "bird", "--version"); err == nil {
 		m.Bird = firstLine(out)
 	}
-	if out, err := run(ctx, "wireguard-go", "--version"); err == nil {
+	if out, err := lab.Run(ctx, "wireguard-go", "--version"); err == nil {
 		m.WGGo = firstLine(out)
 	}
 	if v, err := exabgpVersion(ctx); err == nil {

@@ -1,4 +1,4 @@
-package lab
+package labbench
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/lab"
 )
 
 // This file holds the pure half of the failover benchmark: statistics,
@@ -61,7 +63,7 @@ type Sample struct {
 
 // ModeResult is one fault mode of one series.
 type ModeResult struct {
-	Mode Mode `json:"mode"`
+	Mode lab.Mode `json:"mode"`
 	// NA says why the mode does not apply to the series ("" when it does).
 	NA string `json:"na,omitempty"`
 	// Note says why fewer repetitions than asked were made.
@@ -139,7 +141,7 @@ type SeriesResult struct {
 }
 
 // Mode returns the result of mode, if the series measured it.
-func (s *SeriesResult) Mode(m Mode) (ModeResult, bool) {
+func (s *SeriesResult) Mode(m lab.Mode) (ModeResult, bool) {
 	if s == nil {
 		return ModeResult{}, false
 	}
@@ -196,7 +198,7 @@ type BenchResult struct {
 	Started    time.Time      `json:"started"`
 	Took       time.Duration  `json:"took_ns"`
 	Machine    Machine        `json:"machine"`
-	Thresholds Thresholds     `json:"thresholds"`
+	Thresholds lab.Thresholds `json:"thresholds"`
 	Server     string         `json:"server"`
 	Reps       int            `json:"reps"`
 	RefReps    int            `json:"ref_reps"`
@@ -407,10 +409,10 @@ func formatBytes(b int64) string {
 
 // eventModes come with a netlink event that wgbird acts on at once: the
 // floor + 20 ms target.
-var eventModes = []Mode{Kill, LinkDelete, LinkDown, VIPRemove}
+var eventModes = []lab.Mode{lab.Kill, lab.LinkDelete, lab.LinkDown, lab.VIPRemove}
 
 // floorMode is the pseudo-mode of the floor series: `disable` sent to BIRD.
-const floorMode Mode = "bird-disable"
+const floorMode lab.Mode = "bird-disable"
 
 // cell formats a mode's withdrawal for the side-by-side table.
 func withdrawCell(m ModeResult, ok bool, bound time.Duration) string {
@@ -456,7 +458,7 @@ func (r *BenchResult) Markdown(module string) string {
 		"Faults are injected on %s. Every time is read from the router's kernel route to %s through a netlink subscription in the router's namespace, on the clock of the process that injects the fault: "+
 		"**withdraw** is the time from the fault until %s's nexthop leaves that route, **return** the time from the start of the heal until it is back. "+
 		"Faults come at a random point of the check interval; percentiles are nearest-rank.",
-		r.Server, VIPPrefix, serverAddr(r.Server))
+		r.Server, lab.VIPPrefix, serverAddr(r.Server))
 	p("\n")
 
 	wg := r.SeriesOf(SeriesWgbird)
@@ -466,7 +468,7 @@ func (r *BenchResult) Markdown(module string) string {
 		p("|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, mr := range wg.Modes {
 			name := string(mr.Mode)
-			if mr.Mode == KeyRotate {
+			if mr.Mode == lab.KeyRotate {
 				name += " ¹"
 			}
 			if mr.NA != "" {
@@ -480,7 +482,7 @@ func (r *BenchResult) Markdown(module string) string {
 				durOrDash(rs.Min, rs.N), durOrDash(rs.P50, rs.N), durOrDash(rs.P95, rs.N), durOrDash(rs.Max, rs.N))
 		}
 		p("\n")
-		if _, ok := wg.Mode(KeyRotate); ok {
+		if _, ok := wg.Mode(lab.KeyRotate); ok {
 			para("", "¹ key-rotate with `[service.probe]` added to the config: only the active probe notices it.")
 			p("\n")
 		}
@@ -508,7 +510,7 @@ func (r *BenchResult) Markdown(module string) string {
 			ws, rs := fm.WithdrawStats(), fm.ReturnStats()
 			k, n := fm.Counts()
 			para("", "The floor, what BIRD needs by itself: `disable \"%s\"` sent straight to %s's BIRD socket withdraws in %s p50 / %s p95 (min %s, max %s; %d/%d), and `enable` brings the nexthop back in %s p50 / %s p95. wgbird's overhead on an event is its time minus this.",
-				Protocol, r.Server, durOrDash(ws.P50, ws.N), durOrDash(ws.P95, ws.N), durOrDash(ws.Min, ws.N), durOrDash(ws.Max, ws.N), k, n,
+				lab.Protocol, r.Server, durOrDash(ws.P50, ws.N), durOrDash(ws.P95, ws.N), durOrDash(ws.Min, ws.N), durOrDash(ws.Max, ws.N), k, n,
 				durOrDash(rs.P50, rs.N), durOrDash(rs.P95, rs.N))
 			p("\n")
 		}
@@ -612,8 +614,8 @@ func wrap(text string, width int, indent string) string {
 }
 
 // modes returns every mode any series measured, in BenchModes order.
-func (r *BenchResult) modes() []Mode {
-	var out []Mode
+func (r *BenchResult) modes() []lab.Mode {
+	var out []lab.Mode
 	for _, m := range BenchModes {
 		for _, s := range r.Series {
 			if _, ok := s.Mode(m); ok && s.Skipped == "" {
@@ -667,7 +669,7 @@ func (r *BenchResult) Targets() []TargetResult {
 			})
 		}
 	}
-	if mr, ok := wg.Mode(Hang); ok && mr.NA == "" {
+	if mr, ok := wg.Mode(lab.Hang); ok && mr.NA == "" {
 		st := mr.WithdrawStats()
 		k, n := mr.Counts()
 		out = append(out, TargetResult{
@@ -783,7 +785,7 @@ func orNone(s, none string) string {
 }
 
 func serverAddr(name string) string {
-	if s, err := ServerByName(name); err == nil {
+	if s, err := lab.ServerByName(name); err == nil {
 		return s.Addr.String()
 	}
 	return name
