@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,6 +233,66 @@ func (s *subscriber) expect(t *testing.T, what string, want Event) {
 	}
 }
 
+// testLifecycle checks what Read, Evaluate and Subscribe report for the
+// link name, up and without addresses, as a WireGuard device is: its VIPs
+// added, one deleted, one present with another prefix length, the link set
+// down, and at last removed by remove (wireguard-go dying, or ip link del
+// of a kernel device). operState is what the kernel reports for such a
+// link while it is up.
+func testLifecycle(t *testing.T, sub *subscriber, name, operState string, remove func()) {
+	t.Helper()
+	p := netip.MustParsePrefix
+	vip4, vip6 := p("192.168.20.1/24"), p("fd00:20::1/64")
+	vips := []netip.Prefix{vip4, vip6}
+	addAddr(t, name, vip4)
+	addAddr(t, name, vip6)
+	index := mustLink(t, name).Attrs().Index
+
+	got := mustRead(t, name)
+	t.Logf("Read(%s) = %+v", name, got)
+	// The kernel adds a random IPv6 link-local address of its own; leave
+	// it out of the comparison.
+	got.Addrs = withoutLinkLocal(got.Addrs)
+	want := State{Exists: true, Index: index, Up: true, Running: true, OperState: operState, Addrs: []netip.Prefix{vip4, vip6}}
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+		t.Errorf("Read(%s) (-want +got):\n%s", name, diff)
+	}
+	wantCheck := health.Check{Name: "link", OK: true, Detail: name + " up, VIPs 192.168.20.1/24, fd00:20::1/64 present"}
+	if diff := cmp.Diff(wantCheck, Evaluate(name, vips, got, nil)); diff != "" {
+		t.Errorf("Evaluate(%s) (-want +got):\n%s", name, diff)
+	}
+
+	check := func(what string, want health.Check) {
+		t.Helper()
+		s, err := Read(name)
+		if diff := cmp.Diff(want, Evaluate(name, vips, s, err)); diff != "" {
+			t.Errorf("%s: Evaluate (-want +got):\n%s", what, diff)
+		}
+	}
+	hard := func(detail string) health.Check { return health.Check{Name: "link", Hard: true, Detail: detail} }
+
+	sub.drain()
+	delAddr(t, name, vip4)
+	sub.expect(t, "VIP deleted", Event{Index: index})
+	check("VIP deleted", hard("VIP 192.168.20.1/24 missing on "+name))
+
+	sub.drain()
+	addAddr(t, name, p("192.168.20.1/32"))
+	sub.expect(t, "VIP with another length", Event{Index: index})
+	check("VIP with another length", hard("VIP 192.168.20.1/24 missing on "+name+" (present as 192.168.20.1/32)"))
+	addAddr(t, name, vip4)
+
+	sub.drain()
+	setUp(t, name, false)
+	sub.expect(t, "set down", Event{Index: index, Name: name})
+	check("set down", hard("link "+name+" is down"))
+
+	sub.drain()
+	remove()
+	sub.expect(t, "link gone", Event{Index: index, Name: name})
+	check("link gone", hard("link "+name+" not found"))
+}
+
 func withoutLinkLocal(ps []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range ps {
@@ -254,73 +315,26 @@ func openFDs(t *testing.T) int {
 func TestReadAndEvents(t *testing.T) {
 	requireRoot(t)
 	ns := enterNewNetns(t)
-	p := netip.MustParsePrefix
-	vip4, vip6 := p("192.168.20.1/24"), p("fd00:20::1/64")
-	vips := []netip.Prefix{vip4, vip6}
 
 	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
 	sub := startSubscriber(t, ns)
 
 	// A TUN device as wireguard-go holds it: attached to an fd, up.
 	tunFD := openTun(t, "wgtBtun0", false)
-	t.Cleanup(func() { unix.Close(tunFD) })
+	closeTun := sync.OnceFunc(func() { unix.Close(tunFD) })
+	t.Cleanup(closeTun)
 	setUp(t, "wgtBtun0", true)
-	addAddr(t, "wgtBtun0", vip4)
-	addAddr(t, "wgtBtun0", vip6)
-	tunIndex := mustLink(t, "wgtBtun0").Attrs().Index
-
-	got := mustRead(t, "wgtBtun0")
-	t.Logf("Read(wgtBtun0) = %+v", got)
-	// The kernel adds a random IPv6 link-local address of its own; leave
-	// it out of the comparison.
-	got.Addrs = withoutLinkLocal(got.Addrs)
-	want := State{Exists: true, Index: tunIndex, Up: true, Running: true, OperState: "unknown", Addrs: []netip.Prefix{vip4, vip6}}
-	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
-		t.Errorf("Read(wgtBtun0) (-want +got):\n%s", diff)
-	}
-	wantCheck := health.Check{Name: "link", OK: true, Detail: "wgtBtun0 up, VIPs 192.168.20.1/24, fd00:20::1/64 present"}
-	if diff := cmp.Diff(wantCheck, Evaluate("wgtBtun0", vips, got, nil)); diff != "" {
-		t.Errorf("Evaluate(wgtBtun0) (-want +got):\n%s", diff)
-	}
+	testLifecycle(t, sub, "wgtBtun0", "unknown", closeTun) // like wireguard-go dying: the TUN vanishes
 
 	if got := mustRead(t, "wgtBnothere"); !cmp.Equal(got, State{}) {
 		t.Errorf("Read(wgtBnothere) = %+v, want State{}", got)
 	}
 
-	check := func(what string, want health.Check) {
-		t.Helper()
-		s, err := Read("wgtBtun0")
-		if diff := cmp.Diff(want, Evaluate("wgtBtun0", vips, s, err)); diff != "" {
-			t.Errorf("%s: Evaluate (-want +got):\n%s", what, diff)
-		}
-	}
-	hard := func(detail string) health.Check { return health.Check{Name: "link", Hard: true, Detail: detail} }
-
-	sub.drain()
-	delAddr(t, "wgtBtun0", vip4)
-	sub.expect(t, "VIP deleted", Event{Index: tunIndex})
-	check("VIP deleted", hard("VIP 192.168.20.1/24 missing on wgtBtun0"))
-
-	sub.drain()
-	addAddr(t, "wgtBtun0", p("192.168.20.1/32"))
-	sub.expect(t, "VIP with another length", Event{Index: tunIndex})
-	check("VIP with another length", hard("VIP 192.168.20.1/24 missing on wgtBtun0 (present as 192.168.20.1/32)"))
-	addAddr(t, "wgtBtun0", vip4)
-
-	sub.drain()
-	setUp(t, "wgtBtun0", false)
-	sub.expect(t, "set down", Event{Index: tunIndex, Name: "wgtBtun0"})
-	check("set down", hard("link wgtBtun0 is down"))
-
-	sub.drain()
-	unix.Close(tunFD) // like wireguard-go dying: the TUN vanishes
-	sub.expect(t, "TUN gone", Event{Index: tunIndex, Name: "wgtBtun0"})
-	check("TUN gone", hard("link wgtBtun0 not found"))
-
 	// A persistent TUN without a process has no carrier.
 	unix.Close(openTun(t, "wgtBtun1", true))
 	setUp(t, "wgtBtun1", true)
-	got = mustRead(t, "wgtBtun1")
+	hard := func(detail string) health.Check { return health.Check{Name: "link", Hard: true, Detail: detail} }
+	got := mustRead(t, "wgtBtun1")
 	if !got.Exists || !got.Up || got.Running {
 		t.Errorf("Read(detached wgtBtun1) = %+v, want up without carrier", got)
 	}

@@ -25,10 +25,10 @@ import (
 	"github.com/wgbird/wgbird/internal/health"
 )
 
-// The integration tests run the wireguard-go binary in a network namespace
-// of their own, with a private /run/wireguard, and probe it from a copy of
-// the test binary started inside the same namespaces. Names carry the prefix
-// wgtE.
+// The integration tests run a WireGuard device (wireguard-go, or kernel
+// WireGuard with the build tag kernelwg) in a network namespace of its own,
+// with a private /run/wireguard, and probe it from a copy of the test
+// binary started inside the same namespaces. Names carry the prefix wgtE.
 const (
 	prefix = "wgtE"
 	iface  = prefix + "0"
@@ -48,7 +48,7 @@ func requirePrereqs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipOrFatal(t, "needs root for network namespaces")
 	}
-	for _, bin := range []string{"ip", "wireguard-go", "wg", "sh"} {
+	for _, bin := range append([]string{"ip", "wg", "sh"}, backendTools...) {
 		if _, err := exec.LookPath(bin); err != nil {
 			skipOrFatal(t, "needs %s: %v", bin, err)
 		}
@@ -97,12 +97,13 @@ func killNetns(ns string) {
 	_ = exec.CommandContext(ctx, "ip", "netns", "del", ns).Run()
 }
 
-// server is a wireguard-go process in a namespace of its own.
+// server is a WireGuard device in a namespace of its own: a wireguard-go
+// process (wggo_integration_test.go) or, with the build tag kernelwg, a
+// kernel WireGuard link (kernel_integration_test.go).
 type server struct {
 	ns, dir string
-	cmd     *exec.Cmd
-	done    chan struct{}
 	priv    PrivateKey
+	backend // what the backend keeps of the device
 }
 
 // inNS returns a command run in the server's namespaces: its network
@@ -129,35 +130,12 @@ func startServer(t *testing.T, priv PrivateKey) *server {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{ns: prefix + "-" + hex.EncodeToString(rnd[:]), dir: tempDir(t), priv: priv, done: make(chan struct{})}
+	s := &server{ns: prefix + "-" + hex.EncodeToString(rnd[:]), dir: tempDir(t), priv: priv}
 	run(t, "ip", "netns", "add", s.ns)
 	t.Cleanup(func() { killNetns(s.ns) })
 	run(t, "ip", "-n", s.ns, "link", "set", "lo", "up")
 
-	// No context: the process lives until the cleanup kills it by pid.
-	s.cmd = s.inNS(context.Background(), "wireguard-go", "-f", iface)
-	s.cmd.Env = append(os.Environ(), "WG_PROCESS_FOREGROUND=1")
-	var log strings.Builder
-	s.cmd.Stdout, s.cmd.Stderr = &log, &log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting wireguard-go: %v", err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		// ip and sh exec, so the pid is wireguard-go's own.
-		_ = s.cmd.Process.Signal(syscall.SIGCONT)
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	})
-	sock := filepath.Join(s.dir, iface+".sock")
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wireguard-go did not create %s:\n%s", sock, log.String())
-		}
-	}
+	startDevice(t, s)
 	key := writeKey(t, s.dir, "server.key", priv.String())
 	s.wg(t, "set", iface, "private-key", key, "listen-port", fmt.Sprint(port))
 	s.wg(t, "set", iface, "peer", testPrivateKey("a client").PublicKey().String(), "allowed-ips", "10.9.0.2/32")
@@ -394,26 +372,26 @@ func TestIntegrationProbe(t *testing.T) {
 		}
 	})
 
-	t.Run("hung", func(t *testing.T) {
-		s := startServer(t, serverKey)
-		keyFile, _ := s.addProbePeer(t)
-		got := probeFromNS(t, s, helperRequest{Config: Config{PrivateKeyFile: keyFile}, Read: true}, func() {
-			if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
+	if backendHangs {
+		t.Run("hung", func(t *testing.T) {
+			s := startServer(t, serverKey)
+			keyFile, _ := s.addProbePeer(t)
+			got := probeFromNS(t, s, helperRequest{Config: Config{PrivateKeyFile: keyFile}, Read: true}, func() {
+				s.hang(t)
+			})
+			if diff := cmp.Diff(health.Check{Name: "probe", Detail: timeout}, got); diff != "" {
+				t.Errorf("Probe (-want +got):\n%s", diff)
 			}
 		})
-		if diff := cmp.Diff(health.Check{Name: "probe", Detail: timeout}, got); diff != "" {
-			t.Errorf("Probe (-want +got):\n%s", diff)
-		}
-	})
+	}
 
 	gone := health.Check{Name: "probe", Hard: true, Detail: "nothing listens on " + endpoint + " (connection refused)"}
+	// killed: wireguard-go killed, or the kernel device deleted.
 	t.Run("killed", func(t *testing.T) {
 		s := startServer(t, serverKey)
 		keyFile, _ := s.addProbePeer(t)
 		got := probeFromNS(t, s, helperRequest{Config: Config{PrivateKeyFile: keyFile}, Read: true}, func() {
-			_ = s.cmd.Process.Kill()
-			<-s.done
+			s.kill(t)
 		})
 		if diff := cmp.Diff(gone, got); diff != "" {
 			t.Errorf("Probe (-want +got):\n%s", diff)
@@ -423,8 +401,7 @@ func TestIntegrationProbe(t *testing.T) {
 	t.Run("killed, no snapshot", func(t *testing.T) {
 		s := startServer(t, serverKey)
 		keyFile, _ := s.addProbePeer(t)
-		_ = s.cmd.Process.Kill()
-		<-s.done
+		s.kill(t)
 		cfg := Config{Interface: iface, PrivateKeyFile: keyFile, ServerPublicKey: serverKey.PublicKey().String(), Endpoint: endpoint}
 		got := probeFromNS(t, s, helperRequest{Config: cfg}, nil)
 		if diff := cmp.Diff(gone, got); diff != "" {
