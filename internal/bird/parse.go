@@ -129,12 +129,12 @@ func quoteShort(s string) string {
 
 // Protocol is one row of `show protocols`.
 type Protocol struct {
-	Name  string `json:"name"`
-	Proto string `json:"proto"`
-	Table string `json:"table"`
-	State string `json:"state"`
-	Since string `json:"since"`
-	Info  string `json:"info"`
+	Name  string
+	Proto string
+	Table string
+	State string
+	Since string
+	Info  string
 }
 
 // Enabled reports whether the protocol is enabled: BIRD shows a protocol

@@ -81,19 +81,18 @@ func runCheck(ctx context.Context, env *Env, o *checkOpts) error {
 		return fmt.Errorf("opening wgctrl: %w", err)
 	}
 	defer wg.Close()
-	pr := &probers{}
 	deps := checkDeps{
 		BIRD: bc,
 		Daemon: daemon.Deps{
 			WireGuard: wg,
 			Exec:      execcheck.Run,
-			NewProber: pr.New,
+			NewProber: newProber,
 			Log:       slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		},
 		BIRDConf: func() (*birdlint.Conf, error) { return readBIRDConf(cfg.BIRD.Socket, cfg.BIRD.Timeout, o.birdConfig) },
 		Now:      time.Now,
 	}
-	return check(ctx, env.Stdout, cfg, deps, func() error { return pr.err })
+	return check(ctx, env.Stdout, cfg, deps)
 }
 
 // readBIRDConf reads the config file given, or else the one the BIRD
@@ -117,20 +116,19 @@ func readBIRDConf(socket string, timeout time.Duration, given string) (*birdlint
 
 // check evaluates once, prints the table and returns the exit status:
 // nil when every service is healthy.
-func check(ctx context.Context, w io.Writer, cfg *config.Config, deps checkDeps, probeErr func() error) error {
+func check(ctx context.Context, w io.Writer, cfg *config.Config, deps checkDeps) error {
 	dd := deps.Daemon
 	dd.BIRD = readOnlyBIRD{deps.BIRD}
-	d := daemon.New(cfg, dd)
-	if probeErr != nil {
-		if err := probeErr(); err != nil {
-			return withCode(ExitConfig, err)
-		}
+	d, err := daemon.New(cfg, dd)
+	if err != nil {
+		// A probe key file missing or readable by others.
+		return withCode(ExitConfig, err)
 	}
 
 	view := statusview.View{Version: Version}
 	view.Services = d.CheckOnce(ctx)
 	bs := d.BIRDStatus()
-	view.BIRD = &statusview.BIRD{Socket: bs.Socket, Reachable: bs.Reachable, Version: bs.Version, RTT: bs.RTT, Error: bs.Error}
+	view.BIRD = &bs
 
 	var lintErrs []string
 	if view.BIRD.Reachable {

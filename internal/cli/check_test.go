@@ -86,7 +86,7 @@ func (r *checkRig) run(t *testing.T) (string, error) {
 		},
 		BIRDConf: func() (*birdlint.Conf, error) { return r.conf, nil },
 		Now:      time.Now,
-	}, nil)
+	})
 	for _, c := range r.bird.Commands() {
 		if strings.HasPrefix(c, "enable") || strings.HasPrefix(c, "disable") {
 			t.Errorf("check sent %q to BIRD", c)

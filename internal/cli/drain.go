@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
-	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/health"
 )
 
@@ -71,11 +71,11 @@ func (f *ctlFlags) client(env *Env) (*control.Client, error) {
 // clientError gives a control client error its exit code.
 func clientError(err error) error {
 	var nr *control.NotRunningError
-	var api *control.APIError
+	var ae *control.APIError
 	switch {
 	case errors.As(err, &nr):
 		return withCode(ExitNoService, err)
-	case errors.As(err, &api) && (api.StatusCode == http.StatusBadRequest || api.StatusCode == http.StatusNotFound):
+	case errors.As(err, &ae) && (ae.StatusCode == http.StatusBadRequest || ae.StatusCode == http.StatusNotFound):
 		return withCode(ExitConfig, err)
 	}
 	return withCode(ExitFailure, err)
@@ -158,7 +158,7 @@ func runDrain(ctx context.Context, env *Env, o *drainOpts, args []string) error 
 		return err
 	}
 	defer c.Close()
-	rep, err := c.Drain(ctx, control.DrainRequest{Services: args, Reason: o.reason, Persist: o.persist})
+	rep, err := c.Drain(ctx, api.DrainRequest{Services: args, Reason: o.reason, Persist: o.persist})
 	if err != nil {
 		return clientError(err)
 	}
@@ -183,7 +183,7 @@ func runUndrain(ctx context.Context, env *Env, o *undrainOpts, args []string) er
 		return err
 	}
 	defer c.Close()
-	rep, err := c.Undrain(ctx, control.UndrainRequest{Services: args})
+	rep, err := c.Undrain(ctx, api.UndrainRequest{Services: args})
 	if err != nil {
 		return clientError(err)
 	}
@@ -193,8 +193,8 @@ func runUndrain(ctx context.Context, env *Env, o *undrainOpts, args []string) er
 
 // drainWatcher is what waitDrained reads from the daemon.
 type drainWatcher interface {
-	Status(ctx context.Context) (control.StatusReply, error)
-	Peers(ctx context.Context, service string) (control.PeersReply, error)
+	Status(ctx context.Context) (api.StatusReply, error)
+	Peers(ctx context.Context, service string) (api.PeersReply, error)
 }
 
 var _ drainWatcher = (*control.Client)(nil)
@@ -291,7 +291,7 @@ func waitEnded(ctx context.Context, timeout time.Duration, services []string, bi
 // birdWithdrawn says what keeps service from being withdrawn in BIRD, ""
 // when its protocols are all disabled. It fails when the service is no
 // longer drained: someone undrained it meanwhile.
-func birdWithdrawn(all []daemon.ServiceStatus, service string) (string, error) {
+func birdWithdrawn(all []api.ServiceStatus, service string) (string, error) {
 	for _, st := range all {
 		if st.Name != service {
 			continue

@@ -16,10 +16,9 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
-	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
-	"github.com/wgbird/wgbird/internal/daemon"
 )
 
 func runMain(args ...string) (code int, stdout, stderr string) {
@@ -143,38 +142,38 @@ type fakeWatcher struct {
 	mu      sync.Mutex
 	now     time.Time
 	period  time.Duration
-	status  func(n int) daemon.ServiceStatus
+	status  func(n int) api.ServiceStatus
 	rx      func(n int) int64 // the client peer's counter at read n
 	nStatus int
 	nPeers  int
 }
 
-func (f *fakeWatcher) Status(context.Context) (control.StatusReply, error) {
+func (f *fakeWatcher) Status(context.Context) (api.StatusReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.status(f.nStatus)
 	f.nStatus++
-	return control.StatusReply{Version: "test", Services: []daemon.ServiceStatus{st}}, nil
+	return api.StatusReply{Version: "test", Services: []api.ServiceStatus{st}}, nil
 }
 
-func (f *fakeWatcher) Peers(_ context.Context, service string) (control.PeersReply, error) {
+func (f *fakeWatcher) Peers(_ context.Context, service string) (api.PeersReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(time.Second)
-	r := control.PeersReply{
-		Service: service, Interface: service, QuietPeriod: control.Duration(f.period), ReadAt: f.now,
-		Peers: []control.Peer{{PublicKey: "Q2xpZW50S2V5AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", Endpoint: "198.18.0.2:40000", RxBytes: f.rx(f.nPeers)}},
+	r := api.PeersReply{
+		Service: service, Interface: service, QuietPeriod: api.Duration(f.period), ReadAt: f.now,
+		Peers: []api.Peer{{PublicKey: "Q2xpZW50S2V5AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", Endpoint: "198.18.0.2:40000", RxBytes: f.rx(f.nPeers)}},
 	}
 	f.nPeers++
 	return r, nil
 }
 
-func drainedStatus(protoState string) func(int) daemon.ServiceStatus {
-	return func(int) daemon.ServiceStatus {
-		return daemon.ServiceStatus{
+func drainedStatus(protoState string) func(int) api.ServiceStatus {
+	return func(int) api.ServiceStatus {
+		return api.ServiceStatus{
 			Name: "wg0", Interface: "wg0", State: "withdrawn",
-			Protocols: []bird.Protocol{{Name: "wg_vip4", Proto: "Static", State: protoState}},
-			Drain:     &daemon.Drain{Reason: "test"},
+			Protocols: []api.Protocol{{Name: "wg_vip4", Proto: "Static", State: protoState}},
+			Drain:     &api.Drain{Reason: "test"},
 		}
 	}
 }
@@ -219,7 +218,7 @@ func TestWaitDrained(t *testing.T) {
 		{
 			name: "undrained meanwhile: fails at once",
 			w: &fakeWatcher{now: t0, period: 10 * time.Second, rx: func(int) int64 { return 0 },
-				status: func(n int) daemon.ServiceStatus {
+				status: func(n int) api.ServiceStatus {
 					st := drainedStatus("down")(n)
 					if n > 1 {
 						st.Drain = nil
@@ -260,27 +259,27 @@ func TestWaitDrained(t *testing.T) {
 // whose protocol is down once drained and whose peer is idle.
 type fakeDaemon struct {
 	mu    sync.Mutex
-	drain *daemon.Drain
+	drain *api.Drain
 }
 
 var _ control.Daemon = (*fakeDaemon)(nil)
 
-func (d *fakeDaemon) BIRDStatus() daemon.BIRDStatus { return daemon.BIRDStatus{} }
+func (d *fakeDaemon) BIRDStatus() api.BIRDStatus { return api.BIRDStatus{} }
 
 func (f *fakeDaemon) Services() []string { return []string{"wg0"} }
 
-func (f *fakeDaemon) Status() []daemon.ServiceStatus {
+func (f *fakeDaemon) Status() []api.ServiceStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := daemon.ServiceStatus{Name: "wg0", Interface: "wg0", State: "announced",
-		Protocols: []bird.Protocol{{Name: "wg_vip4", State: "up"}}, Drain: f.drain}
+	st := api.ServiceStatus{Name: "wg0", Interface: "wg0", State: "announced",
+		Protocols: []api.Protocol{{Name: "wg_vip4", State: "up"}}, Drain: f.drain}
 	if f.drain != nil {
 		st.State, st.Protocols[0].State = "withdrawn", "down"
 	}
-	return []daemon.ServiceStatus{st}
+	return []api.ServiceStatus{st}
 }
 
-func (f *fakeDaemon) SetDrain(_ []string, d *daemon.Drain) error {
+func (f *fakeDaemon) SetDrain(_ []string, d *api.Drain) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drain = d
@@ -323,7 +322,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("status: exit %d, stderr %q", code, stderr)
 	}
-	var st control.StatusReply
+	var st api.StatusReply
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, stdout)
 	}

@@ -82,13 +82,16 @@ func TestLogsOnce(t *testing.T) {
 	logs := &logBuffer{}
 	b := fakes.NewBIRD(fakes.Static("wg_vip4", true))
 	links := fakes.NewLinks(fakes.UpLink(vip))
-	d := daemon.New(cfg, daemon.Deps{
+	d, err := daemon.New(cfg, daemon.Deps{
 		BIRD:      b,
 		WireGuard: fakes.NewWireGuard(fakes.Device(51820, 1, time.Now())),
 		Links:     links,
 		Exec:      fakes.Exec(true, ""),
 		Log:       newLogger(&Env{Stderr: logs, Getenv: func(string) string { return "" }}),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil) }()

@@ -15,7 +15,13 @@ import (
 // observers tells every observer each evaluation and transition.
 type observers []daemon.Observer
 
-func (o observers) Evaluated(e daemon.Evaluation) {
+var (
+	_ daemon.Observer = observers{}
+	_ daemon.Observer = (*metrics.Metrics)(nil)
+	_ daemon.Observer = (*hook.Runner)(nil)
+)
+
+func (o observers) Evaluated(e health.Evaluation) {
 	for _, x := range o {
 		x.Evaluated(e)
 	}

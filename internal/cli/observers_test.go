@@ -50,8 +50,8 @@ func TestStartObservers(t *testing.T) {
 	if _, err := b.Protocols(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	obs.Evaluated(daemon.Evaluation{Service: "wg0", State: health.Announced, Result: health.Result{Checks: []health.Check{{Name: "link", OK: true}}}})
-	obs.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "x"})
+	obs.Evaluated(health.Evaluation{Service: "wg0", State: health.Announced, Result: health.Result{Checks: []health.Check{{Name: "link", OK: true}}}})
+	obs.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Cause: health.CauseHardFailure, Detail: "x"})
 
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + addr + "/metrics")

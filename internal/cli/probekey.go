@@ -83,21 +83,7 @@ var _ daemon.Prober = realProber{}
 
 func (p realProber) PublicKey() wgtypes.Key { return wgtypes.Key(p.Prober.PublicKey()) }
 
-// probers creates the daemon's probers and keeps the first failure, so
-// that run refuses to start before anything touches BIRD.
-type probers struct {
-	err error
-}
-
-// New is daemon.Deps.NewProber.
-func (p *probers) New(s config.Service) (daemon.Prober, error) {
-	pr, err := newProber(s)
-	if err != nil && p.err == nil {
-		p.err = &daemon.ProbeError{Service: s.Name, Err: err}
-	}
-	return pr, err
-}
-
+// newProber is daemon.Deps.NewProber.
 func newProber(s config.Service) (daemon.Prober, error) {
 	c := s.Probe
 	if c == nil {

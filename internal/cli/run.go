@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
@@ -90,22 +91,21 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	defer stopObservers()
 
-	pr := &probers{}
-	d := daemon.New(cfg, daemon.Deps{
+	d, err := daemon.New(cfg, daemon.Deps{
 		BIRD:      birdc,
 		WireGuard: wg,
 		Exec:      execcheck.Run,
-		NewProber: pr.New,
+		NewProber: newProber,
 		Subscribe: link.Subscribe,
 		Log:       log,
 		Observer:  observer,
 	})
-	if pr.err != nil {
+	if err != nil {
 		// A probe key file missing or readable by others.
-		return withCode(ExitConfig, pr.err)
+		return withCode(ExitConfig, err)
 	}
 	if o.drain {
-		if err := d.SetDrain(nil, &daemon.Drain{Reason: o.reason, Since: time.Now()}); err != nil {
+		if err := d.SetDrain(nil, &api.Drain{Reason: o.reason, Since: time.Now()}); err != nil {
 			return err
 		}
 	}
@@ -143,8 +143,7 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		}
 	})
 	var upe *daemon.UnknownProtocolError
-	var pe *daemon.ProbeError
-	if errors.As(err, &upe) || errors.As(err, &pe) {
+	if errors.As(err, &upe) {
 		return withCode(ExitConfig, err)
 	}
 	if err != nil {

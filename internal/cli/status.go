@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/statusview"
 )
 
@@ -66,10 +66,10 @@ func runStatus(ctx context.Context, env *Env, o *statusOpts) error {
 }
 
 // statusView is the table of a status reply.
-func statusView(st control.StatusReply, now time.Time) statusview.View {
+func statusView(st api.StatusReply, now time.Time) statusview.View {
 	v := statusview.View{Version: st.Version, Services: st.Services, Now: now}
 	if b := st.BIRD; b != nil && !b.CheckedAt.IsZero() {
-		v.BIRD = &statusview.BIRD{Socket: b.Socket, Reachable: b.Reachable, Version: b.Version, RTT: b.RTT, Error: b.Error}
+		v.BIRD = b
 	}
 	return v
 }
@@ -81,8 +81,8 @@ const clearScreen = "\x1b[H\x1b[2J"
 // A daemon that stops answering is shown, not fatal: it may be
 // restarting.
 func watchStatus(ctx context.Context, w io.Writer, c interface {
-	Status(context.Context) (control.StatusReply, error)
-}, st control.StatusReply, interval time.Duration) error {
+	Status(context.Context) (api.StatusReply, error)
+}, st api.StatusReply, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var err error

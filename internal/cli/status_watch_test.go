@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wgbird/wgbird/internal/control"
-	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // scriptedStatus answers Status from a list, repeating the last answer.
@@ -19,15 +18,15 @@ type scriptedStatus struct {
 	calls   int
 }
 
-func (s *scriptedStatus) Status(context.Context) (control.StatusReply, error) {
+func (s *scriptedStatus) Status(context.Context) (api.StatusReply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := min(s.calls, len(s.answers)-1)
 	s.calls++
 	if err := s.answers[i]; err != nil {
-		return control.StatusReply{}, err
+		return api.StatusReply{}, err
 	}
-	return control.StatusReply{Version: "v1", Services: []daemon.ServiceStatus{{Name: "wg0", Interface: "wg0", State: "announced", Since: time.Now()}}}, nil
+	return api.StatusReply{Version: "v1", Services: []api.ServiceStatus{{Name: "wg0", Interface: "wg0", State: "announced", Since: time.Now()}}}, nil
 }
 
 // frames collects what watch writes and stops it after n frames.

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // DefaultClientTimeout bounds each request of a Client.
@@ -80,30 +82,30 @@ type APIError struct {
 func (e *APIError) Error() string { return e.Message }
 
 // Status returns the daemon's version and every service's status.
-func (c *Client) Status(ctx context.Context) (StatusReply, error) {
-	var r StatusReply
-	err := c.do(ctx, http.MethodGet, PathStatus, nil, &r)
+func (c *Client) Status(ctx context.Context) (api.StatusReply, error) {
+	var r api.StatusReply
+	err := c.do(ctx, http.MethodGet, api.PathStatus, nil, &r)
 	return r, err
 }
 
 // Drain drains services (all when none are named).
-func (c *Client) Drain(ctx context.Context, req DrainRequest) (DrainReply, error) {
-	var r DrainReply
-	err := c.do(ctx, http.MethodPost, PathDrain, req, &r)
+func (c *Client) Drain(ctx context.Context, req api.DrainRequest) (api.DrainReply, error) {
+	var r api.DrainReply
+	err := c.do(ctx, http.MethodPost, api.PathDrain, req, &r)
 	return r, err
 }
 
 // Undrain undrains services (all when none are named).
-func (c *Client) Undrain(ctx context.Context, req UndrainRequest) (DrainReply, error) {
-	var r DrainReply
-	err := c.do(ctx, http.MethodPost, PathUndrain, req, &r)
+func (c *Client) Undrain(ctx context.Context, req api.UndrainRequest) (api.DrainReply, error) {
+	var r api.DrainReply
+	err := c.do(ctx, http.MethodPost, api.PathUndrain, req, &r)
 	return r, err
 }
 
 // Peers returns the WireGuard peers of a service with their counters.
-func (c *Client) Peers(ctx context.Context, service string) (PeersReply, error) {
-	var r PeersReply
-	err := c.do(ctx, http.MethodGet, PathPeers+"?service="+url.QueryEscape(service), nil, &r)
+func (c *Client) Peers(ctx context.Context, service string) (api.PeersReply, error) {
+	var r api.PeersReply
+	err := c.do(ctx, http.MethodGet, api.PathPeers+"?service="+url.QueryEscape(service), nil, &r)
 	return r, err
 }
 
@@ -134,7 +136,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("reading wgbird's answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e ErrorReply
+		var e api.ErrorReply
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("wgbird answered %s", resp.Status)
 		}

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // Traffic follows one service's WireGuard peers over successive reads of
@@ -69,7 +71,7 @@ func NewTraffic() *Traffic {
 
 // Observe takes one read of the peers and returns the state after it.
 // Reads must come in time order (r.ReadAt).
-func (t *Traffic) Observe(r PeersReply) TrafficState {
+func (t *Traffic) Observe(r api.PeersReply) TrafficState {
 	now := r.ReadAt
 	first := t.start.IsZero()
 	if first {

@@ -5,15 +5,17 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // sample is one read of the counters: peer key → rx+tx (rx carries all).
 type sample map[string]int64
 
-func reply(at time.Time, period time.Duration, s sample) PeersReply {
-	r := PeersReply{Service: "wg0", QuietPeriod: Duration(period), ReadAt: at, Peers: []Peer{}}
+func reply(at time.Time, period time.Duration, s sample) api.PeersReply {
+	r := api.PeersReply{Service: "wg0", QuietPeriod: api.Duration(period), ReadAt: at, Peers: []api.Peer{}}
 	for k, v := range s {
-		r.Peers = append(r.Peers, Peer{PublicKey: k, Endpoint: "198.18.0.2:4000", RxBytes: v})
+		r.Peers = append(r.Peers, api.Peer{PublicKey: k, Endpoint: "198.18.0.2:4000", RxBytes: v})
 	}
 	return r
 }

@@ -18,20 +18,18 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
-	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // Daemon is what the control API needs of the daemon.
 type Daemon interface {
 	Services() []string
-	Status() []daemon.ServiceStatus
-	BIRDStatus() daemon.BIRDStatus
-	SetDrain(names []string, dr *daemon.Drain) error
+	Status() []api.ServiceStatus
+	BIRDStatus() api.BIRDStatus
+	SetDrain(names []string, dr *api.Drain) error
 	Device(ctx context.Context, service string) (*wgtypes.Device, error)
 	QuietPeriod(service string) (time.Duration, bool)
 }
-
-var _ Daemon = (*daemon.Daemon)(nil)
 
 // Server limits: a client that stalls never holds a goroutine for long.
 const (
@@ -141,20 +139,20 @@ func (s *Server) Close() error {
 // it directly).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathStatus, s.handleStatus)
-	mux.HandleFunc("POST "+PathDrain, s.handleDrain)
-	mux.HandleFunc("POST "+PathUndrain, s.handleUndrain)
-	mux.HandleFunc("GET "+PathPeers, s.handlePeers)
+	mux.HandleFunc("GET "+api.PathStatus, s.handleStatus)
+	mux.HandleFunc("POST "+api.PathDrain, s.handleDrain)
+	mux.HandleFunc("POST "+api.PathUndrain, s.handleUndrain)
+	mux.HandleFunc("GET "+api.PathPeers, s.handlePeers)
 	return mux
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	bs := s.d.BIRDStatus()
-	writeJSON(w, http.StatusOK, StatusReply{Version: s.version, BIRD: &bs, Services: s.d.Status()})
+	writeJSON(w, http.StatusOK, api.StatusReply{Version: s.version, BIRD: &bs, Services: s.d.Status()})
 }
 
 func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
-	var req DrainRequest
+	var req api.DrainRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -175,7 +173,7 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New("reason must not contain control characters"))
 		return
 	}
-	dr := daemon.Drain{Reason: reason, Since: time.Now().Round(0).Truncate(time.Millisecond), Persist: req.Persist}
+	dr := api.Drain{Reason: reason, Since: time.Now().Round(0).Truncate(time.Millisecond), Persist: req.Persist}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -189,11 +187,11 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("drained through the control socket", "services", names, "reason", reason, "persistent", req.Persist, "by", peerOf(r.Context()))
-	writeJSON(w, http.StatusOK, DrainReply{Services: names, Drain: &dr})
+	writeJSON(w, http.StatusOK, api.DrainReply{Services: names, Drain: &dr})
 }
 
 func (s *Server) handleUndrain(w http.ResponseWriter, r *http.Request) {
-	var req UndrainRequest
+	var req api.UndrainRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -214,7 +212,7 @@ func (s *Server) handleUndrain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("undrained through the control socket", "services", names, "by", peerOf(r.Context()))
-	writeJSON(w, http.StatusOK, DrainReply{Services: names})
+	writeJSON(w, http.StatusOK, api.DrainReply{Services: names})
 }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +226,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no service %q (configured: %v)", name, s.d.Services()))
 		return
 	}
-	reply := PeersReply{Service: name, QuietPeriod: Duration(qp), Peers: []Peer{}}
+	reply := api.PeersReply{Service: name, QuietPeriod: api.Duration(qp), Peers: []api.Peer{}}
 	for _, st := range s.d.Status() {
 		if st.Name == name {
 			reply.Interface = st.Interface
@@ -244,7 +242,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		for _, p := range dev.Peers {
-			peer := Peer{
+			peer := api.Peer{
 				PublicKey:     p.PublicKey.String(),
 				RxBytes:       p.ReceiveBytes,
 				TxBytes:       p.TransmitBytes,
@@ -292,7 +290,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		code = http.StatusInternalServerError
-		b, _ = json.Marshal(ErrorReply{Error: "encoding reply: " + err.Error()})
+		b, _ = json.Marshal(api.ErrorReply{Error: "encoding reply: " + err.Error()})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -300,7 +298,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, ErrorReply{Error: err.Error()})
+	writeJSON(w, code, api.ErrorReply{Error: err.Error()})
 }
 
 // peer is the process at the other end of a control connection, for logs.

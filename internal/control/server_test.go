@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/daemon"
@@ -36,7 +37,20 @@ type fakeBIRD struct {
 	disabled chan string
 }
 
-var _ daemon.BIRD = (*fakeBIRD)(nil)
+var (
+	_ daemon.BIRD = (*fakeBIRD)(nil)
+	_ Daemon      = (*daemon.Daemon)(nil)
+)
+
+// mustDaemon returns a daemon of testConfig with deps.
+func mustDaemon(t testing.TB, deps daemon.Deps) *daemon.Daemon {
+	t.Helper()
+	d, err := daemon.New(testConfig(), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 func (f *fakeBIRD) Protocols(context.Context) ([]bird.Protocol, error) {
 	f.mu.Lock()
@@ -174,7 +188,7 @@ func newAPIRig(t *testing.T, store *Store) *apiRig {
 		store = NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib"))
 	}
 	r.store = store
-	r.d = daemon.New(testConfig(), daemon.Deps{
+	r.d = mustDaemon(t, daemon.Deps{
 		BIRD: r.bird, WireGuard: r.wg, Links: fakeLinks{},
 		Exec: func(context.Context, execcheck.Spec) health.Check { return health.Check{OK: true} },
 		Log:  testLog(t),
@@ -223,7 +237,7 @@ func (r *apiRig) waitDisabled(t *testing.T, proto string) {
 	}
 }
 
-func drainOf(st []daemon.ServiceStatus, name string) *daemon.Drain {
+func drainOf(st []api.ServiceStatus, name string) *api.Drain {
 	for _, s := range st {
 		if s.Name == name {
 			return s.Drain
@@ -242,7 +256,7 @@ func TestAPIStatus(t *testing.T) {
 	for _, s := range st.Services {
 		names = append(names, s.Name)
 	}
-	if diff := cmp.Diff(StatusReply{Version: "v-test"}, StatusReply{Version: st.Version}); diff != "" {
+	if diff := cmp.Diff(api.StatusReply{Version: "v-test"}, api.StatusReply{Version: st.Version}); diff != "" {
 		t.Errorf("version (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"wg0", "wg1"}, names); diff != "" {
@@ -253,7 +267,7 @@ func TestAPIStatus(t *testing.T) {
 func TestAPIDrainUndrain(t *testing.T) {
 	r := newAPIRig(t, nil)
 	ctx := context.Background()
-	rep, err := r.c.Drain(ctx, DrainRequest{Services: []string{"wg0"}, Reason: "kernel update", Persist: true})
+	rep, err := r.c.Drain(ctx, api.DrainRequest{Services: []string{"wg0"}, Reason: "kernel update", Persist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +280,7 @@ func TestAPIDrainUndrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &daemon.Drain{Reason: "kernel update", Since: rep.Drain.Since, Persist: true}
+	want := &api.Drain{Reason: "kernel update", Since: rep.Drain.Since, Persist: true}
 	if diff := cmp.Diff(want, drainOf(st.Services, "wg0")); diff != "" {
 		t.Errorf("wg0's drain (-want +got):\n%s", diff)
 	}
@@ -278,7 +292,7 @@ func TestAPIDrainUndrain(t *testing.T) {
 		t.Errorf("stored = %+v", loaded)
 	}
 
-	if _, err := r.c.Undrain(ctx, UndrainRequest{}); err != nil {
+	if _, err := r.c.Undrain(ctx, api.UndrainRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if d := drainOf(r.d.Status(), "wg0"); d != nil {
@@ -291,7 +305,7 @@ func TestAPIDrainUndrain(t *testing.T) {
 
 func TestAPIDrainAllDefaultReason(t *testing.T) {
 	r := newAPIRig(t, nil)
-	rep, err := r.c.Drain(context.Background(), DrainRequest{})
+	rep, err := r.c.Drain(context.Background(), api.DrainRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,14 +331,14 @@ func TestAPIErrors(t *testing.T) {
 		{
 			name: "unknown service",
 			call: func(c *Client) error {
-				_, err := c.Drain(ctx, DrainRequest{Services: []string{"wg0", "nope"}})
+				_, err := c.Drain(ctx, api.DrainRequest{Services: []string{"wg0", "nope"}})
 				return err
 			},
 			wantCode: 400, wantMsg: `no service "nope" (configured: wg0, wg1)`,
 		},
 		{
 			name:     "control characters in the reason",
-			call:     func(c *Client) error { _, err := c.Drain(ctx, DrainRequest{Reason: "a\nb"}); return err },
+			call:     func(c *Client) error { _, err := c.Drain(ctx, api.DrainRequest{Reason: "a\nb"}); return err },
 			wantCode: 400, wantMsg: "control characters",
 		},
 		{
@@ -332,7 +346,7 @@ func TestAPIErrors(t *testing.T) {
 			store: func(t *testing.T) *Store {
 				return NewStore(brokenDir(t), t.TempDir())
 			},
-			call:     func(c *Client) error { _, err := c.Drain(ctx, DrainRequest{Services: []string{"wg0"}}); return err },
+			call:     func(c *Client) error { _, err := c.Drain(ctx, api.DrainRequest{Services: []string{"wg0"}}); return err },
 			wantCode: 500, wantMsg: "drain not applied: storing it: creating ",
 		},
 		{
@@ -341,7 +355,7 @@ func TestAPIErrors(t *testing.T) {
 				return NewStore(t.TempDir(), brokenDir(t))
 			},
 			call: func(c *Client) error {
-				_, err := c.Drain(ctx, DrainRequest{Services: []string{"wg0"}, Persist: true})
+				_, err := c.Drain(ctx, api.DrainRequest{Services: []string{"wg0"}, Persist: true})
 				return err
 			},
 			wantCode: 500, wantMsg: "not a directory",
@@ -380,9 +394,9 @@ func TestAPIPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := PeersReply{
-		Service: "wg0", Interface: "wg0", QuietPeriod: Duration(7 * time.Second), ReadAt: got.ReadAt,
-		Peers: []Peer{{
+	want := api.PeersReply{
+		Service: "wg0", Interface: "wg0", QuietPeriod: api.Duration(7 * time.Second), ReadAt: got.ReadAt,
+		Peers: []api.Peer{{
 			PublicKey: clientKey.PublicKey().String(), Endpoint: "198.18.0.2:40000",
 			RxBytes: 1234, TxBytes: 5678, LastHandshake: time.Unix(1700000000, 0),
 		}},
@@ -412,11 +426,11 @@ func TestAPIPeers(t *testing.T) {
 func TestRestore(t *testing.T) {
 	dir := t.TempDir()
 	store := NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib"))
-	d1 := daemon.Drain{Reason: "kernel update", Since: since, Persist: true}
+	d1 := api.Drain{Reason: "kernel update", Since: since, Persist: true}
 	if err := store.Save([]string{"wg1"}, d1); err != nil {
 		t.Fatal(err)
 	}
-	d := daemon.New(testConfig(), daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
+	d := mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
 	if err := Restore(d, store, testLog(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +444,7 @@ func TestRestore(t *testing.T) {
 
 func TestSocket(t *testing.T) {
 	newDaemon := func() *daemon.Daemon {
-		return daemon.New(testConfig(), daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
+		return mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
 	}
 	start := func(t *testing.T, sock, group string) (*Server, error) {
 		dir := t.TempDir()

@@ -103,7 +103,7 @@ func TestSocketPermissions(t *testing.T) {
 
 	newServer := func(sock, group string) *Server {
 		t.Helper()
-		d := daemon.New(testConfig(), daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
+		d := mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
 		store := NewStore(filepath.Join(base, "drains"), filepath.Join(base, "drains"))
 		srv, err := Start(Options{Socket: sock, Group: group, Log: testLog(t)}, d, store)
 		if err != nil {

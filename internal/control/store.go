@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // drainsSubdir is the directory under runtime_dir and state_dir that holds
@@ -38,7 +38,7 @@ func NewStore(runtimeDir, stateDir string) *Store {
 // drainFile is what a drain file holds.
 type drainFile struct {
 	Service string `json:"service"`
-	daemon.Drain
+	api.Drain
 }
 
 func (s *Store) runtimePath(service string) string {
@@ -62,7 +62,7 @@ func checkName(service string) error {
 // state_dir when d.Persist; a non-persistent drain removes an older
 // persistent one, so that the latest request decides. On error nothing
 // has changed on disk.
-func (s *Store) Save(services []string, d daemon.Drain) error {
+func (s *Store) Save(services []string, d api.Drain) error {
 	var ops []fileOp
 	for _, name := range services {
 		if err := checkName(name); err != nil {
@@ -100,7 +100,7 @@ func (s *Store) Remove(services []string) error {
 type Loaded struct {
 	Service string
 	Path    string
-	Drain   daemon.Drain
+	Drain   api.Drain
 	// Err is why the file could not be read. The service is drained
 	// anyway (an operator asked for it), with a reason that says so.
 	Err error
@@ -159,7 +159,7 @@ func loadFile(service, path string, persist bool) (Loaded, bool) {
 		}
 	}
 	l.Err = fmt.Errorf("reading drain file %s: %w", path, err)
-	l.Drain = daemon.Drain{
+	l.Drain = api.Drain{
 		Reason:  fmt.Sprintf("drain file %s unreadable (%v); undrain to clear", path, err),
 		Since:   time.Now(),
 		Persist: persist,

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 type storeRig struct {
@@ -46,50 +46,50 @@ func (r *storeRig) files(t *testing.T) []string {
 var since = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestStoreSaveLoadRemove(t *testing.T) {
-	runtimeOnly := daemon.Drain{Reason: "maintenance", Since: since}
-	persistent := daemon.Drain{Reason: "kernel update", Since: since.Add(time.Minute), Persist: true}
+	runtimeOnly := api.Drain{Reason: "maintenance", Since: since}
+	persistent := api.Drain{Reason: "kernel update", Since: since.Add(time.Minute), Persist: true}
 	tests := []struct {
 		name      string
-		saves     []daemon.Drain // in order, all for wg0
-		reboot    bool           // runtime dir emptied before loading
+		saves     []api.Drain // in order, all for wg0
+		reboot    bool        // runtime dir emptied before loading
 		wantFiles []string
-		want      []daemon.Drain // Load's drains for wg0
+		want      []api.Drain // Load's drains for wg0
 	}{
 		{
 			name:      "runtime drain: kept across a restart",
-			saves:     []daemon.Drain{runtimeOnly},
+			saves:     []api.Drain{runtimeOnly},
 			wantFiles: []string{"run/drains/wg0.json"},
-			want:      []daemon.Drain{runtimeOnly},
+			want:      []api.Drain{runtimeOnly},
 		},
 		{
 			name:   "runtime drain: gone after a reboot",
-			saves:  []daemon.Drain{runtimeOnly},
+			saves:  []api.Drain{runtimeOnly},
 			reboot: true,
 		},
 		{
 			name:      "persistent drain: in both places",
-			saves:     []daemon.Drain{persistent},
+			saves:     []api.Drain{persistent},
 			wantFiles: []string{"lib/drains/wg0.json", "run/drains/wg0.json"},
-			want:      []daemon.Drain{persistent},
+			want:      []api.Drain{persistent},
 		},
 		{
 			name:      "persistent drain: kept across a reboot",
-			saves:     []daemon.Drain{persistent},
+			saves:     []api.Drain{persistent},
 			reboot:    true,
 			wantFiles: []string{"lib/drains/wg0.json"},
-			want:      []daemon.Drain{persistent},
+			want:      []api.Drain{persistent},
 		},
 		{
 			name:      "a later runtime drain replaces a persistent one",
-			saves:     []daemon.Drain{persistent, runtimeOnly},
+			saves:     []api.Drain{persistent, runtimeOnly},
 			wantFiles: []string{"run/drains/wg0.json"},
-			want:      []daemon.Drain{runtimeOnly},
+			want:      []api.Drain{runtimeOnly},
 		},
 		{
 			name:      "a later persistent drain replaces a runtime one",
-			saves:     []daemon.Drain{runtimeOnly, persistent},
+			saves:     []api.Drain{runtimeOnly, persistent},
 			wantFiles: []string{"lib/drains/wg0.json", "run/drains/wg0.json"},
-			want:      []daemon.Drain{persistent},
+			want:      []api.Drain{persistent},
 		},
 	}
 	for _, tt := range tests {
@@ -109,7 +109,7 @@ func TestStoreSaveLoadRemove(t *testing.T) {
 				t.Errorf("files (-want +got):\n%s", diff)
 			}
 			loaded, stray := r.st.Load([]string{"wg0", "wg1"})
-			var got []daemon.Drain
+			var got []api.Drain
 			for _, l := range loaded {
 				if l.Service != "wg0" || l.Err != nil {
 					t.Errorf("loaded %+v", l)
@@ -137,7 +137,7 @@ func TestStoreSaveLoadRemove(t *testing.T) {
 // no temporary file is left beside it.
 func TestStoreFileFormat(t *testing.T) {
 	r := newStoreRig(t)
-	d := daemon.Drain{Reason: "kernel update", Since: since, Persist: true}
+	d := api.Drain{Reason: "kernel update", Since: since, Persist: true}
 	for range 3 { // overwriting too
 		if err := r.st.Save([]string{"wg0"}, d); err != nil {
 			t.Fatal(err)
@@ -182,10 +182,10 @@ func brokenDir(t *testing.T) string {
 }
 
 func TestStoreUnwritable(t *testing.T) {
-	persistent := daemon.Drain{Reason: "old", Since: since, Persist: true}
+	persistent := api.Drain{Reason: "old", Since: since, Persist: true}
 	t.Run("runtime dir", func(t *testing.T) {
 		st := NewStore(brokenDir(t), t.TempDir())
-		err := st.Save([]string{"wg0"}, daemon.Drain{Reason: "x", Since: since})
+		err := st.Save([]string{"wg0"}, api.Drain{Reason: "x", Since: since})
 		if err == nil || !strings.Contains(err.Error(), "not a directory") {
 			t.Fatalf("Save = %v, want an error saying why", err)
 		}
@@ -217,7 +217,7 @@ func TestStoreUnwritable(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(r.runtime, "drains", "wg1.json", "x"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		err = r.st.Save([]string{"wg0", "wg1"}, daemon.Drain{Reason: "new", Since: since})
+		err = r.st.Save([]string{"wg0", "wg1"}, api.Drain{Reason: "new", Since: since})
 		if err == nil {
 			t.Fatal("Save succeeded")
 		}
@@ -239,7 +239,7 @@ func TestStoreLoadUnreadableAndStray(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.state, "drains", "wg0.json"), []byte("{trunc"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.st.Save([]string{"gone"}, daemon.Drain{Reason: "x", Since: since}); err != nil {
+	if err := r.st.Save([]string{"gone"}, api.Drain{Reason: "x", Since: since}); err != nil {
 		t.Fatal(err)
 	}
 	loaded, stray := r.st.Load([]string{"wg0"})
@@ -254,7 +254,7 @@ func TestStoreLoadUnreadableAndStray(t *testing.T) {
 func TestStoreRefusesPathNames(t *testing.T) {
 	r := newStoreRig(t)
 	for _, name := range []string{"", ".", "..", "a/b"} {
-		if err := r.st.Save([]string{name}, daemon.Drain{}); err == nil {
+		if err := r.st.Save([]string{name}, api.Drain{}); err == nil {
 			t.Errorf("Save(%q) succeeded", name)
 		}
 	}

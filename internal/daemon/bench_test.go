@@ -69,7 +69,7 @@ func benchService(b *testing.B, peers int, birdState string) (*service, *benchBI
 		Interval: time.Second, FastInterval: 200 * time.Millisecond, Timeout: 250 * time.Millisecond,
 		Rise: 3, Fall: 2, MinPeers: 1, ListenPort: 51820,
 	}}}
-	d := New(cfg, Deps{
+	d := mustNew(b, cfg, Deps{
 		BIRD:      fb,
 		WireGuard: benchWG{dev: dev},
 		Links: benchLinks{st: link.State{Exists: true, Index: 7, Up: true, Running: true,

@@ -10,6 +10,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/health"
@@ -25,24 +26,12 @@ type Daemon struct {
 	byName   map[string]*service
 
 	birdMu sync.Mutex
-	bird   BIRDStatus
+	bird   api.BIRDStatus
 }
 
-// BIRDStatus is what wgbird knows of BIRD's control socket, from the
+// BIRDStatus returns the latest state of BIRD's control socket, from the
 // services' latest `show protocols`.
-type BIRDStatus struct {
-	Socket    string `json:"socket"`
-	Reachable bool   `json:"reachable"`
-	// Version is BIRD's own ("2.0.12"), read once BIRD answers.
-	Version string `json:"version,omitempty"`
-	// RTT is the round trip of the latest `show protocols`.
-	RTT       time.Duration `json:"rtt_ns"`
-	Error     string        `json:"error,omitempty"`
-	CheckedAt time.Time     `json:"checked_at"`
-}
-
-// BIRDStatus returns the latest state of BIRD's control socket.
-func (d *Daemon) BIRDStatus() BIRDStatus {
+func (d *Daemon) BIRDStatus() api.BIRDStatus {
 	d.birdMu.Lock()
 	defer d.birdMu.Unlock()
 	return d.bird
@@ -77,8 +66,10 @@ func (d *Daemon) protocols(ctx context.Context) ([]bird.Protocol, error) {
 }
 
 // New returns a daemon for cfg. deps.BIRD, deps.WireGuard and deps.Exec
-// must be set; Links defaults to netlink in the current namespace.
-func New(cfg *config.Config, deps Deps) *Daemon {
+// must be set; Links defaults to netlink in the current namespace. It
+// builds everything that can fail before anything touches BIRD: a probe
+// that cannot be created is a *ProbeError.
+func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
@@ -88,11 +79,14 @@ func New(cfg *config.Config, deps Deps) *Daemon {
 	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, byName: map[string]*service{}}
 	d.bird.Socket = cfg.BIRD.Socket
 	for _, sc := range cfg.Services {
-		s := newService(sc, &d.deps, d.protocols)
+		s, err := newService(sc, &d.deps, d.protocols)
+		if err != nil {
+			return nil, err
+		}
 		d.services = append(d.services, s)
 		d.byName[sc.Name] = s
 	}
-	return d
+	return d, nil
 }
 
 // Run runs until ctx ends or a service hits a configuration error (such as
@@ -165,8 +159,8 @@ func (d *Daemon) Services() []string {
 }
 
 // Status returns a snapshot of every service.
-func (d *Daemon) Status() []ServiceStatus {
-	out := make([]ServiceStatus, len(d.services))
+func (d *Daemon) Status() []api.ServiceStatus {
+	out := make([]api.ServiceStatus, len(d.services))
 	for i, s := range d.services {
 		out[i] = s.Status()
 	}
@@ -175,7 +169,7 @@ func (d *Daemon) Status() []ServiceStatus {
 
 // SetDrain drains (d non-nil) or undrains (nil) the named services, all
 // of them when names is empty. The change takes effect at once.
-func (d *Daemon) SetDrain(names []string, dr *Drain) error {
+func (d *Daemon) SetDrain(names []string, dr *api.Drain) error {
 	targets, err := d.lookup(names)
 	if err != nil {
 		return err
@@ -220,7 +214,7 @@ func (d *Daemon) Withdraw(ctx context.Context, reason string) error {
 				}
 			}
 		}
-		s.setState(health.Transition{To: health.Withdrawn, Reason: reason})
+		s.setState(health.Transition{To: health.Withdrawn, Detail: reason})
 	}
 	return first
 }
@@ -301,9 +295,9 @@ func (d *Daemon) QuietPeriod(name string) (time.Duration, bool) {
 // changing nothing in BIRD: `wgbird check`. State is BIRD's own (announced
 // when any controlled protocol is enabled); a BIRD error is reported in
 // each status, not returned.
-func (d *Daemon) CheckOnce(ctx context.Context) []ServiceStatus {
+func (d *Daemon) CheckOnce(ctx context.Context) []api.ServiceStatus {
 	protos, berr := d.protocols(ctx)
-	out := make([]ServiceStatus, len(d.services))
+	out := make([]api.ServiceStatus, len(d.services))
 	for i, s := range d.services {
 		for _, e := range s.execs {
 			e.mu.Lock()
@@ -311,15 +305,15 @@ func (d *Daemon) CheckOnce(ctx context.Context) []ServiceStatus {
 			e.mu.Unlock()
 		}
 		res, _ := s.evaluate(ctx, true)
-		st := ServiceStatus{
+		st := api.ServiceStatus{
 			Name: s.cfg.Name, Interface: s.cfg.Interface, State: health.Unknown.String(),
-			Healthy: res.Healthy(), Checks: res.Checks, CheckedAt: time.Now(),
+			Healthy: res.Healthy(), Checks: apiChecks(res.Checks), CheckedAt: time.Now(),
 			Reason: res.Reason(),
 		}
 		if berr != nil {
 			st.BIRDError = "reading protocols: " + berr.Error()
 		} else {
-			st.Protocols = controlled(protos, s.cfg.Protocols)
+			st.Protocols = apiProtocols(controlled(protos, s.cfg.Protocols))
 			if announced, err := s.startState(protos); err != nil {
 				st.BIRDError = err.Error()
 			} else if announced {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
@@ -195,13 +196,23 @@ func newRig(t *testing.T, enabled map[string]bool, mod func(*config.Service)) *r
 	cfg.Shutdown.Delay = 10 * time.Millisecond
 	cfg.Shutdown.OnSystemShutdown = config.Withdraw
 	cfg.Shutdown.OnStop = config.Keep
-	r.d = New(cfg, Deps{
+	r.d = mustNew(t, cfg, Deps{
 		BIRD: r.bird, WireGuard: r.wg, Links: r.links,
 		Exec: execcheck.Run,
 		Log:  slog.New(slog.NewTextHandler(testWriter(t), nil)),
 	})
 	r.svc = r.d.services[0]
 	return r
+}
+
+// mustNew is New for a config that must work.
+func mustNew(t testing.TB, cfg *config.Config, deps Deps) *Daemon {
+	t.Helper()
+	d, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func testWriter(t *testing.T) io.Writer {
@@ -429,7 +440,7 @@ func TestDrain(t *testing.T) {
 	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) { s.Rise = 2 })
 	r.steps(t, sched)
 	r.bird.take()
-	if err := r.d.SetDrain(nil, &Drain{Reason: "kernel upgrade", Since: time.Now()}); err != nil {
+	if err := r.d.SetDrain(nil, &api.Drain{Reason: "kernel upgrade", Since: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	r.steps(t, event, sched)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -74,20 +73,8 @@ type Deps struct {
 // loops and must return quickly: anything slow belongs in its own
 // goroutine.
 type Observer interface {
-	Evaluated(e Evaluation)
+	Evaluated(e health.Evaluation)
 	Transitioned(service string, tr health.Transition)
-}
-
-// Evaluation is one evaluation of a service as an Observer sees it.
-type Evaluation struct {
-	Service string
-	Result  health.Result
-	State   health.State
-	Drained bool
-	// Device is the WireGuard device as read for this evaluation; nil when
-	// it was not read or the read failed.
-	Device *wgtypes.Device
-	At     time.Time
 }
 
 // netlinkLinks reads links through netlink in the current namespace.

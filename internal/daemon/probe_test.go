@@ -56,8 +56,18 @@ func (f *fakeProber) calls() int {
 }
 
 // newProbeRig is newRig with a probe on the service, answered by the
-// returned fake; newProber, if set, replaces the fake's constructor.
+// returned fake; newProber, if set, replaces the fake's constructor. It
+// returns New's error instead of a rig when New fails.
 func newProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Service) (Prober, error)) (*rig, *fakeProber) {
+	t.Helper()
+	r, p, err := tryProbeRig(t, enabled, newProber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, p
+}
+
+func tryProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Service) (Prober, error)) (*rig, *fakeProber, error) {
 	t.Helper()
 	p := &fakeProber{key: wgtypes.Key{0x70, 0x72, 0x6f, 0x62, 0x65}, ok: true}
 	if newProber == nil {
@@ -79,14 +89,18 @@ func newProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Se
 		s.Probe = &config.Probe{PrivateKeyFile: "/etc/wgbird/probe.key", Timeout: 50 * time.Millisecond}
 	})}}
 	cfg.Shutdown.OnStop = config.Keep
-	r.d = New(cfg, Deps{
+	var err error
+	r.d, err = New(cfg, Deps{
 		BIRD: r.bird, WireGuard: r.wg, Links: r.links,
 		Exec:      execcheck.Run,
 		NewProber: newProber,
 		Log:       slog.New(slog.NewTextHandler(testWriter(t), nil)),
 	})
+	if err != nil {
+		return r, p, err
+	}
 	r.svc = r.d.services[0]
-	return r, p
+	return r, p, nil
 }
 
 // probeSteps is steps with the probes spaced as the daemon requires.
@@ -175,18 +189,14 @@ func TestProbePeerNotCounted(t *testing.T) {
 	}
 }
 
-// TestProbeCreationFails: a prober that cannot be created is a start-up
-// error naming the file; BIRD is not touched. `wgbird check` shows it as
-// the probe's detail.
+// TestProbeCreationFails: a prober that cannot be created is an error of
+// New naming the file; BIRD is not touched.
 func TestProbeCreationFails(t *testing.T) {
 	keyErr := errors.New("creating probe: reading probe key: /etc/wgbird/probe.key has mode 0644, want 0600 (chmod 600 /etc/wgbird/probe.key)")
-	r, _ := newProbeRig(t, map[string]bool{"wg_vip4": true}, func(config.Service) (Prober, error) { return nil, keyErr })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := r.d.Run(ctx, nil)
+	r, _, err := tryProbeRig(t, map[string]bool{"wg_vip4": true}, func(config.Service) (Prober, error) { return nil, keyErr })
 	var pe *ProbeError
 	if !errors.As(err, &pe) || !errors.Is(err, keyErr) {
-		t.Fatalf("Run = %v, want a ProbeError wrapping the key error", err)
+		t.Fatalf("New = %v, want a ProbeError wrapping the key error", err)
 	}
 	want := `service "wg0": creating probe: reading probe key: /etc/wgbird/probe.key has mode 0644, want 0600 (chmod 600 /etc/wgbird/probe.key)`
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
@@ -194,11 +204,6 @@ func TestProbeCreationFails(t *testing.T) {
 	}
 	if got := r.bird.take(); len(got) != 0 {
 		t.Errorf("BIRD commands = %v, want none", got)
-	}
-
-	st := r.d.CheckOnce(ctx)
-	if len(st) != 1 || st[0].Healthy || st[0].Reason != "probe: "+keyErr.Error() {
-		t.Errorf("CheckOnce = %+v, want unhealthy for the probe", st)
 	}
 }
 
@@ -208,11 +213,11 @@ func TestProbeWithoutConstructor(t *testing.T) {
 	cfg := &config.Config{Services: []config.Service{testService(func(s *config.Service) {
 		s.Probe = &config.Probe{PrivateKeyFile: "/k", Timeout: 50 * time.Millisecond}
 	})}}
-	d := New(cfg, Deps{BIRD: newFakeBIRD(map[string]bool{"wg_vip4": true}), WireGuard: &fakeWG{dev: healthyDevice()}, Links: &fakeLinks{st: healthyLink()},
+	_, err := New(cfg, Deps{BIRD: newFakeBIRD(map[string]bool{"wg_vip4": true}), WireGuard: &fakeWG{dev: healthyDevice()}, Links: &fakeLinks{st: healthyLink()},
 		Exec: execcheck.Run, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	var pe *ProbeError
-	if err := d.Run(context.Background(), nil); !errors.As(err, &pe) {
-		t.Fatalf("Run = %v, want a ProbeError", err)
+	if !errors.As(err, &pe) {
+		t.Fatalf("New = %v, want a ProbeError", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
@@ -47,13 +48,6 @@ func (e *ProbeError) Unwrap() error { return e.Err }
 // which would fail the probe of a healthy server.
 const probeSpacing = 20 * time.Millisecond
 
-// Drain is an operator's request to withdraw a service whatever its health.
-type Drain struct {
-	Reason  string    `json:"reason"`
-	Since   time.Time `json:"since"`
-	Persist bool      `json:"persistent"`
-}
-
 // service is one configured service and its state. Only its own loop
 // goroutine calls check; the snapshot fields are guarded by mu for readers.
 type service struct {
@@ -72,32 +66,20 @@ type service struct {
 	birdErrs   map[string]string // current BIRD error per action, to log each once
 	execs      []*execRunner
 	lastResult health.Result
-	prober     Prober      // nil without a probe
-	probeErr   *ProbeError // the prober could not be created
+	prober     Prober // nil without a probe
 	lastProbe  health.Check
 	probedAt   time.Time
 
+	// The snapshot for Status: status without its Checks and Protocols,
+	// which are kept as checks and protos until a reader asks.
 	mu     sync.Mutex
-	status ServiceStatus
-	drain  *Drain
+	status api.ServiceStatus
+	checks []health.Check
+	protos []bird.Protocol
+	drain  *api.Drain
 }
 
-// ServiceStatus is a snapshot of a service for the control socket.
-type ServiceStatus struct {
-	Name      string          `json:"name"`
-	Interface string          `json:"interface"`
-	State     string          `json:"state"`
-	Since     time.Time       `json:"since"`
-	Reason    string          `json:"reason"`
-	Healthy   bool            `json:"healthy"`
-	Checks    []health.Check  `json:"checks"`
-	Protocols []bird.Protocol `json:"protocols"`
-	BIRDError string          `json:"bird_error,omitempty"`
-	Drain     *Drain          `json:"drain,omitempty"`
-	CheckedAt time.Time       `json:"checked_at"`
-}
-
-func newService(cfg config.Service, deps *Deps, protocols func(context.Context) ([]bird.Protocol, error)) *service {
+func newService(cfg config.Service, deps *Deps, protocols func(context.Context) ([]bird.Protocol, error)) (*service, error) {
 	s := &service{
 		cfg:           cfg,
 		deps:          deps,
@@ -120,11 +102,11 @@ func newService(cfg config.Service, deps *Deps, protocols func(context.Context) 
 			err = errors.New("creating probe: no prober returned")
 		}
 		if err != nil {
-			s.prober, s.probeErr = nil, &ProbeError{Service: cfg.Name, Err: err}
+			return nil, &ProbeError{Service: cfg.Name, Err: err}
 		}
 	}
-	s.status = ServiceStatus{Name: cfg.Name, Interface: cfg.Interface, State: health.Unknown.String(), Since: time.Now()}
-	return s
+	s.status = api.ServiceStatus{Name: cfg.Name, Interface: cfg.Interface, State: health.Unknown.String(), Since: time.Now()}
+	return s, nil
 }
 
 // notify asks the loop to re-evaluate at once. It never blocks: a pending
@@ -152,7 +134,7 @@ func (s *service) concerns(ev link.Event) bool {
 }
 
 // setDrain sets or clears (nil) the drain and re-evaluates at once.
-func (s *service) setDrain(d *Drain) {
+func (s *service) setDrain(d *api.Drain) {
 	s.mu.Lock()
 	s.drain = d
 	s.status.Drain = d
@@ -160,28 +142,49 @@ func (s *service) setDrain(d *Drain) {
 	s.notify()
 }
 
-func (s *service) drained() *Drain {
+func (s *service) drained() *api.Drain {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.drain
 }
 
 // Status returns a copy of the service's last known status.
-func (s *service) Status() ServiceStatus {
+func (s *service) Status() api.ServiceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
-	st.Checks = append([]health.Check(nil), st.Checks...)
-	st.Protocols = append([]bird.Protocol(nil), st.Protocols...)
+	st.Checks = apiChecks(s.checks)
+	st.Protocols = apiProtocols(s.protos)
 	return st
+}
+
+// apiChecks converts checks to the API's form.
+func apiChecks(cs []health.Check) []api.Check {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]api.Check, len(cs))
+	for i, c := range cs {
+		out[i] = api.Check{Name: c.Name, OK: c.OK, Hard: c.Hard, Detail: c.Detail, Took: c.Took}
+	}
+	return out
+}
+
+// apiProtocols converts BIRD's protocols to the API's form.
+func apiProtocols(ps []bird.Protocol) []api.Protocol {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]api.Protocol, len(ps))
+	for i, p := range ps {
+		out[i] = api.Protocol{Name: p.Name, Proto: p.Proto, Table: p.Table, State: p.State, Since: p.Since, Info: p.Info}
+	}
+	return out
 }
 
 // run is the service's loop: a check every interval (fast_interval while a
 // withdrawal is pending), and at once on a relevant netlink event.
 func (s *service) run(ctx context.Context, ready func()) error {
-	if s.probeErr != nil {
-		return s.probeErr
-	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for _, e := range s.execs {
@@ -256,7 +259,7 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 			}
 			s.machine.Start(announced)
 			s.log.Info("BIRD state learned", "state", s.machine.State().String(), "protocols", s.cfg.Protocols)
-			s.setState(health.Transition{To: s.machine.State(), Reason: "BIRD's state at start-up"})
+			s.setState(health.Transition{To: s.machine.State(), Detail: "BIRD's state at start-up"})
 		}
 	}
 	if s.machine.Started() {
@@ -292,7 +295,7 @@ func (s *service) observe(ctx context.Context, res health.Result, protos []bird.
 		in.Drained, in.DrainReason = true, d.Reason
 	}
 	if tr, ok := s.machine.Observe(in); ok {
-		s.log.Info("transition", "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+		s.log.Info("transition", "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason())
 		s.setState(tr)
 		if o := s.deps.Observer; o != nil {
 			o.Transitioned(s.cfg.Name, tr)
@@ -309,16 +312,16 @@ func (s *service) observe(ctx context.Context, res health.Result, protos []bird.
 func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes.Device) {
 	s.mu.Lock()
 	s.status.Healthy = res.Healthy()
-	s.status.Checks = res.Checks
+	s.checks = res.Checks
 	s.status.CheckedAt = time.Now()
 	if protos != nil {
-		s.status.Protocols = controlled(protos, s.cfg.Protocols)
+		s.protos = controlled(protos, s.cfg.Protocols)
 	}
 	s.status.BIRDError = s.birdError()
 	drained := s.drain != nil
 	s.mu.Unlock()
 	if o := s.deps.Observer; o != nil {
-		o.Evaluated(Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, Device: dev, At: time.Now()})
+		o.Evaluated(health.Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, Device: dev, At: time.Now()})
 	}
 }
 
@@ -327,13 +330,13 @@ func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes
 func (s *service) recordLink(lc health.Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	checks := append([]health.Check(nil), s.status.Checks...)
+	checks := append([]health.Check(nil), s.checks...)
 	for i := range checks {
 		if checks[i].Name == lc.Name {
 			checks[i] = lc
 		}
 	}
-	s.status.Checks = checks
+	s.checks = checks
 }
 
 // linkCheck reads and judges the interface and its VIPs.
@@ -372,10 +375,7 @@ func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, 
 	if err != nil {
 		dev = nil
 	}
-	switch {
-	case s.probeErr != nil:
-		checks = append(checks, health.Check{Name: "probe", Detail: s.probeErr.Err.Error()})
-	case s.prober != nil:
+	if s.prober != nil {
 		if (scheduled || s.probedAt.IsZero()) && time.Since(s.probedAt) >= probeSpacing {
 			s.probedAt = time.Now()
 			s.lastProbe = s.prober.Probe(ctx, dev)
@@ -512,7 +512,7 @@ func (s *service) setState(tr health.Transition) {
 	defer s.mu.Unlock()
 	s.status.State = tr.To.String()
 	s.status.Since = time.Now()
-	s.status.Reason = tr.Reason
+	s.status.Reason = tr.Reason()
 }
 
 func controlled(protos []bird.Protocol, names []string) []bird.Protocol {

@@ -4,22 +4,24 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
 // Check is the outcome of one health check of a service.
 type Check struct {
 	// Name identifies the check: "wireguard", "link", "exec:NAME".
-	Name string `json:"name"`
+	Name string
 	// OK reports whether the check passed.
-	OK bool `json:"ok"`
+	OK bool
 	// Hard marks a failure that means a part is gone (device, link or VIP):
 	// the service is withdrawn at once, without waiting for Fall.
-	Hard bool `json:"hard"`
+	Hard bool
 	// Detail explains the result to a person, e.g. "VIP 192.168.20.1/24
 	// missing on wg0".
-	Detail string `json:"detail"`
+	Detail string
 	// Took is how long the check ran.
-	Took time.Duration `json:"took_ns"`
+	Took time.Duration
 }
 
 // Result is one evaluation of a service: the AND of its checks.
@@ -69,6 +71,19 @@ func (r Result) Reason() string {
 	return strings.Join(failed, "; ")
 }
 
+// Evaluation is one evaluation of a service as the daemon's observers
+// (metrics, hooks) see it.
+type Evaluation struct {
+	Service string
+	Result  Result
+	State   State
+	Drained bool
+	// Device is the WireGuard device as read for this evaluation; nil when
+	// it was not read or the read failed.
+	Device *wgtypes.Device
+	At     time.Time
+}
+
 // State is what a service is doing towards BIRD.
 type State int
 
@@ -109,10 +124,75 @@ type Input struct {
 	DrainReason string
 }
 
-// Transition is a change of state with its reason.
+// Cause is why a transition happened, as a closed set: metrics count
+// transitions by it, and the prose of Reason is derived from it.
+type Cause int
+
+const (
+	// CauseOther is a transition the caller makes itself (BIRD's state at
+	// start-up, a shutdown); Detail says what it was.
+	CauseOther Cause = iota
+	// CauseRecovered: Rise healthy observations in a row.
+	CauseRecovered
+	// CauseUnhealthy: Fall unhealthy observations in a row.
+	CauseUnhealthy
+	// CauseHardFailure: a part is gone (device, link or VIP): withdrawn at
+	// once.
+	CauseHardFailure
+	// CauseUnhealthyAtStartup: announced by BIRD at start, unhealthy at
+	// the first observation.
+	CauseUnhealthyAtStartup
+	// CauseDrained: an operator's drain.
+	CauseDrained
+)
+
+func (c Cause) String() string {
+	switch c {
+	case CauseOther:
+		return "other"
+	case CauseRecovered:
+		return "recovered"
+	case CauseUnhealthy:
+		return "unhealthy"
+	case CauseHardFailure:
+		return "hard_failure"
+	case CauseUnhealthyAtStartup:
+		return "unhealthy_at_startup"
+	case CauseDrained:
+		return "drained"
+	}
+	return fmt.Sprintf("Cause(%d)", int(c))
+}
+
+// Transition is a change of state and its cause.
 type Transition struct {
 	From, To State
-	Reason   string
+	Cause    Cause
+	// Count is the observations in a row that decided (CauseRecovered,
+	// CauseUnhealthy).
+	Count int
+	// Detail is the failed checks (Result.Reason) for the unhealthy
+	// causes, the operator's reason for CauseDrained ("" for none), and
+	// the whole reason for CauseOther.
+	Detail string
+}
+
+// Reason is the transition's reason for a person: logs, status, hooks.
+func (t Transition) Reason() string {
+	switch t.Cause {
+	case CauseRecovered:
+		return fmt.Sprintf("%d healthy in a row", t.Count)
+	case CauseUnhealthy:
+		return fmt.Sprintf("%d unhealthy in a row: %s", t.Count, t.Detail)
+	case CauseUnhealthyAtStartup:
+		return "unhealthy at start-up: " + t.Detail
+	case CauseDrained:
+		if t.Detail == "" {
+			return "drained"
+		}
+		return "drained: " + t.Detail
+	}
+	return t.Detail
 }
 
 // Machine is the per-service state machine. The zero value is not usable;
@@ -180,11 +260,7 @@ func (m *Machine) Observe(in Input) (Transition, bool) {
 
 	if in.Drained {
 		m.ok, m.bad = 0, 0
-		reason := "drained"
-		if in.DrainReason != "" {
-			reason = "drained: " + in.DrainReason
-		}
-		return m.move(Withdrawn, reason)
+		return m.move(Transition{To: Withdrawn, Cause: CauseDrained, Detail: in.DrainReason})
 	}
 	if healthy {
 		m.ok++
@@ -201,26 +277,27 @@ func (m *Machine) Observe(in Input) (Transition, bool) {
 		}
 		switch {
 		case in.Result.Hard():
-			return m.move(Withdrawn, in.Result.Reason())
+			return m.move(Transition{To: Withdrawn, Cause: CauseHardFailure, Detail: in.Result.Reason()})
 		case startup:
-			return m.move(Withdrawn, "unhealthy at start-up: "+in.Result.Reason())
+			return m.move(Transition{To: Withdrawn, Cause: CauseUnhealthyAtStartup, Detail: in.Result.Reason()})
 		case m.bad >= m.t.Fall:
-			return m.move(Withdrawn, fmt.Sprintf("%d unhealthy in a row: %s", m.bad, in.Result.Reason()))
+			return m.move(Transition{To: Withdrawn, Cause: CauseUnhealthy, Count: m.bad, Detail: in.Result.Reason()})
 		}
 	case Withdrawn:
 		if healthy && m.ok >= m.t.Rise {
-			return m.move(Announced, fmt.Sprintf("%d healthy in a row", m.ok))
+			return m.move(Transition{To: Announced, Cause: CauseRecovered, Count: m.ok})
 		}
 	}
 	return Transition{}, false
 }
 
-func (m *Machine) move(to State, reason string) (Transition, bool) {
-	if m.state == to {
+// move makes tr (To, Cause and its details set) from the current state.
+func (m *Machine) move(tr Transition) (Transition, bool) {
+	if m.state == tr.To {
 		return Transition{}, false
 	}
-	tr := Transition{From: m.state, To: to, Reason: reason}
-	m.state = to
+	tr.From = m.state
+	m.state = tr.To
 	m.ok, m.bad = 0, 0
 	return tr, true
 }

@@ -101,13 +101,14 @@ func TestReasons(t *testing.T) {
 		fall  int
 		steps []Input
 		want  string
+		cause Cause
 	}{
-		{"hard", true, 2, []Input{obs(hard)}, "link: link wg0 not found"},
-		{"startup", true, 2, []Input{obs(soft)}, "unhealthy at start-up: wireguard: 0 peers, want at least 1"},
-		{"fall", true, 2, []Input{obs(good), obs(soft), obs(soft)}, "2 unhealthy in a row: wireguard: 0 peers, want at least 1"},
-		{"rise", false, 2, []Input{obs(good), obs(good), obs(good)}, "3 healthy in a row"},
-		{"drain", true, 2, []Input{{Result: good, Drained: true, DrainReason: "kernel upgrade"}}, "drained: kernel upgrade"},
-		{"drain without reason", true, 2, []Input{{Result: good, Drained: true}}, "drained"},
+		{"hard", true, 2, []Input{obs(hard)}, "link: link wg0 not found", CauseHardFailure},
+		{"startup", true, 2, []Input{obs(soft)}, "unhealthy at start-up: wireguard: 0 peers, want at least 1", CauseUnhealthyAtStartup},
+		{"fall", true, 2, []Input{obs(good), obs(soft), obs(soft)}, "2 unhealthy in a row: wireguard: 0 peers, want at least 1", CauseUnhealthy},
+		{"rise", false, 2, []Input{obs(good), obs(good), obs(good)}, "3 healthy in a row", CauseRecovered},
+		{"drain", true, 2, []Input{{Result: good, Drained: true, DrainReason: "kernel upgrade"}}, "drained: kernel upgrade", CauseDrained},
+		{"drain without reason", true, 2, []Input{{Result: good, Drained: true}}, "drained", CauseDrained},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,8 +120,8 @@ func TestReasons(t *testing.T) {
 					last = tr
 				}
 			}
-			if last.Reason != tt.want {
-				t.Errorf("reason = %q, want %q", last.Reason, tt.want)
+			if last.Reason() != tt.want || last.Cause != tt.cause {
+				t.Errorf("transition %+v: reason %q, cause %v; want %q, %v", last, last.Reason(), last.Cause, tt.want, tt.cause)
 			}
 		})
 	}

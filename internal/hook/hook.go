@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 )
@@ -67,8 +66,6 @@ type Runner struct {
 	closed    bool
 }
 
-var _ daemon.Observer = (*Runner)(nil)
-
 // Start returns a running Runner. Close it to stop.
 func Start(opts Options) (*Runner, error) {
 	if len(opts.Command) == 0 || opts.Command[0] == "" {
@@ -97,12 +94,12 @@ func Start(opts Options) (*Runner, error) {
 }
 
 // Evaluated implements daemon.Observer; hooks run on transitions only.
-func (r *Runner) Evaluated(daemon.Evaluation) {}
+func (r *Runner) Evaluated(health.Evaluation) {}
 
 // Transitioned queues the hook for tr, or drops it (and logs that) when
 // the queue is full or the runner is closed. It never blocks.
 func (r *Runner) Transitioned(service string, tr health.Transition) {
-	r.Enqueue(Event{Service: service, From: tr.From, To: tr.To, Reason: tr.Reason, At: time.Now()})
+	r.Enqueue(Event{Service: service, From: tr.From, To: tr.To, Reason: tr.Reason(), At: time.Now()})
 }
 
 // Enqueue queues e without blocking; it reports whether e was queued.

@@ -64,8 +64,8 @@ func TestEnvironment(t *testing.T) {
 	script := `n=$(ls "$DIR" | wc -l); env | grep ^WGBIRD_ | sort > "$DIR/$n"`
 	t.Setenv("DIR", dir)
 	r, _ := start(t, Options{Command: []string{"sh", "-c", script}, Timeout: 10 * time.Second})
-	r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "link: VIP 192.168.20.1/24 missing on wg0"})
-	r.Transitioned("wg1", health.Transition{From: health.Withdrawn, To: health.Announced, Reason: "3 healthy in a row"})
+	r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Detail: "link: VIP 192.168.20.1/24 missing on wg0"})
+	r.Transitioned("wg1", health.Transition{From: health.Withdrawn, To: health.Announced, Cause: health.CauseRecovered, Count: 3})
 	closeWithin(t, r, 20*time.Second)
 
 	var got []string
@@ -111,8 +111,8 @@ func TestTimeoutKillsGroup(t *testing.T) {
 	t.Setenv("DIR", dir)
 	script := `if [ "$WGBIRD_SERVICE" = hang ]; then sleep 300 & echo $! > "$DIR/child"; echo started; sleep 300; fi; touch "$DIR/$WGBIRD_SERVICE"`
 	r, logs := start(t, Options{Command: []string{"sh", "-c", script}, Timeout: 300 * time.Millisecond})
-	r.Transitioned("hang", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "x"})
-	r.Transitioned("next", health.Transition{From: health.Withdrawn, To: health.Announced, Reason: "y"})
+	r.Transitioned("hang", health.Transition{From: health.Announced, To: health.Withdrawn, Detail: "x"})
+	r.Transitioned("next", health.Transition{From: health.Withdrawn, To: health.Announced, Detail: "y"})
 	closeWithin(t, r, 20*time.Second)
 
 	b, err := os.ReadFile(filepath.Join(dir, "child"))
@@ -148,7 +148,7 @@ func TestNeverBlocks(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("DIR", dir)
 	r, logs := start(t, Options{Command: []string{"sh", "-c", `touch "$DIR/running"; exec sleep 300`}, Timeout: time.Hour, Queue: 2})
-	r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "first"})
+	r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Detail: "first"})
 	for i := 0; ; i++ {
 		if _, err := os.Stat(filepath.Join(dir, "running")); err == nil {
 			break
@@ -161,7 +161,7 @@ func TestNeverBlocks(t *testing.T) {
 	returned := make(chan struct{})
 	go func() {
 		for range 49 {
-			r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "x"})
+			r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Detail: "x"})
 		}
 		close(returned)
 	}()
@@ -193,7 +193,7 @@ func TestNeverBlocks(t *testing.T) {
 
 func TestFailureLogged(t *testing.T) {
 	r, logs := start(t, Options{Command: []string{"sh", "-c", "echo no route to pager >&2; exit 3"}, Timeout: 10 * time.Second})
-	r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "x"})
+	r.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Detail: "x"})
 	closeWithin(t, r, 20*time.Second)
 	if l := logs.String(); !strings.Contains(l, `msg="hook failed"`) || !strings.Contains(l, "exit status 3") || !strings.Contains(l, `output="no route to pager"`) {
 		t.Errorf("failure not logged with its status and output:\n%s", l)

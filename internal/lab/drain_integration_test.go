@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/control"
-	wgdaemon "github.com/wgbird/wgbird/internal/daemon"
 )
 
 // The drain tests run in a lab of their own (prefix wgbd), so that the
@@ -56,13 +56,13 @@ func drainLab(t *testing.T) *Lab {
 }
 
 // drainStatus returns server's wgbird status of its one service.
-func drainStatus(t *testing.T, l *Lab, server string) wgdaemon.ServiceStatus {
+func drainStatus(t *testing.T, l *Lab, server string) api.ServiceStatus {
 	t.Helper()
 	raw, err := l.WgbirdStatus(context.Background(), server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st control.StatusReply
+	var st api.StatusReply
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatalf("status of %s: %v", server, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/bird"
-	"github.com/wgbird/wgbird/internal/daemon"
 )
 
 // Command labels of the BIRD metrics.
@@ -20,18 +19,26 @@ const (
 	cmdDisable   = "disable"
 )
 
+// BIRD is the BIRD client InstrumentBIRD wraps (the daemon's BIRD).
+type BIRD interface {
+	Protocols(ctx context.Context) ([]bird.Protocol, error)
+	Enable(ctx context.Context, name string) error
+	Disable(ctx context.Context, name string) error
+	Status(ctx context.Context) (string, error)
+}
+
 // instrumented times every call to the BIRD it wraps.
 type instrumented struct {
-	b daemon.BIRD
+	b BIRD
 	m *Metrics
 }
 
-var _ daemon.BIRD = instrumented{}
+var _ BIRD = instrumented{}
 
 // InstrumentBIRD returns b with every call timed in
 // wgbird_bird_command_duration_seconds and every failure counted in
 // wgbird_bird_command_errors_total.
-func (m *Metrics) InstrumentBIRD(b daemon.BIRD) daemon.BIRD {
+func (m *Metrics) InstrumentBIRD(b BIRD) BIRD {
 	// Create the series up front, so that rate() sees the first error.
 	for _, c := range []string{cmdProtocols, cmdStatus, cmdEnable, cmdDisable} {
 		m.birdDuration.WithLabelValues(c)

@@ -3,7 +3,6 @@ package metrics
 import (
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/health"
 )
 
@@ -44,8 +42,6 @@ type Metrics struct {
 	mu     sync.Mutex
 	checks map[string][]string // service -> check names last exported, to delete vanished ones
 }
-
-var _ daemon.Observer = (*Metrics)(nil)
 
 // New registers wgbird's metrics, the Go runtime's and the process's in a
 // new registry. version labels wgbird_build_info.
@@ -137,7 +133,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Evaluated records one evaluation. It only updates in-memory values.
-func (m *Metrics) Evaluated(e daemon.Evaluation) {
+func (m *Metrics) Evaluated(e health.Evaluation) {
 	s := e.Service
 	m.healthy.WithLabelValues(s).Set(b2f(e.Result.Healthy()))
 	m.announced.WithLabelValues(s).Set(b2f(e.State == health.Announced))
@@ -207,21 +203,18 @@ const (
 	ReasonOther              = "other"
 )
 
-// ReasonClass maps a transition to one of the Reason* classes, from the
-// reason texts health.Machine writes.
+// ReasonClass maps a transition's cause to one of the Reason* classes.
 func ReasonClass(tr health.Transition) string {
-	r := tr.Reason
-	switch {
-	case r == "drained" || strings.HasPrefix(r, "drained: "):
+	switch tr.Cause {
+	case health.CauseDrained:
 		return ReasonDrained
-	case strings.HasPrefix(r, "unhealthy at start-up"):
+	case health.CauseUnhealthyAtStartup:
 		return ReasonUnhealthyAtStartup
-	case strings.Contains(r, " unhealthy in a row"):
+	case health.CauseUnhealthy:
 		return ReasonUnhealthy
-	case tr.To == health.Announced && strings.HasSuffix(r, " healthy in a row"):
+	case health.CauseRecovered:
 		return ReasonRecovered
-	case tr.To == health.Withdrawn && r != "":
-		// A hard failure's reason is the failed checks' details.
+	case health.CauseHardFailure:
 		return ReasonHardFailure
 	}
 	return ReasonOther

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/wgbird/wgbird/internal/bird"
-	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/fakes"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/readme"
@@ -30,11 +29,11 @@ func exercise(m *Metrics) {
 		{Name: "wireguard", OK: true, Took: 2 * time.Millisecond},
 		{Name: "exec:nginx", OK: false, Detail: "exit status 1", Took: 300 * time.Millisecond},
 	}}
-	m.Evaluated(daemon.Evaluation{
+	m.Evaluated(health.Evaluation{
 		Service: "wg0", Result: ok, State: health.Announced,
 		Device: fakes.Device(51820, 3, t0.Add(-14*time.Second)), At: t0,
 	})
-	m.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Reason: "2 unhealthy in a row: exec:nginx: exit status 1"})
+	m.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Cause: health.CauseUnhealthy, Count: 2, Detail: "exec:nginx: exit status 1"})
 	b := fakes.NewBIRD(fakes.Static("wg_vip4", true))
 	ib := m.InstrumentBIRD(b)
 	ib.Protocols(context.Background())
@@ -117,7 +116,7 @@ func TestEvaluated(t *testing.T) {
 
 	// The link vanishes: the WireGuard check is skipped and no device is
 	// read. Their old values must go, not linger.
-	m.Evaluated(daemon.Evaluation{Service: "wg0", State: health.Withdrawn, At: t0.Add(time.Second),
+	m.Evaluated(health.Evaluation{Service: "wg0", State: health.Withdrawn, At: t0.Add(time.Second),
 		Result: health.Result{Checks: []health.Check{{Name: "link", Hard: true, Detail: "link wg0 not found"}}}})
 	if n := testutil.CollectAndCount(m.checkOK); n != 1 {
 		t.Errorf("wgbird_check_ok has %d series after the WireGuard check was skipped, want 1 (link)", n)
@@ -129,7 +128,7 @@ func TestEvaluated(t *testing.T) {
 
 func TestNoHandshakeYet(t *testing.T) {
 	m := New("test")
-	m.Evaluated(daemon.Evaluation{Service: "wg0", Device: fakes.Device(51820, 2, time.Time{}), At: t0})
+	m.Evaluated(health.Evaluation{Service: "wg0", Device: fakes.Device(51820, 2, time.Time{}), At: t0})
 	if got := testutil.ToFloat64(m.peers.WithLabelValues("wg0")); got != 2 {
 		t.Errorf("peers = %v, want 2", got)
 	}
@@ -139,7 +138,7 @@ func TestNoHandshakeYet(t *testing.T) {
 }
 
 // TestReasonClass feeds the real state machine, so that a change of its
-// reason texts that would put every transition into "other" fails here.
+// causes that would put every transition into "other" fails here.
 func TestReasonClass(t *testing.T) {
 	good := health.Result{Checks: []health.Check{{Name: "wireguard", OK: true}}}
 	soft := health.Result{Checks: []health.Check{{Name: "wireguard", Detail: "0 peers, want at least 1"}}}
@@ -171,7 +170,7 @@ func TestReasonClass(t *testing.T) {
 				t.Fatal("no transition")
 			}
 			if got := ReasonClass(*last); got != tt.want {
-				t.Errorf("ReasonClass(%q) = %q, want %q", last.Reason, got, tt.want)
+				t.Errorf("ReasonClass(%q) = %q, want %q", last.Reason(), got, tt.want)
 			}
 		})
 	}

@@ -37,7 +37,7 @@ func TestScrapeRunningDaemon(t *testing.T) {
 
 	m := New("test")
 	b := fakes.NewBIRD(fakes.Static("wg_vip4", false))
-	d := daemon.New(cfg, daemon.Deps{
+	d, err := daemon.New(cfg, daemon.Deps{
 		BIRD:      m.InstrumentBIRD(b),
 		WireGuard: fakes.NewWireGuard(fakes.Device(51820, 2, time.Now().Add(-5*time.Second))),
 		Links:     fakes.NewLinks(fakes.UpLink(vip)),
@@ -45,6 +45,9 @@ func TestScrapeRunningDaemon(t *testing.T) {
 		Log:       log,
 		Observer:  m,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := Start("127.0.0.1:0", m.Handler(), log)
 	if err != nil {
 		t.Fatal(err)

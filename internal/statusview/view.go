@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/api"
 )
 
 // View is everything the table shows.
@@ -17,9 +17,9 @@ type View struct {
 	Version string
 	// BIRD is what is known of BIRD's control socket; nil when the status
 	// does not say (then the services' BIRD errors stand for it).
-	BIRD *BIRD
+	BIRD *api.BIRDStatus
 	// Services in the order they are shown.
-	Services []daemon.ServiceStatus
+	Services []api.ServiceStatus
 	// Warnings about set-ups that defeat failover, from `wgbird check`.
 	Warnings []string
 	// Notes are things the check could not verify; shown after warnings.
@@ -27,18 +27,6 @@ type View struct {
 	// Now is the time ages are counted from; times are shown in its
 	// location.
 	Now time.Time
-}
-
-// BIRD describes BIRD's control socket.
-type BIRD struct {
-	Socket    string
-	Reachable bool
-	// Version is BIRD's ("2.0.12"); "" when unknown.
-	Version string
-	// RTT is the round trip of one command; 0 when unknown.
-	RTT time.Duration
-	// Error is why BIRD is not reachable.
-	Error string
 }
 
 // Render writes the table.
@@ -124,7 +112,7 @@ func birdLine(v View) string {
 	return fmt.Sprintf("FAILING for %d of %d services (see below)", failing, len(v.Services))
 }
 
-func service(b *bytes.Buffer, v View, s daemon.ServiceStatus) {
+func service(b *bytes.Buffer, v View, s api.ServiceStatus) {
 	state := strings.ToUpper(s.State)
 	if s.State == "" {
 		state = "UNKNOWN"

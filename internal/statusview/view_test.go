@@ -11,10 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/wgbird/wgbird/internal/bird"
-	"github.com/wgbird/wgbird/internal/control"
-	"github.com/wgbird/wgbird/internal/daemon"
-	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/readme"
 )
 
@@ -23,48 +20,48 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 var now = time.Date(2026, 11, 25, 17, 30, 0, 0, time.UTC)
 
 // healthy is an announced service whose checks all pass.
-func healthy() daemon.ServiceStatus {
-	return daemon.ServiceStatus{
+func healthy() api.ServiceStatus {
+	return api.ServiceStatus{
 		Name: "vpn4", Interface: "wg0", State: "announced",
 		Since: now.Add(-3*time.Minute - 12*time.Second), Reason: "3 healthy in a row", Healthy: true,
-		Checks: []health.Check{
+		Checks: []api.Check{
 			{Name: "link", OK: true, Detail: "wg0 up, running, VIP 192.168.20.1/24 present", Took: 85 * time.Microsecond},
 			{Name: "wireguard", OK: true, Detail: "listen 51820, 12 peers, newest handshake 14s ago", Took: 1934 * time.Microsecond},
 			{Name: "exec:nginx", OK: true, Detail: "exit status 0", Took: 301 * time.Millisecond},
 		},
-		Protocols: []bird.Protocol{{Name: "wg_vip4", Proto: "Static", Table: "master4", State: "up", Since: "17:26:48.120"}},
+		Protocols: []api.Protocol{{Name: "wg_vip4", Proto: "Static", Table: "master4", State: "up", Since: "17:26:48.120"}},
 		CheckedAt: now.Add(-400 * time.Millisecond),
 	}
 }
 
 // drained is a withdrawn, persistently drained service whose VIP is gone.
-func drained() daemon.ServiceStatus {
-	return daemon.ServiceStatus{
+func drained() api.ServiceStatus {
+	return api.ServiceStatus{
 		Name: "vpn6", Interface: "wg1", State: "withdrawn",
 		Since: now.Add(-26*time.Hour - 5*time.Minute), Reason: "drained: kernel upgrade", Healthy: false,
-		Checks: []health.Check{
+		Checks: []api.Check{
 			{Name: "link", OK: false, Hard: true, Detail: "VIP 192.168.20.1/24 missing on wg1", Took: 120 * time.Microsecond},
 		},
-		Protocols: []bird.Protocol{
+		Protocols: []api.Protocol{
 			{Name: "wg_vip6", Proto: "Static", Table: "master6", State: "down", Since: "2026-11-24 15:25:00"},
 		},
-		Drain:     &daemon.Drain{Reason: "kernel upgrade", Since: now.Add(-26*time.Hour - 5*time.Minute), Persist: true},
+		Drain:     &api.Drain{Reason: "kernel upgrade", Since: now.Add(-26*time.Hour - 5*time.Minute), Persist: true},
 		CheckedAt: now.Add(-time.Second),
 	}
 }
 
 // noBIRD is a service whose BIRD does not answer.
-func noBIRD() daemon.ServiceStatus {
-	return daemon.ServiceStatus{
+func noBIRD() api.ServiceStatus {
+	return api.ServiceStatus{
 		Name: "vpn4", Interface: "wg0", State: "unknown", Since: now.Add(-5 * time.Second),
 		Healthy: true,
-		Checks: []health.Check{
+		Checks: []api.Check{
 			{Name: "link", OK: true, Detail: "wg0 up, running, VIP 192.168.20.1/24 present", Took: 90 * time.Microsecond},
 			{Name: "wireguard", OK: false, Detail: "wireguard-go not answering within 250ms", Took: 250 * time.Millisecond},
 		},
 		BIRDError: "reading protocols: dial unix /run/bird/bird.ctl: connect: no such file or directory",
 		CheckedAt: now.Add(-200 * time.Millisecond),
-		Drain:     &daemon.Drain{Reason: "started with --drain", Since: now.Add(-5 * time.Second)},
+		Drain:     &api.Drain{Reason: "started with --drain", Since: now.Add(-5 * time.Second)},
 	}
 }
 
@@ -75,26 +72,26 @@ func TestTable(t *testing.T) {
 	}{
 		{"healthy", View{
 			Version: "v1.2.3", Now: now,
-			BIRD:     &BIRD{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 412 * time.Microsecond},
-			Services: []daemon.ServiceStatus{healthy()},
+			BIRD:     &api.BIRDStatus{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 412 * time.Microsecond},
+			Services: []api.ServiceStatus{healthy()},
 		}},
 		{"two_services_drained", View{
 			Version: "v1.2.3", Now: now,
-			Services: []daemon.ServiceStatus{healthy(), drained()},
+			Services: []api.ServiceStatus{healthy(), drained()},
 		}},
 		{"bird_unreachable", View{
 			Version: "v1.2.3", Now: now,
-			BIRD:     &BIRD{Socket: "/run/bird/bird.ctl", Error: "dial unix /run/bird/bird.ctl: connect: no such file or directory"},
-			Services: []daemon.ServiceStatus{noBIRD()},
+			BIRD:     &api.BIRDStatus{Socket: "/run/bird/bird.ctl", Error: "dial unix /run/bird/bird.ctl: connect: no such file or directory"},
+			Services: []api.ServiceStatus{noBIRD()},
 		}},
 		{"bird_errors_without_bird_info", View{
 			Now:      now,
-			Services: []daemon.ServiceStatus{noBIRD(), healthy()},
+			Services: []api.ServiceStatus{noBIRD(), healthy()},
 		}},
 		{"check_warnings", View{
 			Version: "v1.2.3", Now: now,
-			BIRD:     &BIRD{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 2300 * time.Microsecond},
-			Services: []daemon.ServiceStatus{healthy()},
+			BIRD:     &api.BIRDStatus{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 2300 * time.Microsecond},
+			Services: []api.ServiceStatus{healthy()},
 			Warnings: []string{
 				"service vpn4: protocol wg_vip4 (/etc/bird/bird.conf:12) is not `disabled` in BIRD's config: when BIRD starts or reloads its config it announces before wgbird has checked anything; add `disabled;` to it (wgbird enables it once healthy)",
 				"service vpn4 controls BGP protocol bgp_router: every return then waits for a new BGP session (~4-7 s measured) and every withdrawal tears the session down; control a static protocol whose routes bgp_router exports instead",
@@ -104,7 +101,7 @@ func TestTable(t *testing.T) {
 		}},
 		{"not_checked_yet", View{
 			Now:      now,
-			Services: []daemon.ServiceStatus{{Name: "vpn4", Interface: "wg0", State: "unknown", Since: now}},
+			Services: []api.ServiceStatus{{Name: "vpn4", Interface: "wg0", State: "unknown", Since: now}},
 		}},
 	}
 	for _, tt := range tests {
@@ -122,9 +119,9 @@ func TestTable(t *testing.T) {
 // API's GET /v1/status) and so SCHEMA.md: a change of this golden file is
 // a change of a documented interface.
 func TestJSON(t *testing.T) {
-	bs := daemon.BIRDStatus{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 412 * time.Microsecond,
+	bs := api.BIRDStatus{Socket: "/run/bird/bird.ctl", Reachable: true, Version: "2.0.12", RTT: 412 * time.Microsecond,
 		Error: "", CheckedAt: time.Date(2026, 11, 25, 17, 29, 59, 600e6, time.UTC)}
-	st := control.StatusReply{Version: "v1.2.3", BIRD: &bs, Services: []daemon.ServiceStatus{healthy(), drained(), noBIRD()}}
+	st := api.StatusReply{Version: "v1.2.3", BIRD: &bs, Services: []api.ServiceStatus{healthy(), drained(), noBIRD()}}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
@@ -135,7 +132,7 @@ func TestJSON(t *testing.T) {
 
 	// And it reads back into the same value: clients may rely on the
 	// types.
-	var back control.StatusReply
+	var back api.StatusReply
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,9 @@
-package control
+package api
 
 import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/wgbird/wgbird/internal/daemon"
 )
 
 // API paths.
@@ -18,9 +16,73 @@ const (
 
 // StatusReply is the answer to GET /v1/status.
 type StatusReply struct {
-	Version  string                 `json:"version"`
-	BIRD     *daemon.BIRDStatus     `json:"bird,omitempty"`
-	Services []daemon.ServiceStatus `json:"services"`
+	Version  string          `json:"version"`
+	BIRD     *BIRDStatus     `json:"bird,omitempty"`
+	Services []ServiceStatus `json:"services"`
+}
+
+// BIRDStatus is what wgbird knows of BIRD's control socket, from the
+// latest `show protocols`.
+type BIRDStatus struct {
+	Socket    string `json:"socket"`
+	Reachable bool   `json:"reachable"`
+	// Version is BIRD's own ("2.0.12"), read once BIRD answers.
+	Version string `json:"version,omitempty"`
+	// RTT is the round trip of the latest `show protocols`.
+	RTT       time.Duration `json:"rtt_ns"`
+	Error     string        `json:"error,omitempty"`
+	CheckedAt time.Time     `json:"checked_at"`
+}
+
+// ServiceStatus is a snapshot of one service.
+type ServiceStatus struct {
+	Name      string     `json:"name"`
+	Interface string     `json:"interface"`
+	State     string     `json:"state"` // "unknown", "withdrawn" or "announced"
+	Since     time.Time  `json:"since"`
+	Reason    string     `json:"reason"`
+	Healthy   bool       `json:"healthy"`
+	Checks    []Check    `json:"checks"`
+	Protocols []Protocol `json:"protocols"`
+	BIRDError string     `json:"bird_error,omitempty"`
+	Drain     *Drain     `json:"drain,omitempty"`
+	CheckedAt time.Time  `json:"checked_at"`
+}
+
+// Check is the outcome of one health check of a service.
+type Check struct {
+	// Name identifies the check: "wireguard", "link", "probe", "exec:NAME".
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	// Hard marks a failure that means a part is gone (device, link or
+	// VIP): the service is withdrawn at once, without waiting for fall.
+	Hard bool `json:"hard"`
+	// Detail explains the result to a person.
+	Detail string `json:"detail"`
+	// Took is how long the check ran.
+	Took time.Duration `json:"took_ns"`
+}
+
+// Protocol is one BIRD protocol as `show protocols` lists it.
+type Protocol struct {
+	Name  string `json:"name"`
+	Proto string `json:"proto"`
+	Table string `json:"table"`
+	State string `json:"state"`
+	Since string `json:"since"`
+	Info  string `json:"info"`
+}
+
+// Enabled reports whether BIRD shows the protocol enabled: every state but
+// "down" (disabled by configuration or by the CLI).
+func (p Protocol) Enabled() bool { return p.State != "down" }
+
+// Drain is an operator's request to withdraw a service whatever its
+// health.
+type Drain struct {
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+	Persist bool      `json:"persistent"`
 }
 
 // DrainRequest is the body of POST /v1/drain. No services means all.
@@ -40,8 +102,8 @@ type UndrainRequest struct {
 // DrainReply answers drain and undrain: the services the request changed
 // and, for a drain, the drain now in force.
 type DrainReply struct {
-	Services []string      `json:"services"`
-	Drain    *daemon.Drain `json:"drain,omitempty"`
+	Services []string `json:"services"`
+	Drain    *Drain   `json:"drain,omitempty"`
 }
 
 // PeersReply is the answer to GET /v1/peers?service=NAME: the service's
