@@ -1,0 +1,179 @@
+package vipsrc
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Keeper keeps one service's set-up in place: it syncs at start, after
+// every route or address change (debounced), when the port changes, and
+// every resync period as a safety net.
+type Keeper struct {
+	nl  NL
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cfg     Config
+	state   State
+	lastErr string
+	kick    chan struct{}
+}
+
+// Timing of the Keeper.
+const (
+	debounce = 10 * time.Millisecond
+	resync   = 5 * time.Second
+)
+
+// NewKeeper returns a Keeper for cfg; h nil means netlink in the network
+// namespace of the calling thread.
+func NewKeeper(h NL, cfg Config, log *slog.Logger) *Keeper {
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Keeper{nl: h, cfg: cfg.withDefaults(), log: log, kick: make(chan struct{}, 1)}
+}
+
+// State returns what the latest sync found.
+func (k *Keeper) State() State {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.state
+}
+
+// SetPort sets the listen port (learned from the device when not
+// configured) and syncs at once if it changed.
+func (k *Keeper) SetPort(port int) {
+	k.mu.Lock()
+	changed := k.cfg.Port != port
+	k.cfg.Port = port
+	k.mu.Unlock()
+	if changed {
+		k.Kick()
+	}
+}
+
+// Kick asks for a sync now.
+func (k *Keeper) Kick() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Sync syncs once and logs a change of outcome once.
+func (k *Keeper) Sync() State {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.state
+	st, err := Sync(k.nl, k.cfg)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch {
+	case msg != "" && msg != k.lastErr:
+		k.log.Warn("VIP-sourced WireGuard traffic not in place", "err", msg)
+	case msg == "" && st.InPlace() && (k.lastErr != "" || !old.InPlace() || old.Port != st.Port):
+		k.log.Info("VIP-sourced WireGuard traffic in place", "detail", st.Detail())
+	}
+	k.lastErr = msg
+	k.state = st
+	return st
+}
+
+// Run keeps the set-up until ctx ends; it does not remove it (see
+// Remove). Route and address events come from subscriptions in the
+// network namespace of the calling thread.
+func (k *Keeper) Run(ctx context.Context) {
+	done := make(chan struct{})
+	var routes chan netlink.RouteUpdate
+	var addrs chan netlink.AddrUpdate
+	errs := func(err error) { k.Kick() }
+	r := make(chan netlink.RouteUpdate, 64)
+	if netlink.RouteSubscribeWithOptions(r, done, netlink.RouteSubscribeOptions{ErrorCallback: errs}) == nil {
+		routes = r
+	}
+	a := make(chan netlink.AddrUpdate, 64)
+	if netlink.AddrSubscribeWithOptions(a, done, netlink.AddrSubscribeOptions{ErrorCallback: errs}) == nil {
+		addrs = a
+	}
+	// Netlink's goroutines close their channel once done is closed; they
+	// block on a full one, so both are drained until then.
+	defer func() {
+		close(done)
+		if routes != nil {
+			for range routes {
+			}
+		}
+		if addrs != nil {
+			for range addrs {
+			}
+		}
+	}()
+	if routes == nil || addrs == nil {
+		k.log.Warn("VIP-sourcing: no netlink subscription; re-syncing every " + resync.String() + " only")
+	}
+	k.Sync()
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	var pending <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-routes:
+			if !ok {
+				routes = nil
+				continue
+			}
+			if u.Table == k.table() && u.Protocol == Protocol {
+				// Our own changes, or the kernel flushing them: only a
+				// deletion needs an answer.
+				if u.Type != unix.RTM_DELROUTE {
+					continue
+				}
+			}
+			if pending == nil {
+				pending = time.After(debounce)
+			}
+		case _, ok := <-addrs:
+			if !ok {
+				addrs = nil
+				continue
+			}
+			if pending == nil {
+				pending = time.After(debounce)
+			}
+		case <-k.kick:
+			k.Sync()
+		case <-pending:
+			pending = nil
+			k.Sync()
+		case <-tick.C:
+			k.Sync()
+		}
+	}
+}
+
+func (k *Keeper) table() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.cfg.Table
+}
+
+// Remove deletes what the Keeper's configuration adds.
+func (k *Keeper) Remove() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.state = State{Port: k.cfg.Port, Table: k.cfg.Table}
+	return Remove(k.nl, k.cfg)
+}
