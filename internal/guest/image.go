@@ -40,6 +40,10 @@ type Run struct {
 	Args []string
 }
 
+// ModulesEnv names the environment variable in which /init passes the
+// guest's modules (paths, in load order) to the tests.
+const ModulesEnv = "WGBIRD_GUEST_MODULES"
+
 // Console markers /init prints around each run; ParseConsole reads them.
 const (
 	markRun  = "wgbird-guest: run "
@@ -120,6 +124,8 @@ fail() { echo "` + markErr + `$*"; echo "` + markDone + `"; poweroff -f; }
 	for _, m := range modules {
 		fmt.Fprintf(&b, "insmod %s || fail \"insmod %s\"\n", m, m)
 	}
+	// For the tests that unload and load a module themselves.
+	fmt.Fprintf(&b, "export %s='%s'\n", ModulesEnv, strings.Join(modules, " "))
 	for i, r := range runs {
 		args := append([]string{"-test.v", "-test.count=1"}, r.Args...)
 		fmt.Fprintf(&b, "echo '%s%s'\n", markRun, r.Name)

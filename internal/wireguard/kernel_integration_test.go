@@ -213,3 +213,60 @@ func TestKernelHandshakeAge(t *testing.T) {
 		t.Errorf("Evaluate(only the probe peer handshook) (-want +got):\n%s", diff)
 	}
 }
+
+// TestKernelModuleLoadedAfterReader: a Reader opened before wireguard.ko
+// is loaded (wgbird started before wg-quick, on a kernel that could not
+// load the module on demand) reads kernel devices once they exist. Only
+// in make kernel-test's guest, which passes its modules in
+// WGBIRD_GUEST_MODULES and has no modprobe for on-demand loading: the test
+// unloads the module and loads it again.
+func TestKernelModuleLoadedAfterReader(t *testing.T) {
+	var ko string
+	for _, m := range strings.Fields(os.Getenv("WGBIRD_GUEST_MODULES")) {
+		if strings.HasSuffix(m, "/wireguard.ko") {
+			ko = m
+		}
+	}
+	if ko == "" {
+		t.Skip("only in make kernel-test's guest (WGBIRD_GUEST_MODULES names no wireguard.ko)")
+	}
+	// Devices of earlier tests go with their namespaces, asynchronously.
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if out, err = exec.Command("rmmod", "wireguard").CombinedOutput(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rmmod wireguard: %v\n%s", err, out)
+		}
+	}
+	loaded := false
+	insmod := func() {
+		if out, err := exec.Command("insmod", ko).CombinedOutput(); err != nil {
+			t.Fatalf("insmod %s: %v\n%s", ko, err, out)
+		}
+		loaded = true
+	}
+	t.Cleanup(func() {
+		if !loaded {
+			insmod()
+		}
+	})
+
+	r := newTestReader(t)
+	if _, err := read(t, r, "wgtBlate", 2*time.Second); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Device(wgtBlate) without the module: %v, want os.ErrNotExist", err)
+	}
+	insmod()
+	d := startDevice(t, "wgtBlate")
+	configureHealthy(t, d)
+	dev, err := read(t, r, d.name, 2*time.Second)
+	want := health.Check{Name: "wireguard", OK: true, Detail: "listen 51820, 1 peer, no handshake yet"}
+	if diff := cmp.Diff(want, Evaluate(healthySpec(d.name), dev, err, time.Now())); diff != "" {
+		t.Errorf("Evaluate(device added after the module was loaded) (-want +got):\n%s", diff)
+	}
+	if dev != nil && dev.Type != wgtypes.LinuxKernel {
+		t.Errorf("device type %v, want %v", dev.Type, wgtypes.LinuxKernel)
+	}
+}

@@ -90,9 +90,11 @@ type Reader struct {
 
 // NewReader opens a wgctrl client. On a machine without the WireGuard
 // kernel module wgctrl uses only the userspace backend, which finds
-// wireguard-go devices by their UAPI sockets in /var/run/wireguard.
+// wireguard-go devices by their UAPI sockets in /var/run/wireguard; a
+// client opened before the module was loaded is opened again once a kernel
+// WireGuard link it cannot read exists (see reopening).
 func NewReader() (*Reader, error) {
-	c, err := wgctrl.New()
+	c, err := openWgctrl()
 	if err != nil {
 		return nil, fmt.Errorf("opening wgctrl client: %w", err)
 	}
