@@ -10,8 +10,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	toml "github.com/pelletier/go-toml/v2"
 )
 
 // Config is a loaded, validated configuration with every default filled in.
@@ -219,52 +217,4 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", maxFileSize)
 	}
 	return data, nil
-}
-
-// tree is the generic document go-toml decodes into. It is a named type on
-// purpose: go-toml decodes a plain map[string]any with a separate fast
-// parser, and this keeps decoding on unstable.Parser, the parser positions
-// are taken from.
-type tree map[string]any
-
-// Parse parses and validates a configuration. file is only used in errors.
-func Parse(file string, data []byte) (*Config, error) {
-	pos, perr := positions(data)
-
-	var doc tree
-	if err := toml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
-		return nil, tomlError(file, err, pos)
-	}
-	if perr != nil {
-		// go-toml accepted what its own parser refused when walked:
-		// should not happen, but never let it through.
-		return nil, &Error{File: file, Line: perr.line, Msg: "invalid TOML: " + perr.msg}
-	}
-
-	d := &decoder{file: file, pos: pos}
-	cfg := d.config(doc)
-	if err := d.first(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
-}
-
-// tomlError turns an error of go-toml's decoder into an *Error. go-toml
-// reports syntax errors with a position and no key, and TOML-level errors
-// (a key defined twice, a table redefined) with a position and the key
-// relative to its table; the full key is found from the positions.
-func tomlError(file string, err error, pos *positionMap) *Error {
-	var de *toml.DecodeError
-	if !errors.As(err, &de) {
-		return &Error{File: file, Msg: "invalid TOML: " + err.Error()}
-	}
-	line, col := de.Position()
-	msg := de.Error()
-	if len(msg) > 6 && msg[:6] == "toml: " {
-		msg = msg[6:]
-	}
-	if len(de.Key()) == 0 {
-		return &Error{File: file, Line: line, Msg: fmt.Sprintf("invalid TOML at column %d: %s", col, msg)}
-	}
-	return &Error{File: file, Line: line, Key: pos.keyAt(line, de.Key()), Msg: "invalid TOML: " + msg}
 }

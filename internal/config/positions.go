@@ -9,8 +9,9 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
-// positionMap records the line of every key of a document, by the path the
-// decoder names it with: "bird.socket", "service[2].exec[1].command[1]".
+// positionMap records the line and the TOML type of every key of a
+// document, by the path errors name it with: "bird.socket",
+// "service[2].exec[1].command[1]".
 type positionMap struct {
 	lines   map[string]int // path → line of its first appearance
 	entries []entry        // every appearance, in document order
@@ -19,6 +20,17 @@ type positionMap struct {
 type entry struct {
 	path string
 	line int
+	kind string // "string", "integer", "table", "array", ...
+}
+
+// kind returns the TOML type of path's value, "" when unknown.
+func (m *positionMap) kind(path string) string {
+	for _, e := range m.entries {
+		if e.path == path && e.kind != "" {
+			return e.kind
+		}
+	}
+	return ""
 }
 
 // parseError is a syntax error found while walking the document.
@@ -226,8 +238,8 @@ func (w *walker) highlightLine(data, h []byte) int {
 	return w.lineOf(off)
 }
 
-func (w *walker) record(path string, line int) {
-	w.m.entries = append(w.m.entries, entry{path, line})
+func (w *walker) record(path string, line int, kind string) {
+	w.m.entries = append(w.m.entries, entry{path, line, kind})
 	if _, ok := w.m.lines[path]; !ok {
 		w.m.lines[path] = line
 	}
@@ -268,7 +280,7 @@ func (w *walker) expression(n *unstable.Node) {
 			last := i == len(parts)-1
 			if last && n.Kind == unstable.ArrayTable {
 				w.arrays[path]++
-				w.record(path, line)
+				w.record(path, line, "array")
 				path = index(path, w.arrays[path]-1)
 				w.depth++
 			} else if c := w.arrays[path]; c > 0 {
@@ -277,7 +289,7 @@ func (w *walker) expression(n *unstable.Node) {
 				path = index(path, c-1)
 				w.depth++
 			}
-			w.record(path, line)
+			w.record(path, line, "table")
 		}
 		w.table = path
 	case unstable.KeyValue:
@@ -299,9 +311,20 @@ func (w *walker) keyValue(base string, n *unstable.Node, depth int) {
 			line = w.lineOf(int(k.Raw.Offset))
 		}
 		path = join(path, string(k.Data))
-		w.record(path, line)
+		kind := "table" // a dotted key's parent
+		if it.IsLast() {
+			kind = kinds[n.Value().Kind]
+		}
+		w.record(path, line, kind)
 	}
 	w.value(path, n.Value(), line, depth)
+}
+
+// kinds names the TOML type of a value node.
+var kinds = map[unstable.Kind]string{
+	unstable.String: "string", unstable.Integer: "integer", unstable.Float: "float", unstable.Bool: "boolean",
+	unstable.LocalDate: "date", unstable.LocalTime: "time", unstable.LocalDateTime: "datetime", unstable.DateTime: "datetime",
+	unstable.Array: "array", unstable.InlineTable: "table",
 }
 
 func (w *walker) value(path string, v *unstable.Node, line, depth int) {
@@ -318,7 +341,7 @@ func (w *walker) value(path string, v *unstable.Node, line, depth int) {
 			}
 			p := index(path, i)
 			l := w.nodeLine(c, line)
-			w.record(p, l)
+			w.record(p, l, kinds[c.Kind])
 			w.value(p, c, l, depth+1)
 			i++
 		}
