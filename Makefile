@@ -11,7 +11,7 @@ DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X github.com/wgbird/wgbird/internal/cli.Version=$(VERSION) \
              -X github.com/wgbird/wgbird/internal/cli.Commit=$(COMMIT) \
              -X github.com/wgbird/wgbird/internal/cli.Date=$(DATE)
-DEB_PKGS  := bird2 wireguard-go wireguard-tools iproute2
+DEB_PKGS  := bird2 wireguard-go wireguard-tools iproute2 nftables
 FUZZTIME  ?= 10s
 
 .PHONY: all build test test-all integration kernel-test kernel-deps lint vet staticcheck fuzz bench demo deps install clean

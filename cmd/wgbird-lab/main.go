@@ -25,11 +25,13 @@ import (
 
 const usage = `usage: wgbird-lab COMMAND [flags] [args]
 
-Builds the seed post's topology in network namespaces PREFIX-router,
-PREFIX-s1, PREFIX-s2 and PREFIX-client: a router running bird2 (AS 65001,
-ECMP over BGP with BFD), two servers running bird2 (AS 65000), wireguard-go
-(wg0 holding the VIP 192.168.20.1/24, both with the same key) and wgbird,
-and a client whose WireGuard tunnel goes to the VIP. Needs root.
+Builds the seed post's home network in network namespaces PREFIX-router,
+PREFIX-inet, PREFIX-s1, PREFIX-s2 and PREFIX-client: a router running bird2
+(AS 65001, ECMP over BGP with BFD) that port-forwards its public address
+198.18.0.1:51820 to the VIP, two servers running bird2 (AS 65000),
+wireguard-go (wg0 holding the VIP 192.168.20.1/24, both with the same key)
+and wgbird, and a client on the internet side (PREFIX-inet) whose WireGuard
+endpoint is the router's public address. Needs root.
 
 commands:
   up                 tear down any leftover lab, build a new one, wait for routes
@@ -51,6 +53,13 @@ up and demo flags:
   --wgbird PATH      wgbird binary (default: wgbird next to this executable;
                      --wgbird= runs none, leaving the static protocols disabled)
   --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
+  --routed           no home network: clients reach the VIP routed, no NAT
+                     (default: the router port-forwards its public address
+                     198.18.0.1:51820 to the VIP, as the seed post's does)
+up flags:
+  --servers N        2 (default) or 3 servers
+  --second-client    add client2, which the router's hash sends to another server
+  --idle-client      add idle, a client that sends only keepalives (25 s)
 
 status flags:
   --json             print JSON
@@ -100,6 +109,16 @@ func (c *common) logger(stderr io.Writer) *slog.Logger {
 type upFlags struct {
 	wgbird     string
 	thresholds lab.Thresholds
+	routed     bool
+	servers    int
+	client2    bool
+	idle       bool
+}
+
+// config returns the lab config of these flags.
+func (u *upFlags) config(c common, log *slog.Logger) lab.Config {
+	return lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, Log: log,
+		Routed: u.routed, ServerCount: u.servers, SecondClient: u.client2, IdleClient: u.idle}
 }
 
 func (u *upFlags) register(fs *flag.FlagSet) {
@@ -111,9 +130,16 @@ func (u *upFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&u.thresholds.Interval, "interval", 0, "wgbird check interval (default 1s)")
 	fs.IntVar(&u.thresholds.Rise, "rise", 0, "wgbird rise (default 3)")
 	fs.IntVar(&u.thresholds.Fall, "fall", 0, "wgbird fall (default 2)")
+	fs.BoolVar(&u.routed, "routed", false, "no home network: the router routes the clients to the VIP, no NAT")
+	fs.IntVar(&u.servers, "servers", 2, "number of servers (2 or 3)")
+	fs.BoolVar(&u.client2, "second-client", false, "add client2, hashed to another server than client")
+	fs.BoolVar(&u.idle, "idle-client", false, "add idle, a client that sends only keepalives")
 }
 
 func (u *upFlags) check() error {
+	if u.servers < 2 || u.servers > len(lab.AllServers) {
+		return fmt.Errorf("--servers %d: want 2 or 3", u.servers)
+	}
 	if u.wgbird == "" {
 		return nil
 	}
@@ -125,8 +151,8 @@ func (u *upFlags) check() error {
 
 // commandFlags lists the flags each command accepts besides the common ones.
 var commandFlags = map[string][]string{
-	"up":     {"wgbird", "interval", "rise", "fall"},
-	"demo":   {"wgbird", "interval", "rise", "fall"},
+	"up":     {"wgbird", "interval", "rise", "fall", "routed", "servers", "second-client", "idle-client"},
+	"demo":   {"wgbird", "interval", "rise", "fall", "routed"},
 	"status": {"json"},
 	"fail":   {"wait"},
 	"down":   nil,
@@ -215,7 +241,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if missing := lab.Missing(); len(missing) > 0 {
-		fmt.Fprintf(stderr, "wgbird-lab: missing %s (Debian: apt-get install bird2 wireguard-go wireguard-tools iproute2)\n", strings.Join(missing, ", "))
+		fmt.Fprintf(stderr, "wgbird-lab: missing %s (Debian: apt-get install bird2 wireguard-go wireguard-tools iproute2 nftables)\n", strings.Join(missing, ", "))
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -225,7 +251,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "up":
 		if err = u.check(); err == nil {
-			err = cmdUp(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, Log: log})
+			err = cmdUp(ctx, stdout, u.config(c, log))
 		}
 	case "down":
 		err = lab.New(lab.Config{Dir: c.dir, Prefix: c.prefix, Log: log}).Down(ctx)
@@ -239,7 +265,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if u.wgbird == "" {
 			err = errors.New("the demo needs wgbird: pass --wgbird PATH")
 		} else if err = u.check(); err == nil {
-			err = demo(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, Log: log})
+			err = demo(ctx, stdout, u.config(c, log))
 		}
 	}
 	if err != nil {
@@ -262,10 +288,13 @@ func cmdUp(ctx context.Context, out io.Writer, cfg lab.Config) error {
 		return fmt.Errorf("lab is up but not routed (see %s): %w", l.WgbirdLog("s1"), err)
 	} else {
 		fmt.Fprintf(out, "router: %s via %s (%s)\n", lab.VIPPrefix, lab.FormatNexthops(mustNexthops(l)), time.Since(start).Round(time.Millisecond))
-		if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
-			return err
+		for _, c := range l.Clients() {
+			if err := l.WaitClient(ctx, c.Name, 20*time.Second); err != nil {
+				return err
+			}
+			home, _ := l.HomeServer(c.Name)
+			fmt.Fprintf(out, "%s (%s, endpoint %s): tunnel to %s answers, via %s\n", c.Name, l.ClientAddr(c.Name), l.Endpoint(), lab.TunnelServer.Addr(), home.Name)
 		}
-		fmt.Fprintf(out, "client: tunnel to %s answers\n", lab.TunnelServer.Addr())
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if missing := lab.Missing(); len(missing) > 0 {
-		fmt.Fprintf(stderr, "wgbird-lab soak: missing %s (Debian: apt-get install bird2 wireguard-go wireguard-tools iproute2)\n", strings.Join(missing, ", "))
+		fmt.Fprintf(stderr, "wgbird-lab soak: missing %s (Debian: apt-get install bird2 wireguard-go wireguard-tools iproute2 nftables)\n", strings.Join(missing, ", "))
 		return 1
 	}
 	if err := u.check(); err != nil {

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// The seed post's addresses, plus a client subnet behind the router and an
-// inner tunnel subnet.
+// The seed post's addresses, plus an "internet" subnet in front of the
+// router, where the clients are, and an inner tunnel subnet.
 var (
 	// VIP is the anycast address both servers hold on wg0.
 	VIP = netip.MustParsePrefix("192.168.20.1/24")
@@ -21,11 +21,17 @@ var (
 	TunnelServer = netip.MustParsePrefix("100.64.0.1/24")
 	// TunnelClient is the client's inner tunnel address.
 	TunnelClient = netip.MustParsePrefix("100.64.0.2/24")
-	// ClientNet is the link between router and client: router .1, client .2.
+	// ClientNet stands for the internet: the bridge of the inet namespace,
+	// which holds the router's public address (.1) and the clients.
 	ClientNet = netip.MustParsePrefix("198.18.0.0/24")
-	// ClientRouterAddr and ClientAddr are the two ends of ClientNet.
+	// ClientRouterAddr is the router's public address on ClientNet, where
+	// it port-forwards ListenPort to the VIP (PublicAddr).
 	ClientRouterAddr = netip.MustParsePrefix("198.18.0.1/24")
-	ClientAddr       = netip.MustParsePrefix("198.18.0.2/24")
+	// PublicAddr is the router's public address.
+	PublicAddr = ClientRouterAddr.Addr()
+	// ClientAddr is the first client's address unless Up had to pick
+	// another one for the ECMP hash (see Lab.ClientAddr).
+	ClientAddr = netip.MustParsePrefix("198.18.0.2/24")
 )
 
 const (
@@ -41,6 +47,14 @@ const (
 	// KeepaliveSeconds is the client's PersistentKeepalive: short, so the
 	// tunnel always carries traffic.
 	KeepaliveSeconds = 1
+	// IdleKeepaliveSeconds is the idle client's PersistentKeepalive, the
+	// usual 25 s for a client behind NAT.
+	IdleKeepaliveSeconds = 25
+	// DirectPortBase: the router forwards public port DirectPortBase+i to
+	// server i's (1-based) own address and ListenPort, so a client can be
+	// pointed at one server past the VIP (as an operator would for
+	// maintenance).
+	DirectPortBase = 51830
 	// MetricsListen is where every server's wgbird serves its metrics,
 	// inside the server's namespace (each has a loopback of its own).
 	MetricsListen = "127.0.0.1:9476"
@@ -53,19 +67,54 @@ type Server struct {
 }
 
 // Servers are the lab's two servers, as in the seed post.
-var Servers = []Server{
+var Servers = AllServers[:2]
+
+// AllServers are every server a lab can have: a lab with
+// Config.ServerCount 3 has s3 as well.
+var AllServers = []Server{
 	{Name: "s1", Addr: netip.MustParseAddr("10.0.5.1")},
 	{Name: "s2", Addr: netip.MustParseAddr("10.0.7.1")},
+	{Name: "s3", Addr: netip.MustParseAddr("10.0.9.1")},
 }
 
-// ServerByName returns the server called name.
+// ServerByName returns the server called name (s1, s2 or s3).
 func ServerByName(name string) (Server, error) {
-	for _, s := range Servers {
+	for _, s := range AllServers {
 		if s.Name == name {
 			return s, nil
 		}
 	}
-	return Server{}, fmt.Errorf("unknown server %q (want s1 or s2)", name)
+	return Server{}, fmt.Errorf("unknown server %q (want s1, s2 or s3)", name)
+}
+
+// Client is one WireGuard client of the lab, on the internet side of the
+// router. Its address on ClientNet is picked by Up (Lab.ClientAddr).
+type Client struct {
+	Name      string       // namespace suffix: "client", "client2", "idle"
+	Tunnel    netip.Prefix // inner tunnel address
+	Port      int          // WireGuard listen port
+	Keepalive int          // PersistentKeepalive, seconds
+	// Idle clients send nothing but keepalives unless a test pings from
+	// them.
+	Idle bool
+}
+
+// AllClients are every client a lab can have: "client" always,
+// "client2" with Config.SecondClient, "idle" with Config.IdleClient.
+var AllClients = []Client{
+	{Name: "client", Tunnel: TunnelClient, Port: 40001, Keepalive: KeepaliveSeconds},
+	{Name: "client2", Tunnel: netip.MustParsePrefix("100.64.0.3/24"), Port: 40002, Keepalive: KeepaliveSeconds},
+	{Name: "idle", Tunnel: netip.MustParsePrefix("100.64.0.4/24"), Port: 40003, Keepalive: IdleKeepaliveSeconds, Idle: true},
+}
+
+// ClientByName returns the client called name.
+func ClientByName(name string) (Client, error) {
+	for _, c := range AllClients {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return Client{}, fmt.Errorf("unknown client %q (want client, client2 or idle)", name)
 }
 
 // bgpTimers tunes BGP for a lab, where a session that re-forms in a second
@@ -97,11 +146,14 @@ func bfdInterface(name string) string {
 `, name)
 }
 
-// RouterBirdConf is the router's bird.conf: the seed post's, with `bfd on`
-// for both servers (`bfd graceful` would turn a dead server into a
+// RouterBirdConf is the router's bird.conf for the two servers of Servers.
+func RouterBirdConf(logFile string) string { return RouterBirdConfFor(Servers, logFile) }
+
+// RouterBirdConfFor is the router's bird.conf: the seed post's, with `bfd on`
+// for every server (`bfd graceful` would turn a dead server into a
 // graceful restart that keeps its route as stale), graceful restart off
 // for the same reason, nothing exported back over BGP, and lab timers.
-func RouterBirdConf(logFile string) string {
+func RouterBirdConfFor(servers []Server, logFile string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# wgbird lab: router (generated)
 log %q all;
@@ -135,7 +187,7 @@ template bgp server {
 %s}
 
 `, logFile, RouterAddr.Addr(), RouterAddr.Addr(), RouterAS, bgpTimers)
-	for _, s := range Servers {
+	for _, s := range servers {
 		fmt.Fprintf(&b, "protocol bgp bgp_%s from server {\n    neighbor %s as %d;\n}\n\n", s.Name, s.Addr, ServerAS)
 	}
 	b.WriteString(bfdInterface("br0"))

@@ -19,7 +19,7 @@ import (
 func (l *Lab) startBird(ctx context.Context, node string) error {
 	conf := l.path(node, "bird.conf")
 	logFile := l.path(node, "bird.log")
-	text := RouterBirdConf(logFile)
+	text := RouterBirdConfFor(l.Servers(), logFile)
 	if node != "router" {
 		s, err := ServerByName(node)
 		if err != nil {
@@ -133,9 +133,9 @@ func (l *Lab) ensureWireGuard(ctx context.Context, node string) error {
 	if _, err := l.wg(ctx, node, "syncconf", WGInterface, l.path(node, "wg0.conf")); err != nil {
 		return fmt.Errorf("configuring wg0 on %s: %w", node, err)
 	}
-	addrs := []string{TunnelClient.String()}
-	if node != "client" {
-		addrs = []string{VIP.String(), TunnelServer.String()}
+	addrs := []string{VIP.String(), TunnelServer.String()}
+	if c, err := ClientByName(node); err == nil {
+		addrs = []string{c.Tunnel.String()}
 	}
 	ns := l.NS(node)
 	for _, a := range addrs {
@@ -305,10 +305,11 @@ func (l *Lab) WgbirdStatus(ctx context.Context, server string) (json.RawMessage,
 	return raw, nil
 }
 
-// Missing reports which of the lab's prerequisites are missing.
+// Missing reports which of the lab's prerequisites are missing (nft
+// loads the home network's NAT rules).
 func Missing() []string {
 	var missing []string
-	for _, b := range []string{"ip", "bird", "birdc", "wireguard-go", "wg", "sysctl", "sh", "mount"} {
+	for _, b := range []string{"ip", "bird", "birdc", "wireguard-go", "wg", "sysctl", "sh", "mount", "nft"} {
 		if _, err := exec.LookPath(b); err != nil {
 			missing = append(missing, b)
 		}

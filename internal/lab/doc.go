@@ -1,6 +1,7 @@
-// Package lab builds the seed post's topology (a router and two WireGuard
-// servers running bird2 and wgbird, and a WireGuard client) in network
-// namespaces on one machine, injects faults into it and watches the
-// router's kernel routing table, for cmd/wgbird-lab and the end-to-end
-// tests.
+// Package lab builds the seed post's home network (a router that
+// port-forwards its public address to the VIP, two or three WireGuard
+// servers running bird2 and wgbird, WireGuard clients on the internet
+// side) in network namespaces on one machine, injects faults into it and
+// judges by the router's kernel routing table and the clients' tunnels,
+// for cmd/wgbird-lab and the end-to-end tests.
 package lab

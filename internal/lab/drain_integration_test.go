@@ -315,7 +315,7 @@ func TestDrain(t *testing.T) {
 		if _, err := l.wg(ctx, "client", "set", WGInterface, "peer", peer, "remove"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.wg(ctx, "client", "set", WGInterface, "peer", peer, "endpoint", fmt.Sprintf("%s:%d", s.Addr, ListenPort),
+		if _, err := l.wg(ctx, "client", "set", WGInterface, "peer", peer, "endpoint", l.DirectEndpoint(s).String(),
 			"allowed-ips", netipHost(TunnelServer), "persistent-keepalive", fmt.Sprint(KeepaliveSeconds)); err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func TestDrain(t *testing.T) {
 		for _, want := range []string{
 			"wgbird drain: timed out after 15s waiting for the drain (it stays); still active: wg0: traffic quiet for 0s of 10s, 1 of 1 peers active: ",
 			strings.TrimSpace(pub)[:10],
-			"(" + ClientAddr.Addr().String() + ":",
+			"(" + l.ClientAddr("client").String() + ":",
 		} {
 			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q", want)

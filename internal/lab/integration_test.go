@@ -141,7 +141,7 @@ func ready(t *testing.T, l *Lab) {
 	t.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		if err := l.Heal(ctx, s.Name); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func ready(t *testing.T, l *Lab) {
 // logs returns the ends of the wgbird logs, for failure messages.
 func (l *Lab) logs() string {
 	var b strings.Builder
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		fmt.Fprintf(&b, "--- %s wgbird.log:\n%s\n", s.Name, tail(l.WgbirdLog(s.Name), 15))
 	}
 	return b.String()
@@ -251,8 +251,8 @@ func TestLabLifecycle(t *testing.T) {
 	}
 	t.Logf("up over a leftover lab: %s", time.Since(start).Round(time.Millisecond))
 
-	for _, node := range nodes {
-		if _, err := run(ctx, "bird", "-p", "-c", l.path(node, "bird.conf")); node != "client" && err != nil {
+	for _, node := range append([]string{"router"}, serverNames(l.Servers())...) {
+		if _, err := run(ctx, "bird", "-p", "-c", l.path(node, "bird.conf")); err != nil {
 			t.Errorf("bird.conf of %s does not parse: %v", node, err)
 		}
 	}
@@ -301,7 +301,7 @@ func TestLabLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("down in %s", time.Since(start).Round(time.Millisecond))
-	for _, n := range nodes {
+	for _, n := range allNodes {
 		if nsExists(l.NS(n)) {
 			t.Errorf("namespace %s survived down", l.NS(n))
 		}

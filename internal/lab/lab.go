@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,20 @@ type Config struct {
 	// NoProbe runs every wgbird without its active handshake probe: the
 	// servers then list no probe peer, and KeyRotate goes unnoticed.
 	NoProbe bool `json:",omitempty"`
+	// Routed turns the home network off: the router routes the clients
+	// straight to the VIP (their endpoint) instead of port-forwarding its
+	// public address to it. The default is the seed post's home network:
+	// the router DNATs PublicAddr:ListenPort to the VIP, masquerades what
+	// else the servers send to the internet and drops the rest inbound.
+	Routed bool `json:",omitempty"`
+	// ServerCount is the number of servers, 2 (default) or 3.
+	ServerCount int `json:",omitempty"`
+	// SecondClient adds "client2", an active client that the router's
+	// ECMP hash sends to another server than "client".
+	SecondClient bool `json:",omitempty"`
+	// IdleClient adds "idle", a client that sends only keepalives
+	// (IdleKeepaliveSeconds).
+	IdleClient bool `json:",omitempty"`
 	// Log receives what the lab does (discarded if nil).
 	Log *slog.Logger `json:"-"`
 }
@@ -58,13 +73,34 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.ServerCount == 0 {
+		c.ServerCount = 2
+	}
 	return c
+}
+
+func (c Config) check() error {
+	if c.ServerCount < 2 || c.ServerCount > len(AllServers) {
+		return fmt.Errorf("lab config: %d servers (want 2 or 3)", c.ServerCount)
+	}
+	return nil
 }
 
 // Lab is a lab that is up (or was, for Down).
 type Lab struct {
 	cfg Config
 	log *slog.Logger
+	// placed are the clients' addresses on ClientNet and the server the
+	// router's hash sends each to with every server routed (placeFile).
+	placed map[string]Placement
+}
+
+// Placement is where Up put a client: its address on ClientNet and the
+// server the router's ECMP hash sends its flow to while every server is
+// routed.
+type Placement struct {
+	Addr   netip.Addr
+	Server string
 }
 
 // Config returns the lab's configuration with defaults filled in.
@@ -76,8 +112,68 @@ func (l *Lab) Dir() string { return l.cfg.Dir }
 // NS returns the namespace name of a node: "router", "s1", "s2", "client".
 func (l *Lab) NS(node string) string { return l.cfg.Prefix + "-" + node }
 
-// nodes are all namespaces of the lab.
-var nodes = []string{"router", "s1", "s2", "client"}
+// allNodes are all namespaces any lab can have, for Down.
+var allNodes = []string{"router", "inet", "s1", "s2", "s3", "client", "client2", "idle"}
+
+// nodes are the namespaces of this lab.
+func (l *Lab) nodes() []string {
+	n := []string{"router", "inet"}
+	for _, s := range l.Servers() {
+		n = append(n, s.Name)
+	}
+	for _, c := range l.Clients() {
+		n = append(n, c.Name)
+	}
+	return n
+}
+
+// Servers returns the lab's servers: s1, s2 and, with ServerCount 3, s3.
+func (l *Lab) Servers() []Server { return AllServers[:l.cfg.ServerCount] }
+
+// Clients returns the lab's clients: "client", then "client2" and "idle"
+// if configured.
+func (l *Lab) Clients() []Client {
+	cs := []Client{AllClients[0]}
+	if l.cfg.SecondClient {
+		cs = append(cs, AllClients[1])
+	}
+	if l.cfg.IdleClient {
+		cs = append(cs, AllClients[2])
+	}
+	return cs
+}
+
+// isClient reports whether node is one of the lab's clients.
+func (l *Lab) isClient(node string) bool {
+	_, err := ClientByName(node)
+	return err == nil
+}
+
+// Endpoint returns the address and port the clients are configured with:
+// the router's public address and port behind the home network's NAT, the
+// VIP itself in the routed variant. A client's endpoint for the server
+// peer must stay this.
+func (l *Lab) Endpoint() netip.AddrPort {
+	if l.cfg.Routed {
+		return netip.AddrPortFrom(VIP.Addr(), ListenPort)
+	}
+	return netip.AddrPortFrom(PublicAddr, ListenPort)
+}
+
+// DirectEndpoint returns where a client reaches server's own address past
+// the VIP: the router's public port forwarded to that server (NAT), or
+// the server's address (routed).
+func (l *Lab) DirectEndpoint(s Server) netip.AddrPort {
+	if l.cfg.Routed {
+		return netip.AddrPortFrom(s.Addr, ListenPort)
+	}
+	for i, x := range AllServers {
+		if x.Name == s.Name {
+			return netip.AddrPortFrom(PublicAddr, uint16(DirectPortBase+i+1))
+		}
+	}
+	return netip.AddrPort{}
+}
 
 // path returns a file of node's directory.
 func (l *Lab) path(node, file string) string { return filepath.Join(l.cfg.Dir, node, file) }
@@ -117,7 +213,11 @@ func Open(dir string, log *slog.Logger) (*Lab, error) {
 	}
 	cfg.Dir = dir
 	cfg.Log = log
-	return New(cfg), nil
+	l := New(cfg)
+	if err := l.loadPlacement(); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Up brings the lab up: it first tears down whatever a previous (perhaps
@@ -130,6 +230,9 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	// The deferred teardown below needs the lab even when a return sets
 	// the result to nil, so it is not the named result.
 	l := New(cfg)
+	if err := l.cfg.check(); err != nil {
+		return nil, err
+	}
 	if l.cfg.Wgbird != "" {
 		abs, err := filepath.Abs(l.cfg.Wgbird)
 		if err != nil {
@@ -164,7 +267,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := l.startBird(ctx, "router"); err != nil {
 		return nil, err
 	}
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		if err := l.startBird(ctx, s.Name); err != nil {
 			return nil, err
 		}
@@ -172,10 +275,12 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
-	if err := l.ensureWireGuard(ctx, "client"); err != nil {
-		return nil, err
+	for _, c := range l.Clients() {
+		if err := l.ensureWireGuard(ctx, c.Name); err != nil {
+			return nil, err
+		}
 	}
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		if err := l.ensureWgbird(ctx, s.Name); err != nil {
 			return nil, err
 		}
@@ -191,7 +296,7 @@ func (l *Lab) makeDirs() error {
 	if err := os.WriteFile(filepath.Join(l.cfg.Dir, markerFile), []byte("wgbird lab; removed by `wgbird-lab down`\n"), 0o644); err != nil {
 		return fmt.Errorf("marking lab dir: %w", err)
 	}
-	for _, n := range nodes {
+	for _, n := range l.nodes() {
 		for _, sub := range []string{"", "wireguard", "run", "state"} {
 			if err := os.MkdirAll(filepath.Join(l.cfg.Dir, n, sub), 0o700); err != nil {
 				return fmt.Errorf("creating lab dir: %w", err)
@@ -209,23 +314,37 @@ func (l *Lab) makeDirs() error {
 }
 
 // makeKeys writes the servers' shared key pair (an anycast endpoint needs
-// one identity), the client's, each server's probe key (unless NoProbe),
-// and the wg(8) configs built from them: a server lists the client and its
-// own wgbird's probe as peers.
+// one identity), each client's, each server's probe key (unless NoProbe),
+// and the wg(8) configs built from them: a server lists every client and
+// its own wgbird's probe as peers; a client lists the servers' key at
+// Endpoint.
 func (l *Lab) makeKeys() error {
 	server, err := wgtypes.GeneratePrivateKey()
 	if err != nil {
 		return fmt.Errorf("generating server key: %w", err)
 	}
-	client, err := wgtypes.GeneratePrivateKey()
-	if err != nil {
-		return fmt.Errorf("generating client key: %w", err)
+	var peers []wgPeer
+	for _, c := range l.Clients() {
+		key, err := wgtypes.GeneratePrivateKey()
+		if err != nil {
+			return fmt.Errorf("generating the key of %s: %w", c.Name, err)
+		}
+		peers = append(peers, wgPeer{PublicKey: key.PublicKey().String(), AllowedIPs: netipHost(c.Tunnel)})
+		cconf := wgConf(key.String(), c.Port, wgPeer{
+			PublicKey:  server.PublicKey().String(),
+			AllowedIPs: netipHost(TunnelServer),
+			Endpoint:   l.Endpoint().String(),
+			Keepalive:  c.Keepalive,
+		})
+		if err := os.WriteFile(l.path(c.Name, "wg0.conf"), []byte(cconf), 0o600); err != nil {
+			return fmt.Errorf("writing wg config: %w", err)
+		}
+		if err := os.WriteFile(l.path(c.Name, "private.key"), []byte(key.String()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing key: %w", err)
+		}
 	}
-	sconf := wgConf(server.String(), ListenPort, wgPeer{
-		PublicKey:  client.PublicKey().String(),
-		AllowedIPs: netipHost(TunnelClient),
-	})
-	for _, s := range Servers {
+	sconf := wgConf(server.String(), ListenPort, peers...)
+	for _, s := range l.Servers() {
 		conf := sconf
 		if !l.cfg.NoProbe {
 			stanza, err := probe.GenerateKey(l.ProbeKeyFile(s.Name), true)
@@ -240,18 +359,6 @@ func (l *Lab) makeKeys() error {
 		if err := os.WriteFile(l.path(s.Name, "private.key"), []byte(server.String()+"\n"), 0o600); err != nil {
 			return fmt.Errorf("writing key: %w", err)
 		}
-	}
-	cconf := wgConf(client.String(), 0, wgPeer{
-		PublicKey:  server.PublicKey().String(),
-		AllowedIPs: netipHost(TunnelServer),
-		Endpoint:   fmt.Sprintf("%s:%d", VIP.Addr(), ListenPort),
-		Keepalive:  KeepaliveSeconds,
-	})
-	if err := os.WriteFile(l.path("client", "wg0.conf"), []byte(cconf), 0o600); err != nil {
-		return fmt.Errorf("writing wg config: %w", err)
-	}
-	if err := os.WriteFile(l.path("client", "private.key"), []byte(client.String()+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing key: %w", err)
 	}
 	return nil
 }
@@ -272,9 +379,9 @@ func (l *Lab) publicKey(node string) (string, error) {
 
 // WaitRouted waits until the router routes VIPPrefix via every server.
 func (l *Lab) WaitRouted(ctx context.Context, timeout time.Duration) error {
-	return poll(ctx, timeout, 50*time.Millisecond, "both nexthops on the router", func() (bool, error) {
+	return poll(ctx, timeout, 50*time.Millisecond, "every nexthop on the router", func() (bool, error) {
 		nh, err := l.Nexthops()
-		return err == nil && All(nh), err
+		return err == nil && l.AllRouted(nh), err
 	})
 }
 
@@ -284,33 +391,50 @@ func (l *Lab) WaitRouted(ctx context.Context, timeout time.Duration) error {
 // first ping fails, the client's peer is re-created, which handshakes at
 // once.
 func (l *Lab) WaitTunnel(ctx context.Context, timeout time.Duration) error {
+	return l.WaitClient(ctx, "client", timeout)
+}
+
+// WaitClient does what WaitTunnel does for the client called name.
+func (l *Lab) WaitClient(ctx context.Context, name string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := l.PingTunnel(time.Second); err == nil {
+	if _, err := l.PingFrom(name, time.Second); err == nil {
 		return nil
 	}
-	if err := l.ReconnectClient(ctx); err != nil {
+	if err := l.Reconnect(ctx, name); err != nil {
 		return err
 	}
-	_, err := l.PingTunnelUntil(ctx, 250*time.Millisecond)
-	return err
+	for {
+		sent := time.Now()
+		if _, err := l.PingFrom(name, 250*time.Millisecond); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no reply through %s's tunnel: %w", name, ctx.Err())
+		case <-time.After(time.Until(sent.Add(250 * time.Millisecond))):
+		}
+	}
 }
 
 // ReconnectClient removes the client's peer and adds it again, as a
 // restarted client would: the new peer handshakes at once.
-func (l *Lab) ReconnectClient(ctx context.Context) error {
-	out, err := l.wg(ctx, "client", "show", WGInterface, "peers")
+func (l *Lab) ReconnectClient(ctx context.Context) error { return l.Reconnect(ctx, "client") }
+
+// Reconnect does what ReconnectClient does for the client called name.
+func (l *Lab) Reconnect(ctx context.Context, name string) error {
+	out, err := l.wg(ctx, name, "show", WGInterface, "peers")
 	if err != nil {
-		return fmt.Errorf("reconnecting the client: %w", err)
+		return fmt.Errorf("reconnecting %s: %w", name, err)
 	}
 	args := []string{"set", WGInterface}
 	for _, p := range strings.Fields(out) {
 		args = append(args, "peer", p, "remove")
 	}
 	if len(args) > 2 {
-		if _, err := l.wg(ctx, "client", args...); err != nil {
-			return fmt.Errorf("reconnecting the client: %w", err)
+		if _, err := l.wg(ctx, name, args...); err != nil {
+			return fmt.Errorf("reconnecting %s: %w", name, err)
 		}
 	}
-	return l.ensureWireGuard(ctx, "client")
+	return l.ensureWireGuard(ctx, name)
 }

@@ -336,9 +336,15 @@ func Exactly(addrs ...netip.Addr) func([]netip.Addr) bool {
 	return func(nh []netip.Addr) bool { return slices.Equal(nh, want) }
 }
 
-// All is true for a set containing every server.
-func All(nh []netip.Addr) bool {
-	for _, s := range Servers {
+// All is true for a set containing both servers of Servers (a lab with
+// three servers has AllRouted).
+func All(nh []netip.Addr) bool { return allOf(Servers, nh) }
+
+// AllRouted is true for a set containing every server of the lab.
+func (l *Lab) AllRouted(nh []netip.Addr) bool { return allOf(l.Servers(), nh) }
+
+func allOf(servers []Server, nh []netip.Addr) bool {
+	for _, s := range servers {
 		if !slices.Contains(nh, s.Addr) {
 			return false
 		}

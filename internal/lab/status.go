@@ -35,6 +35,24 @@ type Status struct {
 	// ClientHandshake: the client tunnel's latest handshake (zero: none).
 	ClientHandshake time.Time
 	ClientErr       string `json:",omitempty"`
+	// Clients: every client of the lab, "client" first.
+	Clients []ClientStatus
+}
+
+// ClientStatus is what the lab knows about one client, from the client's
+// side and the router's.
+type ClientStatus struct {
+	Name string
+	Addr netip.Addr
+	// RoutedTo: the server the router's table sends its flow to now.
+	RoutedTo string `json:",omitempty"`
+	// Endpoint: the client's endpoint for the server peer (it should be
+	// Want).
+	Endpoint netip.AddrPort
+	Want     netip.AddrPort
+	// Handshake: the latest handshake (zero: none).
+	Handshake time.Time
+	Err       string `json:",omitempty"`
 }
 
 // Status collects the router's nexthops, each server's state and the
@@ -46,7 +64,7 @@ func (l *Lab) Status(ctx context.Context) Status {
 		st.NexthopsErr = err.Error()
 	}
 	st.Nexthops = nh
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		ss := ServerStatus{Name: s.Name, Addr: s.Addr, Routed: slices.Contains(nh, s.Addr)}
 		switch pid := l.WireGuardGoPid(s.Name); {
 		case pid == 0:
@@ -70,11 +88,28 @@ func (l *Lab) Status(ctx context.Context) Status {
 		}
 		st.Servers = append(st.Servers, ss)
 	}
-	hs, err := l.clientHandshake(ctx)
-	if err != nil {
-		st.ClientErr = err.Error()
+	for _, c := range l.Clients() {
+		cs := ClientStatus{Name: c.Name, Addr: l.ClientAddr(c.Name), Want: l.Endpoint()}
+		if s, err := l.RoutedServer(c.Name); err == nil {
+			cs.RoutedTo = s.Name
+		}
+		var errs []string
+		if ep, err := l.ClientEndpoint(ctx, c.Name); err != nil {
+			errs = append(errs, err.Error())
+		} else {
+			cs.Endpoint = ep
+		}
+		if hs, err := l.handshakeOf(ctx, c.Name); err != nil {
+			errs = append(errs, err.Error())
+		} else {
+			cs.Handshake = hs
+		}
+		cs.Err = strings.Join(errs, "; ")
+		st.Clients = append(st.Clients, cs)
 	}
-	st.ClientHandshake = hs
+	if len(st.Clients) > 0 {
+		st.ClientHandshake, st.ClientErr = st.Clients[0].Handshake, st.Clients[0].Err
+	}
 	return st
 }
 
@@ -131,14 +166,14 @@ func (l *Lab) latestHandshake(ctx context.Context, node, peer string, timeout ti
 	return hs[peer], nil
 }
 
-// clientHandshake returns the client tunnel's latest handshake with the
-// servers' (shared) key.
-func (l *Lab) clientHandshake(ctx context.Context) (time.Time, error) {
+// handshakeOf returns the latest handshake of the client called name with
+// the servers' (shared) key.
+func (l *Lab) handshakeOf(ctx context.Context, name string) (time.Time, error) {
 	server, err := l.publicKey(Servers[0].Name)
 	if err != nil {
 		return time.Time{}, err
 	}
-	return l.latestHandshake(ctx, "client", server, 2*time.Second)
+	return l.latestHandshake(ctx, name, server, 2*time.Second)
 }
 
 // ActiveServer returns the server the client's tunnel currently goes to:
@@ -146,12 +181,19 @@ func (l *Lab) clientHandshake(ctx context.Context) (time.Time, error) {
 // Both servers hold the same key, so which one answers depends only on the
 // router's ECMP hash.
 func (l *Lab) ActiveServer(ctx context.Context) (string, error) {
-	client, err := l.publicKey("client")
+	return l.ServerOf(ctx, "client")
+}
+
+// ServerOf returns the server with the newest handshake with the client
+// called name: the server whose session it uses (RoutedServer says where
+// the router sends it now).
+func (l *Lab) ServerOf(ctx context.Context, name string) (string, error) {
+	client, err := l.publicKey(name)
 	if err != nil {
 		return "", err
 	}
 	best, bestAt := "", time.Time{}
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		t, err := l.latestHandshake(ctx, s.Name, client, 2*time.Second)
 		if err != nil {
 			continue // a hung server does not answer; it is not the active one
@@ -161,7 +203,7 @@ func (l *Lab) ActiveServer(ctx context.Context) (string, error) {
 		}
 	}
 	if best == "" {
-		return "", fmt.Errorf("no server has a handshake with the client")
+		return "", fmt.Errorf("no server has a handshake with %s", name)
 	}
 	return best, nil
 }
@@ -189,13 +231,26 @@ func (s Status) Write(w io.Writer) {
 			}
 		}
 	}
-	switch {
-	case s.ClientErr != "":
-		fmt.Fprintf(w, "client: tunnel unreadable: %s\n", s.ClientErr)
-	case s.ClientHandshake.IsZero():
-		fmt.Fprintf(w, "client: no handshake yet\n")
-	default:
-		fmt.Fprintf(w, "client: latest handshake %s ago\n", time.Since(s.ClientHandshake).Round(time.Second))
+	for _, c := range s.Clients {
+		to := "no route"
+		if c.RoutedTo != "" {
+			to = "routed to " + c.RoutedTo
+		}
+		fmt.Fprintf(w, "%s (%s): %s\n", c.Name, c.Addr, to)
+		if c.Err != "" {
+			fmt.Fprintf(w, "  tunnel unreadable: %s\n", c.Err)
+			continue
+		}
+		ep := c.Endpoint.String()
+		if c.Endpoint != c.Want {
+			ep += fmt.Sprintf(" (NOT %s: pinned off the service address)", c.Want)
+		}
+		fmt.Fprintf(w, "  endpoint: %s\n", ep)
+		if c.Handshake.IsZero() {
+			fmt.Fprintf(w, "  no handshake yet\n")
+		} else {
+			fmt.Fprintf(w, "  latest handshake %s ago\n", time.Since(c.Handshake).Round(time.Second))
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,10 +25,16 @@ func netipHost(p netip.Prefix) string {
 // buildTopology creates the namespaces and links. Every veth is created
 // with both ends already inside lab namespaces, so nothing of the lab ever
 // appears in the host's namespace.
+//
+//	client, client2, idle ── inet (br0: "the internet", ClientNet)
+//	                            │ wan 198.18.0.1 (PublicAddr): DNAT, masquerade
+//	                          router (br0 10.0.0.1/8, BIRD, ECMP)
+//	                            │
+//	                  s1 10.0.5.1, s2 10.0.7.1 (, s3 10.0.9.1)
 func (l *Lab) buildTopology(ctx context.Context) error {
-	r := l.NS("router")
+	r, inet := l.NS("router"), l.NS("inet")
 	cmds := [][]string{}
-	for _, n := range nodes {
+	for _, n := range append([]string{"router", "inet"}, serverNames(l.Servers())...) {
 		cmds = append(cmds,
 			[]string{"netns", "add", l.NS(n)},
 			[]string{"-n", l.NS(n), "link", "set", "lo", "up"})
@@ -36,27 +43,25 @@ func (l *Lab) buildTopology(ctx context.Context) error {
 		[]string{"-n", r, "link", "add", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0"},
 		[]string{"-n", r, "addr", "add", RouterAddr.String(), "dev", "br0"},
 		[]string{"-n", r, "link", "set", "br0", "up"},
+		[]string{"-n", inet, "link", "add", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0"},
+		[]string{"-n", inet, "link", "set", "br0", "up"},
+		[]string{"-n", r, "link", "add", "wan", "type", "veth", "peer", "name", "router", "netns", inet},
+		[]string{"-n", inet, "link", "set", "router", "master", "br0", "up"},
+		[]string{"-n", r, "addr", "add", ClientRouterAddr.String(), "dev", "wan"},
+		[]string{"-n", r, "link", "set", "wan", "up"},
 	)
-	for _, s := range Servers {
+	for _, s := range l.Servers() {
 		ns := l.NS(s.Name)
 		cmds = append(cmds,
 			[]string{"-n", r, "link", "add", s.Name, "type", "veth", "peer", "name", "eth0", "netns", ns},
 			[]string{"-n", r, "link", "set", s.Name, "master", "br0", "up"},
 			[]string{"-n", ns, "addr", "add", netip.PrefixFrom(s.Addr, RouterAddr.Bits()).String(), "dev", "eth0"},
 			[]string{"-n", ns, "link", "set", "eth0", "up"},
-			// The return route to the client's subnet.
-			[]string{"-n", ns, "route", "add", ClientNet.String(), "via", RouterAddr.Addr().String()},
+			// A home network's servers reach the internet through the
+			// router.
+			[]string{"-n", ns, "route", "add", "default", "via", RouterAddr.Addr().String()},
 		)
 	}
-	c := l.NS("client")
-	cmds = append(cmds,
-		[]string{"-n", r, "link", "add", "client", "type", "veth", "peer", "name", "eth0", "netns", c},
-		[]string{"-n", r, "addr", "add", ClientRouterAddr.String(), "dev", "client"},
-		[]string{"-n", r, "link", "set", "client", "up"},
-		[]string{"-n", c, "addr", "add", ClientAddr.String(), "dev", "eth0"},
-		[]string{"-n", c, "link", "set", "eth0", "up"},
-		[]string{"-n", c, "route", "add", "default", "via", ClientRouterAddr.Addr().String()},
-	)
 	for _, argv := range cmds {
 		if _, err := run(ctx, "ip", argv...); err != nil {
 			return fmt.Errorf("building topology: %w", err)
@@ -64,6 +69,99 @@ func (l *Lab) buildTopology(ctx context.Context) error {
 	}
 	if _, err := inNS(ctx, r, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		return fmt.Errorf("enabling forwarding on the router: %w", err)
+	}
+	// A fixed ECMP hash seed (kernel 6.11 and later) makes every run of the
+	// lab send each client to the same server; older kernels hash with a
+	// random seed per boot, which placeClients copes with.
+	if _, err := inNS(ctx, r, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+strconv.Itoa(hashSeed)); err != nil {
+		l.log.Debug("no fixed ECMP hash seed", "err", err)
+	}
+	if !l.cfg.Routed {
+		if err := l.natRules(ctx); err != nil {
+			return err
+		}
+	}
+	placed, err := l.placeClients(ctx)
+	if err != nil {
+		return err
+	}
+	l.placed = placed
+	if err := l.savePlacement(); err != nil {
+		return err
+	}
+	cmds = nil
+	for _, c := range l.Clients() {
+		ns := l.NS(c.Name)
+		cmds = append(cmds,
+			[]string{"netns", "add", ns},
+			[]string{"-n", ns, "link", "set", "lo", "up"},
+			[]string{"-n", inet, "link", "add", c.Name, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", inet, "link", "set", c.Name, "master", "br0", "up"},
+			[]string{"-n", ns, "addr", "add", netip.PrefixFrom(placed[c.Name].Addr, ClientNet.Bits()).String(), "dev", "eth0"},
+			[]string{"-n", ns, "link", "set", "eth0", "up"},
+			[]string{"-n", ns, "route", "add", "default", "via", PublicAddr.String()},
+		)
+	}
+	for _, argv := range cmds {
+		if _, err := run(ctx, "ip", argv...); err != nil {
+			return fmt.Errorf("building topology: %w", err)
+		}
+	}
+	return nil
+}
+
+// hashSeed is the router's fib_multipath_hash_seed.
+const hashSeed = 0x77676268
+
+func serverNames(ss []Server) []string {
+	n := make([]string, len(ss))
+	for i, s := range ss {
+		n[i] = s.Name
+	}
+	return n
+}
+
+// NATRules is the router's nftables ruleset of the home network: the
+// public WireGuard port forwarded to the VIP, one public port per server
+// forwarded to its own address (DirectEndpoint), everything else the
+// servers send to the internet masqueraded, and nothing from the internet
+// let in that is not a forwarded port or an answer.
+func NATRules(servers []Server) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `table ip wgbird_lab {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		iifname "wan" ip daddr %s udp dport %d dnat to %s:%d
+`, PublicAddr, ListenPort, VIP.Addr(), ListenPort)
+	for i, s := range AllServers {
+		if slices.ContainsFunc(servers, func(x Server) bool { return x.Name == s.Name }) {
+			fmt.Fprintf(&b, "		iifname \"wan\" ip daddr %s udp dport %d dnat to %s:%d\n", PublicAddr, DirectPortBase+i+1, s.Addr, ListenPort)
+		}
+	}
+	b.WriteString(`	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan" masquerade
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "wan" ct state established,related accept
+		iifname "wan" ct status dnat accept
+		iifname "wan" drop
+	}
+}
+`)
+	return b.String()
+}
+
+// natRules loads NATRules into the router namespace.
+func (l *Lab) natRules(ctx context.Context) error {
+	file := l.path("router", "nat.nft")
+	if err := os.WriteFile(file, []byte(NATRules(l.Servers())), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if _, err := inNS(ctx, l.NS("router"), "nft", "-f", file); err != nil {
+		return fmt.Errorf("loading the router's NAT rules: %w", err)
 	}
 	return nil
 }
@@ -78,7 +176,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	var errs []error
 	// Processes first: a namespace lives as long as a process in it.
 	var pids []int
-	for _, n := range nodes {
+	for _, n := range allNodes {
 		ns := l.NS(n)
 		if !nsExists(ns) {
 			continue
@@ -99,7 +197,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	// reused by another lab's process of the same name (pids wrap at
 	// 32768 on a busy machine): only a process that points at this lab's
 	// dir is killed.
-	for _, n := range nodes {
+	for _, n := range allNodes {
 		for _, d := range []struct{ file, name string }{
 			{"bird.pid", "bird"}, {"wireguard-go.pid", "wireguard-go"}, {"wgbird.pid", l.wgbirdName()},
 		} {
@@ -121,7 +219,7 @@ func (l *Lab) Down(ctx context.Context) error {
 	if err := unmountUnder(l.cfg.Dir); err != nil {
 		errs = append(errs, err)
 	}
-	for _, n := range nodes {
+	for _, n := range allNodes {
 		ns := l.NS(n)
 		if !nsExists(ns) {
 			continue
