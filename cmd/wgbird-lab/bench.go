@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -116,7 +117,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	series, err := labbench.ParseSeries(f.series)
 	if err == nil {
-		_, err = lab.ServerByName(f.server)
+		// The bench's lab has two servers.
+		if !slices.ContainsFunc(lab.Servers, func(s lab.Server) bool { return s.Name == f.server }) {
+			err = fmt.Errorf("unknown server %q (want s1 or s2)", f.server)
+		}
 	}
 	var modes []lab.Mode
 	if err == nil {

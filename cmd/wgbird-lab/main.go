@@ -328,6 +328,9 @@ func cmdFail(ctx context.Context, out io.Writer, dir string, log *slog.Logger, s
 	if err != nil {
 		return err
 	}
+	if !slices.Contains(l.Servers(), s) {
+		return fmt.Errorf("the lab in %s has no %s (up --servers 3 adds it)", dir, server)
+	}
 	m, err := lab.ParseMode(mode)
 	if err != nil {
 		return err
