@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -66,6 +67,7 @@ type daemon struct {
 // it when it exits while this process lives. `ip netns exec` and the
 // wrapper script exec the command, so the pid is the daemon's own.
 func startDaemon(d daemon) (int, error) {
+	closeInheritedOnce.Do(closeInheritedFDs)
 	argv := []string{"netns", "exec", d.ns}
 	if d.wgDir != "" {
 		argv = append(argv, "sh", "-c", wrapScript, d.wgDir)
@@ -90,6 +92,27 @@ func startDaemon(d daemon) (int, error) {
 		return 0, fmt.Errorf("writing %s: %w", d.pidFile, err)
 	}
 	return pid, nil
+}
+
+var closeInheritedOnce sync.Once
+
+// closeInheritedFDs marks every descriptor above stderr close-on-exec, so
+// the lab's daemons, which outlive this process, never hold what this
+// process inherited: a lock taken with `flock LOCK wgbird-lab up` would
+// otherwise stay held by BIRD and wireguard-go until `down`. Go opens its
+// own descriptors close-on-exec already.
+func closeInheritedFDs() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		syscall.CloseOnExec(fd)
+	}
 }
 
 // procState is what /proc says about a pid.

@@ -5,7 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -299,5 +301,30 @@ func TestWgbirdSummary(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"not json"}, wgbirdSummary([]byte("not json"))); diff != "" {
 		t.Errorf("wgbirdSummary of garbage (-want +got):\n%s", diff)
+	}
+}
+
+// TestCloseInheritedFDs: a descriptor this process got without
+// close-on-exec (as from `flock LOCK wgbird-lab up`) is not passed on to
+// the lab's daemons.
+func TestCloseInheritedFDs(t *testing.T) {
+	fd, err := syscall.Open(filepath.Join(t.TempDir(), "lock"), syscall.O_CREAT|syscall.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	flags := func() int {
+		v, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		return int(v)
+	}
+	if flags()&syscall.FD_CLOEXEC != 0 {
+		t.Fatal("opened close-on-exec already")
+	}
+	closeInheritedFDs()
+	if flags()&syscall.FD_CLOEXEC == 0 {
+		t.Error("still inherited by the next exec")
 	}
 }
