@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -267,11 +268,10 @@ func (d *Daemon) Device(ctx context.Context, name string) (*wgtypes.Device, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading WireGuard device %q: %w", s.cfg.Interface, err)
 	}
-	if s.prober != nil {
-		probe := s.prober.PublicKey()
+	if len(s.notClients) > 0 {
 		clients := make([]wgtypes.Peer, 0, len(dev.Peers))
 		for _, p := range dev.Peers {
-			if p.PublicKey != probe {
+			if !slices.Contains(s.notClients, p.PublicKey) {
 				clients = append(clients, p)
 			}
 		}
@@ -299,10 +299,10 @@ func (d *Daemon) CheckOnce(ctx context.Context) []api.ServiceStatus {
 	protos, berr := d.protocols(ctx)
 	out := make([]api.ServiceStatus, len(d.services))
 	for i, s := range d.services {
-		for _, e := range s.execs {
-			e.mu.Lock()
-			e.result = d.deps.Exec(ctx, e.spec)
-			e.mu.Unlock()
+		for _, r := range s.bg {
+			if r != nil {
+				r.runOnce(ctx)
+			}
 		}
 		res, _ := s.evaluate(ctx, true)
 		st := api.ServiceStatus{

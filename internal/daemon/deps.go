@@ -4,9 +4,8 @@ import (
 	"context"
 	"log/slog"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
 	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/check"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
@@ -23,31 +22,19 @@ type BIRD interface {
 	Status(ctx context.Context) (string, error)
 }
 
-// WireGuard reads a device. Implementations bound every read by ctx.
-type WireGuard interface {
-	Device(ctx context.Context, name string) (*wgtypes.Device, error)
-}
-
-// Links reads an interface's state.
-type Links interface {
-	Read(name string) (link.State, error)
-}
+// WireGuard reads a device; Links reads an interface's state; Prober
+// runs a service's active probe. The checks use them (internal/check).
+type (
+	WireGuard = check.WireGuard
+	Links     = check.Links
+	Prober    = check.Prober
+)
 
 var (
 	_ BIRD      = (*bird.Client)(nil)
 	_ WireGuard = (*wireguard.Reader)(nil)
 	_ Links     = netlinkLinks{}
 )
-
-// Prober runs the active WireGuard handshake probe of one service.
-type Prober interface {
-	// Probe runs one probe against dev, the device as just read, or nil
-	// when the read failed. It returns within its own deadline.
-	Probe(ctx context.Context, dev *wgtypes.Device) health.Check
-	// PublicKey is the probe peer's key: the server lists it as a peer,
-	// and min_peers must not count it.
-	PublicKey() wgtypes.Key
-}
 
 // Deps are the daemon's seams to the outside world. Zero fields get the
 // real implementations from New's caller; tests pass fakes.
@@ -58,7 +45,7 @@ type Deps struct {
 	// Exec runs one exec check.
 	Exec func(ctx context.Context, s execcheck.Spec) health.Check
 	// NewProber creates the prober of a service that has a probe (once,
-	// in New). An error makes Run fail with a *ProbeError.
+	// in New). An error makes New fail with a *ProbeError.
 	NewProber func(config.Service) (Prober, error)
 	// Subscribe delivers link and address events until ctx ends. Nil
 	// means polling only.

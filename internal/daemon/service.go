@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,11 +13,10 @@ import (
 
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/check"
 	"github.com/wgbird/wgbird/internal/config"
-	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
-	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 // UnknownProtocolError is returned when BIRD does not know a configured
@@ -32,21 +30,9 @@ func (e *UnknownProtocolError) Error() string {
 	return fmt.Sprintf("service %q: BIRD has no protocol %q (check the protocols key and bird.conf)", e.Service, e.Protocol)
 }
 
-// ProbeError is returned when a service's prober cannot be created (its
-// key file is missing, unreadable or readable by others): a configuration
-// error.
-type ProbeError struct {
-	Service string
-	Err     error
-}
-
-func (e *ProbeError) Error() string { return fmt.Sprintf("service %q: %v", e.Service, e.Err) }
-func (e *ProbeError) Unwrap() error { return e.Err }
-
-// probeSpacing is the least time between two probes: the responder ignores
-// a second initiation from the same peer within 20 ms (flood protection),
-// which would fail the probe of a healthy server.
-const probeSpacing = 20 * time.Millisecond
+// ProbeError is returned by New when a service's prober cannot be
+// created: a configuration error.
+type ProbeError = check.ProbeError
 
 // service is one configured service and its state. Only its own loop
 // goroutine calls check; the snapshot fields are guarded by mu for readers.
@@ -60,23 +46,25 @@ type service struct {
 	// readProtocols reads BIRD's protocols and records BIRD's state.
 	readProtocols func(context.Context) ([]bird.Protocol, error)
 
+	// The checks, in order; bg[i] runs checks[i] when it is a
+	// Background check. notClients are peers the checks add themselves.
+	checks     []check.Spec
+	bg         []*bgRunner
+	notClients []wgtypes.Key
+
 	// Loop-owned state.
 	linkIndex  atomic.Int32      // last seen ifindex, to match address events
 	lastPass   atomic.Int64      // UnixNano of the loop's last completed pass, for the watchdog
 	birdErrs   map[string]string // current BIRD error per action, to log each once
-	execs      []*execRunner
 	lastResult health.Result
-	prober     Prober // nil without a probe
-	lastProbe  health.Check
-	probedAt   time.Time
 
 	// The snapshot for Status: status without its Checks and Protocols,
-	// which are kept as checks and protos until a reader asks.
-	mu     sync.Mutex
-	status api.ServiceStatus
-	checks []health.Check
-	protos []bird.Protocol
-	drain  *api.Drain
+	// which are kept as results and protos until a reader asks.
+	mu      sync.Mutex
+	status  api.ServiceStatus
+	results []health.Check
+	protos  []bird.Protocol
+	drain   *api.Drain
 }
 
 func newService(cfg config.Service, deps *Deps, protocols func(context.Context) ([]bird.Protocol, error)) (*service, error) {
@@ -88,21 +76,15 @@ func newService(cfg config.Service, deps *Deps, protocols func(context.Context) 
 		kick:          make(chan struct{}, 1),
 		readProtocols: protocols,
 	}
-	for _, e := range cfg.Exec {
-		s.execs = append(s.execs, &execRunner{
-			spec:  execcheck.Spec{Name: e.Name, Command: e.Command, Timeout: e.Timeout},
-			first: make(chan struct{}),
-		})
+	set, err := check.Build(cfg, check.Deps{Links: deps.Links, WireGuard: deps.WireGuard, Exec: deps.Exec, NewProber: deps.NewProber})
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Probe != nil {
-		var err error
-		if deps.NewProber == nil {
-			err = errors.New("creating probe: no prober available")
-		} else if s.prober, err = deps.NewProber(cfg); err == nil && s.prober == nil {
-			err = errors.New("creating probe: no prober returned")
-		}
-		if err != nil {
-			return nil, &ProbeError{Service: cfg.Name, Err: err}
+	s.checks, s.notClients = set.Specs, set.NotClients
+	s.bg = make([]*bgRunner, len(s.checks))
+	for i, sp := range s.checks {
+		if sp.Policy == check.Background {
+			s.bg[i] = &bgRunner{spec: sp, first: make(chan struct{})}
 		}
 	}
 	s.status = api.ServiceStatus{Name: cfg.Name, Interface: cfg.Interface, State: health.Unknown.String(), Since: time.Now()}
@@ -153,7 +135,7 @@ func (s *service) Status() api.ServiceStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
-	st.Checks = apiChecks(s.checks)
+	st.Checks = apiChecks(s.results)
 	st.Protocols = apiProtocols(s.protos)
 	return st
 }
@@ -187,15 +169,21 @@ func apiProtocols(ps []bird.Protocol) []api.Protocol {
 func (s *service) run(ctx context.Context, ready func()) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, e := range s.execs {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.run(ctx, s.deps.Exec, s.cfg.Interval) }()
+	for _, r := range s.bg {
+		if r != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.run(ctx) }()
+		}
 	}
-	// Exec results feed every evaluation; the first one waits for them so
-	// that start-up does not withdraw for a check that has not run yet.
-	for _, e := range s.execs {
+	// Background results feed every evaluation; the first one waits for
+	// them so that start-up does not withdraw for a check that has not run
+	// yet.
+	for _, r := range s.bg {
+		if r == nil {
+			continue
+		}
 		select {
-		case <-e.first:
+		case <-r.first:
 		case <-ctx.Done():
 			return nil
 		}
@@ -270,20 +258,34 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 }
 
 // eventCheck answers a netlink event. Only the link can have changed, and
-// only a withdrawal can follow, so it reads the link alone (no WireGuard
-// read that may cost a deadline) and acts only when the link or a VIP is
-// gone or the service has been drained.
+// only a withdrawal can follow, so it runs the OnEvents checks alone (no
+// WireGuard read that may cost a deadline) and acts only when one of them
+// failed hard (the link or a VIP is gone) or the service has been drained.
 func (s *service) eventCheck(ctx context.Context) {
-	lc := s.linkCheck()
-	res := health.Result{Checks: []health.Check{lc}}
-	if lc.OK || !lc.Hard {
+	p := &check.Pass{}
+	var checks []health.Check
+	for _, sp := range s.checks {
+		if sp.Policy == check.OnEvents {
+			checks = append(checks, sp.Check.Run(ctx, p))
+		}
+	}
+	s.noteLink(p)
+	res := health.Result{Checks: checks}
+	if !res.Hard() {
 		if s.drained() == nil {
-			s.recordLink(lc)
+			s.recordEvent(checks)
 			return
 		}
 		res = s.lastResult // drained: the health is not what decides
 	}
 	s.record(res, s.observe(ctx, res, nil), nil)
+}
+
+// noteLink keeps the link index a pass read, to match address events.
+func (s *service) noteLink(p *check.Pass) {
+	if p.LinkIndex > 0 {
+		s.linkIndex.Store(int32(p.LinkIndex))
+	}
 }
 
 // observe feeds one result to the state machine and applies a transition
@@ -312,7 +314,7 @@ func (s *service) observe(ctx context.Context, res health.Result, protos []bird.
 func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes.Device) {
 	s.mu.Lock()
 	s.status.Healthy = res.Healthy()
-	s.checks = res.Checks
+	s.results = res.Checks
 	s.status.CheckedAt = time.Now()
 	if protos != nil {
 		s.protos = controlled(protos, s.cfg.Protocols)
@@ -325,68 +327,44 @@ func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes
 	}
 }
 
-// recordLink updates the link check of the last status after an event
-// that changed nothing else.
-func (s *service) recordLink(lc health.Check) {
+// recordEvent updates the checks an event ran in the last status, after
+// an event that changed nothing else.
+func (s *service) recordEvent(ran []health.Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	checks := append([]health.Check(nil), s.checks...)
+	checks := append([]health.Check(nil), s.results...)
 	for i := range checks {
-		if checks[i].Name == lc.Name {
-			checks[i] = lc
+		for _, c := range ran {
+			if checks[i].Name == c.Name {
+				checks[i] = c
+			}
 		}
 	}
-	s.checks = checks
+	s.results = checks
 }
 
-// linkCheck reads and judges the interface and its VIPs.
-func (s *service) linkCheck() health.Check {
-	start := time.Now()
-	ls, err := s.deps.Links.Read(s.cfg.Interface)
-	if err == nil && ls.Exists {
-		s.linkIndex.Store(int32(ls.Index))
-	}
-	lc := link.Evaluate(s.cfg.Interface, s.cfg.VIPs, ls, err)
-	lc.Took = time.Since(start)
-	return lc
-}
-
-// evaluate runs the checks. A hard link failure (link or VIP gone) skips
-// the WireGuard read: the answer is already known and the read may cost a
-// whole deadline if wireguard-go hangs. The probe runs on scheduled checks
-// only; event-triggered ones reuse its last result.
+// evaluate runs the checks in order: inline ones now, background ones by
+// their latest result. A gate's hard failure (the link or a VIP gone)
+// ends the pass: the answer is known, and the WireGuard read may cost a
+// whole deadline if wireguard-go hangs. It returns the device as read, or
+// nil.
 func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, *wgtypes.Device) {
-	lc := s.linkCheck()
-	checks := []health.Check{lc}
-	if !lc.OK && lc.Hard {
-		return health.Result{Checks: checks}, nil
-	}
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	dev, err := s.deps.WireGuard.Device(wctx, s.cfg.Interface)
-	cancel()
-	spec := wireguard.Spec{Interface: s.cfg.Interface, ListenPort: s.cfg.ListenPort, MinPeers: s.cfg.MinPeers, MaxHandshakeAge: s.cfg.MaxHandshakeAge}
-	if s.prober != nil {
-		spec.IgnorePeers = []wgtypes.Key{s.prober.PublicKey()}
-	}
-	wc := wireguard.Evaluate(spec, dev, err, time.Now())
-	wc.Took = time.Since(start)
-	checks = append(checks, wc)
-	if err != nil {
-		dev = nil
-	}
-	if s.prober != nil {
-		if (scheduled || s.probedAt.IsZero()) && time.Since(s.probedAt) >= probeSpacing {
-			s.probedAt = time.Now()
-			s.lastProbe = s.prober.Probe(ctx, dev)
-			s.lastProbe.Took = time.Since(s.probedAt)
+	p := &check.Pass{Scheduled: scheduled}
+	checks := make([]health.Check, 0, len(s.checks))
+	for i, sp := range s.checks {
+		var c health.Check
+		if r := s.bg[i]; r != nil {
+			c = r.last()
+		} else {
+			c = sp.Check.Run(ctx, p)
 		}
-		checks = append(checks, s.lastProbe)
+		checks = append(checks, c)
+		if sp.Gate && !c.OK && c.Hard {
+			break
+		}
 	}
-	for _, e := range s.execs {
-		checks = append(checks, e.last())
-	}
-	return health.Result{Checks: checks}, dev
+	s.noteLink(p)
+	return health.Result{Checks: checks}, p.Device
 }
 
 // startState reads whether BIRD announces the service now: any controlled
@@ -527,11 +505,11 @@ func controlled(protos []bird.Protocol, names []string) []bird.Protocol {
 	return out
 }
 
-// execRunner runs one exec check every interval in its own goroutine, so a
-// slow command never delays the service loop; evaluations use its latest
-// result.
-type execRunner struct {
-	spec  execcheck.Spec
+// bgRunner runs one Background check every period in its own goroutine,
+// so a slow check never delays the service loop; evaluations use its
+// latest result.
+type bgRunner struct {
+	spec  check.Spec
 	first chan struct{} // closed after the first result
 
 	mu     sync.Mutex
@@ -539,15 +517,11 @@ type execRunner struct {
 	once   sync.Once
 }
 
-func (e *execRunner) run(ctx context.Context, run func(context.Context, execcheck.Spec) health.Check, interval time.Duration) {
-	t := time.NewTicker(interval)
+func (r *bgRunner) run(ctx context.Context) {
+	t := time.NewTicker(r.spec.Period)
 	defer t.Stop()
 	for {
-		c := run(ctx, e.spec)
-		e.mu.Lock()
-		e.result = c
-		e.mu.Unlock()
-		e.once.Do(func() { close(e.first) })
+		r.runOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -556,8 +530,17 @@ func (e *execRunner) run(ctx context.Context, run func(context.Context, execchec
 	}
 }
 
-func (e *execRunner) last() health.Check {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.result
+// runOnce runs the check and keeps its result.
+func (r *bgRunner) runOnce(ctx context.Context) {
+	c := r.spec.Check.Run(ctx, &check.Pass{Scheduled: true})
+	r.mu.Lock()
+	r.result = c
+	r.mu.Unlock()
+	r.once.Do(func() { close(r.first) })
+}
+
+func (r *bgRunner) last() health.Check {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.result
 }

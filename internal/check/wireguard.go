@@ -1,0 +1,40 @@
+package check
+
+import (
+	"context"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/wireguard"
+)
+
+// wireGuardCheck reads the device, bounded by the service's timeout, and
+// judges it; the checks after it find the device in the pass.
+type wireGuardCheck struct {
+	wg      WireGuard
+	spec    wireguard.Spec
+	timeout time.Duration
+}
+
+func newWireGuardCheck(s config.Service, wg WireGuard, notClients []wgtypes.Key) *wireGuardCheck {
+	return &wireGuardCheck{wg: wg, timeout: s.Timeout, spec: wireguard.Spec{
+		Interface: s.Interface, ListenPort: s.ListenPort, MinPeers: s.MinPeers,
+		MaxHandshakeAge: s.MaxHandshakeAge, IgnorePeers: notClients,
+	}}
+}
+
+func (c *wireGuardCheck) Run(ctx context.Context, p *Pass) health.Check {
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, c.timeout)
+	dev, err := c.wg.Device(wctx, c.spec.Interface)
+	cancel()
+	wc := wireguard.Evaluate(c.spec, dev, err, time.Now())
+	wc.Took = time.Since(start)
+	if err == nil {
+		p.Device = dev
+	}
+	return wc
+}
