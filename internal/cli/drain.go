@@ -15,7 +15,7 @@ import (
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
-	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/drain"
 )
 
 // ctlFlags are the flags of every command that talks to a running wgbird.
@@ -206,11 +206,11 @@ var _ drainWatcher = (*control.Client)(nil)
 func waitDrained(ctx context.Context, out io.Writer, c drainWatcher, services []string, timeout, every time.Duration) error {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	traffic := make(map[string]*control.Traffic, len(services))
+	traffic := make(map[string]*drain.Traffic, len(services))
 	birdLeft := make(map[string]string, len(services))    // "" = withdrawn
 	trafficLeft := make(map[string]string, len(services)) // "" = quiet
 	for _, s := range services {
-		traffic[s] = control.NewTraffic()
+		traffic[s] = drain.NewTraffic()
 		birdLeft[s] = "BIRD state not read yet"
 		trafficLeft[s] = "traffic not read yet"
 	}
@@ -231,7 +231,7 @@ func waitDrained(ctx context.Context, out io.Writer, c drainWatcher, services []
 			}
 		} else {
 			for _, s := range services {
-				left, err := birdWithdrawn(st.Services, s)
+				left, err := drain.Withdrawn(st.Services, s)
 				if err != nil {
 					return withCode(ExitFailure, err)
 				}
@@ -288,41 +288,7 @@ func waitEnded(ctx context.Context, timeout time.Duration, services []string, bi
 	return withCode(ExitFailure, fmt.Errorf("timed out after %s waiting for the drain (it stays); still active: %s", timeout, what))
 }
 
-// birdWithdrawn says what keeps service from being withdrawn in BIRD, ""
-// when its protocols are all disabled. It fails when the service is no
-// longer drained: someone undrained it meanwhile.
-func birdWithdrawn(all []api.ServiceStatus, service string) (string, error) {
-	for _, st := range all {
-		if st.Name != service {
-			continue
-		}
-		if st.Drain == nil {
-			return "", fmt.Errorf("%s was undrained while waiting", service)
-		}
-		if st.BIRDError != "" {
-			return "BIRD: " + st.BIRDError, nil
-		}
-		if len(st.Protocols) == 0 {
-			return "BIRD protocols not read yet", nil
-		}
-		var up []string
-		for _, p := range st.Protocols {
-			if p.Enabled() {
-				up = append(up, fmt.Sprintf("%s (%s)", p.Name, p.State))
-			}
-		}
-		if len(up) > 0 {
-			return "BIRD protocol still enabled: " + strings.Join(up, ", "), nil
-		}
-		if st.State != health.Withdrawn.String() {
-			return "state " + st.State, nil
-		}
-		return "", nil
-	}
-	return "", fmt.Errorf("%s is no longer in wgbird's status", service)
-}
-
-func describeTraffic(ts control.TrafficState) string {
+func describeTraffic(ts drain.TrafficState) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "traffic quiet for %s of %s", ts.QuietFor.Truncate(time.Second), ts.Period)
 	if len(ts.Active) > 0 {

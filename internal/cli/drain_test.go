@@ -19,6 +19,7 @@ import (
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/drain"
 )
 
 func runMain(args ...string) (code int, stdout, stderr string) {
@@ -300,7 +301,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 	sock := filepath.Join(dir, "wgbird.sock")
 	d := &fakeDaemon{}
 	srv, err := control.Start(control.Options{Socket: sock, Version: "v9", Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		d, control.NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib")))
+		d, drain.NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib")))
 	if err != nil {
 		t.Fatal(err)
 	}

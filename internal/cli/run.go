@@ -13,6 +13,7 @@ import (
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
 	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/drain"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/link"
 	"github.com/wgbird/wgbird/internal/systemd"
@@ -113,8 +114,8 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	// Drains an operator stored are applied before the first check, so a
 	// restart never announces a drained service in between; for their
 	// services they replace --drain's reason.
-	store := control.NewStore(cfg.Control.RuntimeDir, cfg.Control.StateDir)
-	if err := control.Restore(d, store, log); err != nil {
+	store := drain.NewStore(cfg.Control.RuntimeDir, cfg.Control.StateDir)
+	if err := drain.Restore(d, store, log); err != nil {
 		return err
 	}
 	srv, err := control.Start(control.Options{Socket: cfg.Control.Socket, Group: cfg.Control.Group, Version: Version, Log: log}, d, store)

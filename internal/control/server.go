@@ -19,6 +19,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/api"
+	"github.com/wgbird/wgbird/internal/drain"
 )
 
 // Daemon is what the control API needs of the daemon.
@@ -60,7 +61,7 @@ type Options struct {
 // Server serves the control API on a unix socket.
 type Server struct {
 	d       Daemon
-	store   *Store
+	store   *drain.Store
 	log     *slog.Logger
 	version string
 	path    string
@@ -79,7 +80,7 @@ type Server struct {
 // Start creates the control socket and serves the API on it until Close.
 // It fails when another wgbird answers on the socket, when the socket's
 // group does not exist, or when the socket cannot be created.
-func Start(opts Options, d Daemon, store *Store) (*Server, error) {
+func Start(opts Options, d Daemon, store *drain.Store) (*Server, error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()

@@ -25,6 +25,7 @@ import (
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/drain"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
@@ -41,6 +42,10 @@ var (
 	_ daemon.BIRD = (*fakeBIRD)(nil)
 	_ Daemon      = (*daemon.Daemon)(nil)
 )
+
+// unwritable is a directory that cannot be created: it lies under a
+// device.
+var unwritable = filepath.Join(os.DevNull, "dir")
 
 // mustDaemon returns a daemon of testConfig with deps.
 func mustDaemon(t testing.TB, deps daemon.Deps) *daemon.Daemon {
@@ -169,14 +174,14 @@ type apiRig struct {
 	bird   *fakeBIRD
 	wg     *fakeWG
 	d      *daemon.Daemon
-	store  *Store
+	store  *drain.Store
 	srv    *Server
 	c      *Client
 	dir    string
 	cancel context.CancelFunc
 }
 
-func newAPIRig(t *testing.T, store *Store) *apiRig {
+func newAPIRig(t *testing.T, store *drain.Store) *apiRig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &apiRig{
@@ -185,7 +190,7 @@ func newAPIRig(t *testing.T, store *Store) *apiRig {
 		dir:  dir,
 	}
 	if store == nil {
-		store = NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib"))
+		store = drain.NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib"))
 	}
 	r.store = store
 	r.d = mustDaemon(t, daemon.Deps{
@@ -323,7 +328,7 @@ func TestAPIErrors(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name     string
-		store    func(t *testing.T) *Store
+		store    func(t *testing.T) *drain.Store
 		call     func(c *Client) error
 		wantCode int
 		wantMsg  string
@@ -343,16 +348,16 @@ func TestAPIErrors(t *testing.T) {
 		},
 		{
 			name: "runtime dir unwritable: drain refused",
-			store: func(t *testing.T) *Store {
-				return NewStore(brokenDir(t), t.TempDir())
+			store: func(t *testing.T) *drain.Store {
+				return drain.NewStore(unwritable, t.TempDir())
 			},
 			call:     func(c *Client) error { _, err := c.Drain(ctx, api.DrainRequest{Services: []string{"wg0"}}); return err },
 			wantCode: 500, wantMsg: "drain not applied: storing it: creating ",
 		},
 		{
 			name: "state dir unwritable: persistent drain refused",
-			store: func(t *testing.T) *Store {
-				return NewStore(t.TempDir(), brokenDir(t))
+			store: func(t *testing.T) *drain.Store {
+				return drain.NewStore(t.TempDir(), unwritable)
 			},
 			call: func(c *Client) error {
 				_, err := c.Drain(ctx, api.DrainRequest{Services: []string{"wg0"}, Persist: true})
@@ -368,7 +373,7 @@ func TestAPIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var st *Store
+			var st *drain.Store
 			if tt.store != nil {
 				st = tt.store(t)
 			}
@@ -423,32 +428,13 @@ func TestAPIPeers(t *testing.T) {
 	}
 }
 
-func TestRestore(t *testing.T) {
-	dir := t.TempDir()
-	store := NewStore(filepath.Join(dir, "run"), filepath.Join(dir, "lib"))
-	d1 := api.Drain{Reason: "kernel update", Since: since, Persist: true}
-	if err := store.Save([]string{"wg1"}, d1); err != nil {
-		t.Fatal(err)
-	}
-	d := mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
-	if err := Restore(d, store, testLog(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := drainOf(d.Status(), "wg0"); got != nil {
-		t.Errorf("wg0 drained: %+v", got)
-	}
-	if diff := cmp.Diff(&d1, drainOf(d.Status(), "wg1")); diff != "" {
-		t.Errorf("wg1 (-want +got):\n%s", diff)
-	}
-}
-
 func TestSocket(t *testing.T) {
 	newDaemon := func() *daemon.Daemon {
 		return mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
 	}
 	start := func(t *testing.T, sock, group string) (*Server, error) {
 		dir := t.TempDir()
-		return Start(Options{Socket: sock, Group: group, Log: testLog(t)}, newDaemon(), NewStore(dir, dir))
+		return Start(Options{Socket: sock, Group: group, Log: testLog(t)}, newDaemon(), drain.NewStore(dir, dir))
 	}
 
 	t.Run("created with its directory, mode 0660, removed on close", func(t *testing.T) {

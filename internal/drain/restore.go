@@ -1,16 +1,24 @@
-package control
+package drain
 
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/wgbird/wgbird/internal/api"
 )
+
+// Target is what Restore drains: the daemon.
+type Target interface {
+	Services() []string
+	SetDrain(names []string, dr *api.Drain) error
+}
 
 // Restore applies the drains kept in store to d, logging each one: the
 // drains an operator set before wgbird restarted (or, persistent ones,
 // before a reboot). Call it before the daemon runs, so that a drained
 // service is never announced in between. A drain file that cannot be read
 // still drains its service, with a reason that says so.
-func Restore(d Daemon, store *Store, log *slog.Logger) error {
+func Restore(d Target, store *Store, log *slog.Logger) error {
 	loaded, stray := store.Load(d.Services())
 	for _, path := range stray {
 		log.Warn("ignoring drain file of a service that is not configured", "path", path)
