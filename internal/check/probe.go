@@ -26,6 +26,9 @@ func (c *probeCheck) Run(ctx context.Context, p *Pass) health.Check {
 		c.at = time.Now()
 		c.last = c.prober.Probe(ctx, p.Device)
 		c.last.Took = time.Since(c.at)
+		return c.last
 	}
-	return c.last
+	r := c.last
+	r.Reused = true
+	return r
 }

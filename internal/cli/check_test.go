@@ -166,6 +166,17 @@ func TestCheckBIRDDown(t *testing.T) {
 	}
 }
 
+// TestCheckBIRDErrorOnce: BIRD's client names the action itself; check
+// must not name it again ("reading protocols: reading protocols: ...").
+func TestCheckBIRDErrorOnce(t *testing.T) {
+	r := newCheckRig(t, "wg_vip4")
+	r.bird.SetError(errors.New("reading protocols: dial unix /run/bird/bird.ctl: connect: no such file or directory"))
+	out, _ := r.run(t)
+	if n := strings.Count(out, "reading protocols"); n == 0 || strings.Contains(out, "reading protocols: reading protocols") {
+		t.Errorf("the action is named %d times, want once per error:\n%s", n, out)
+	}
+}
+
 func TestCheckConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")

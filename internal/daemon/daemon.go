@@ -311,7 +311,7 @@ func (d *Daemon) CheckOnce(ctx context.Context) []api.ServiceStatus {
 			Reason: res.Reason(),
 		}
 		if berr != nil {
-			st.BIRDError = "reading protocols: " + berr.Error()
+			st.BIRDError = berr.Error() // it names the action itself
 		} else {
 			st.Protocols = apiProtocols(controlled(protos, s.cfg.Protocols))
 			if announced, err := s.startState(protos); err != nil {

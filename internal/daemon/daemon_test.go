@@ -593,3 +593,30 @@ func TestEventReadsLinkOnly(t *testing.T) {
 		t.Errorf("status checks = %+v, want link and a failed wireguard", got)
 	}
 }
+
+// TestBackgroundResultReused: an exec check's result is fresh in the
+// first evaluation after its run and marked Reused after that, so metrics
+// time each run once.
+func TestBackgroundResultReused(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Exec = []config.Exec{{Name: "true", Command: []string{"true"}, Timeout: time.Second}}
+	})
+	ctx := context.Background()
+	for _, bg := range r.svc.bg {
+		if bg != nil {
+			bg.runOnce(ctx)
+		}
+	}
+	var got []bool
+	for range 3 {
+		res, _ := r.svc.evaluate(ctx, true)
+		last := res.Checks[len(res.Checks)-1]
+		if last.Name != "exec:true" || !last.OK {
+			t.Fatalf("last check %+v, want exec:true passing", last)
+		}
+		got = append(got, last.Reused)
+	}
+	if diff := cmp.Diff([]bool{false, true, true}, got); diff != "" {
+		t.Errorf("Reused per evaluation (-want +got):\n%s", diff)
+	}
+}

@@ -539,8 +539,11 @@ func (r *bgRunner) runOnce(ctx context.Context) {
 	r.once.Do(func() { close(r.first) })
 }
 
+// last returns the latest result, Reused after the first time.
 func (r *bgRunner) last() health.Check {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.result
+	c := r.result
+	r.result.Reused = true
+	return c
 }

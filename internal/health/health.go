@@ -22,6 +22,10 @@ type Check struct {
 	Detail string
 	// Took is how long the check ran.
 	Took time.Duration
+	// Reused marks a result this evaluation took over from an earlier run
+	// (a background check's latest, the probe's within its spacing): it
+	// ran once, and Took is that run's.
+	Reused bool
 }
 
 // Result is one evaluation of a service: the AND of its checks.

@@ -143,7 +143,9 @@ func (m *Metrics) Evaluated(e health.Evaluation) {
 	for _, c := range e.Result.Checks {
 		names = append(names, c.Name)
 		m.checkOK.WithLabelValues(s, c.Name).Set(b2f(c.OK))
-		m.checkDuration.WithLabelValues(s, c.Name).Observe(c.Took.Seconds())
+		if !c.Reused {
+			m.checkDuration.WithLabelValues(s, c.Name).Observe(c.Took.Seconds())
+		}
 		if !c.OK {
 			m.checkFailures.WithLabelValues(s, c.Name).Inc()
 		}

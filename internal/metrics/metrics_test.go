@@ -242,3 +242,31 @@ func readmeSection(t *testing.T, heading string) string {
 	}
 	return s
 }
+
+// TestDurationOncePerRun: a result an evaluation reuses is timed once;
+// its failure still counts in every evaluation.
+func TestDurationOncePerRun(t *testing.T) {
+	m := New("test")
+	for i := range 3 {
+		c := health.Check{Name: "exec:nginx", Detail: "exit status 1", Took: 300 * time.Millisecond, Reused: i > 0}
+		m.Evaluated(health.Evaluation{Service: "wg0", Result: health.Result{Checks: []health.Check{c}}, At: t0})
+	}
+	mfs, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "wgbird_check_duration_seconds" {
+			for _, mt := range mf.GetMetric() {
+				runs += mt.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if runs != 1 {
+		t.Errorf("check_duration_seconds has %d samples, want 1 (one run)", runs)
+	}
+	if got := testutil.ToFloat64(m.checkFailures.WithLabelValues("wg0", "exec:nginx")); got != 3 {
+		t.Errorf("check_failures_total = %v, want 3 (every evaluation)", got)
+	}
+}
