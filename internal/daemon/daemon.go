@@ -28,6 +28,18 @@ type Daemon struct {
 
 	birdMu sync.Mutex
 	bird   api.BIRDStatus
+
+	// readMu guards read, the latest `show protocols` (in flight or done).
+	readMu sync.Mutex
+	read   *protoRead
+}
+
+// protoRead is one `show protocols`, shared by the passes it serves.
+type protoRead struct {
+	started time.Time
+	done    chan struct{} // closed when protos and err are set
+	protos  []bird.Protocol
+	err     error
 }
 
 // BIRDStatus returns the latest state of BIRD's control socket, from the
@@ -38,10 +50,35 @@ func (d *Daemon) BIRDStatus() api.BIRDStatus {
 	return d.bird
 }
 
-// protocols reads BIRD's protocols for a service and records how BIRD
-// answered. The version is asked for when BIRD first answers and after
-// every recovery, so an upgraded BIRD shows its new version.
-func (d *Daemon) protocols(ctx context.Context) ([]bird.Protocol, error) {
+// protocols returns BIRD's protocols for a pass that began at since. A
+// read that started at or after since is as fresh as the pass, so the
+// services' passes of one interval share one `show protocols`: a caller
+// waits for the read in flight if it started late enough, or starts the
+// next. The protocols returned are shared: callers only read them.
+func (d *Daemon) protocols(ctx context.Context, since time.Time) ([]bird.Protocol, error) {
+	d.readMu.Lock()
+	r := d.read
+	if r == nil || r.started.Before(since) {
+		r = &protoRead{started: time.Now(), done: make(chan struct{})}
+		d.read = r
+		d.readMu.Unlock()
+		r.protos, r.err = d.readProtocols(ctx)
+		close(r.done)
+		return r.protos, r.err
+	}
+	d.readMu.Unlock()
+	select {
+	case <-r.done:
+		return r.protos, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// readProtocols reads BIRD's protocols and records how BIRD answered. The
+// version is asked for when BIRD first answers and after every recovery,
+// so an upgraded BIRD shows its new version.
+func (d *Daemon) readProtocols(ctx context.Context) ([]bird.Protocol, error) {
 	start := time.Now()
 	protos, err := d.deps.BIRD.Protocols(ctx)
 	rtt := time.Since(start)
@@ -296,7 +333,7 @@ func (d *Daemon) QuietPeriod(name string) (time.Duration, bool) {
 // when any controlled protocol is enabled); a BIRD error is reported in
 // each status, not returned.
 func (d *Daemon) CheckOnce(ctx context.Context) []api.ServiceStatus {
-	protos, berr := d.protocols(ctx)
+	protos, berr := d.protocols(ctx, time.Now())
 	out := make([]api.ServiceStatus, len(d.services))
 	for i, s := range d.services {
 		for _, r := range s.bg {

@@ -35,6 +35,8 @@ type fakeBIRD struct {
 	// statusCalls counts "show status" (BIRD's version).
 	statusCalls int
 	disabled    chan string
+	// block, while set, holds every show protocols until it is closed.
+	block chan struct{}
 }
 
 var _ BIRD = (*fakeBIRD)(nil)
@@ -44,6 +46,12 @@ func newFakeBIRD(enabled map[string]bool) *fakeBIRD {
 }
 
 func (f *fakeBIRD) Protocols(context.Context) ([]bird.Protocol, error) {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, "show protocols")
@@ -618,5 +626,45 @@ func TestBackgroundResultReused(t *testing.T) {
 	}
 	if diff := cmp.Diff([]bool{false, true, true}, got); diff != "" {
 		t.Errorf("Reused per evaluation (-want +got):\n%s", diff)
+	}
+}
+
+// TestOneReadPerPass: the passes that begin before a `show protocols`
+// starts share it, whether it is done or still in flight; a pass that
+// begins after it needs a read of its own.
+func TestOneReadPerPass(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
+	ctx := context.Background()
+	since := time.Now()
+	block := make(chan struct{})
+	r.bird.mu.Lock()
+	r.bird.block = block
+	r.bird.mu.Unlock()
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			ps, err := r.d.protocols(ctx, since)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- len(ps)
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // both are waiting on BIRD
+	close(block)
+	if a, b := <-results, <-results; a != 1 || b != 1 {
+		t.Errorf("protocols: %d and %d, want 1 each", a, b)
+	}
+	if _, err := r.d.protocols(ctx, since); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.bird.take(); len(got) != 1 {
+		t.Errorf("BIRD was asked %v, want one show protocols for the passes since %v", got, since)
+	}
+	if _, err := r.d.protocols(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.bird.take(); len(got) != 1 {
+		t.Errorf("a later pass: BIRD was asked %v, want one show protocols of its own", got)
 	}
 }

@@ -43,8 +43,9 @@ type service struct {
 
 	machine *health.Machine
 	kick    chan struct{} // a relevant netlink event; buffered 1, coalescing
-	// readProtocols reads BIRD's protocols and records BIRD's state.
-	readProtocols func(context.Context) ([]bird.Protocol, error)
+	// readProtocols returns BIRD's protocols as read at or after since,
+	// and records BIRD's state.
+	readProtocols func(ctx context.Context, since time.Time) ([]bird.Protocol, error)
 
 	// The checks, in order; bg[i] runs checks[i] when it is a
 	// Background check. notClients are peers the checks add themselves.
@@ -67,7 +68,7 @@ type service struct {
 	drain   *api.Drain
 }
 
-func newService(cfg config.Service, deps *Deps, protocols func(context.Context) ([]bird.Protocol, error)) (*service, error) {
+func newService(cfg config.Service, deps *Deps, protocols func(context.Context, time.Time) ([]bird.Protocol, error)) (*service, error) {
 	s := &service{
 		cfg:           cfg,
 		deps:          deps,
@@ -228,13 +229,14 @@ func (s *service) check(ctx context.Context, scheduled bool) error {
 		s.eventCheck(ctx)
 		return nil
 	}
+	began := time.Now()
 	res, dev := s.evaluate(ctx, scheduled)
 	s.lastResult = res
 
 	var protos []bird.Protocol
 	if !s.machine.Started() || scheduled {
 		var err error
-		protos, err = s.readProtocols(ctx)
+		protos, err = s.readProtocols(ctx, began)
 		if err != nil {
 			s.birdFailed(actionRead, err)
 		} else {
