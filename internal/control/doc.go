@@ -1,4 +1,4 @@
-// Package control serves wgbird's JSON API on a unix socket (status, drain,
-// undrain, peers), keeps operators' drains on disk, and is the client the
-// CLI uses to talk to a running wgbird.
+// Package control serves wgbird's JSON API (internal/api) on a unix
+// socket (status, drain, undrain, peers) and is the client the CLI uses
+// to talk to a running wgbird.
 package control
