@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,26 +21,15 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/api"
-	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/drain"
 	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/fakes"
 	"github.com/wgbird/wgbird/internal/health"
-	"github.com/wgbird/wgbird/internal/link"
 )
 
-// fakeBIRD keeps protocol states and reports every disable.
-type fakeBIRD struct {
-	mu       sync.Mutex
-	enabled  map[string]bool
-	disabled chan string
-}
-
-var (
-	_ daemon.BIRD = (*fakeBIRD)(nil)
-	_ Daemon      = (*daemon.Daemon)(nil)
-)
+var _ Daemon = (*daemon.Daemon)(nil)
 
 // unwritable is a directory that cannot be created: it lies under a
 // device.
@@ -57,69 +45,14 @@ func mustDaemon(t testing.TB, deps daemon.Deps) *daemon.Daemon {
 	return d
 }
 
-func (f *fakeBIRD) Protocols(context.Context) ([]bird.Protocol, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var ps []bird.Protocol
-	for _, n := range []string{"wg_vip4", "wg1_vip4"} {
-		st := "down"
-		if f.enabled[n] {
-			st = "up"
-		}
-		ps = append(ps, bird.Protocol{Name: n, Proto: "Static", State: st})
-	}
-	return ps, nil
+// newBIRD is BIRD with both services' protocols enabled.
+func newBIRD() *fakes.BIRD {
+	return fakes.NewBIRD(fakes.Static("wg_vip4", true), fakes.Static("wg1_vip4", true))
 }
 
-func (f *fakeBIRD) Status(context.Context) (string, error) { return "2.0.12", nil }
-
-func (f *fakeBIRD) set(name string, en bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.enabled[name] = en
-	if !en {
-		select {
-		case f.disabled <- name:
-		default:
-		}
-	}
-	return nil
-}
-
-func (f *fakeBIRD) Enable(_ context.Context, name string) error  { return f.set(name, true) }
-func (f *fakeBIRD) Disable(_ context.Context, name string) error { return f.set(name, false) }
-
-// fakeWG returns a fixed device per interface, or an error.
-type fakeWG struct {
-	mu   sync.Mutex
-	devs map[string]*wgtypes.Device
-	err  error
-}
-
-func (f *fakeWG) Device(_ context.Context, name string) (*wgtypes.Device, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	d, ok := f.devs[name]
-	if !ok {
-		return nil, os.ErrNotExist
-	}
-	return d, nil
-}
-
-func (f *fakeWG) setErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-type fakeLinks struct{}
-
-func (fakeLinks) Read(name string) (link.State, error) {
-	return link.State{Exists: true, Index: 7, Up: true, Running: true, OperState: "unknown",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("192.168.20.1/24")}}, nil
+// upLink is wg0 up with its VIP.
+func upLink() *fakes.Links {
+	return fakes.NewLinks(fakes.UpLink(netip.MustParsePrefix("192.168.20.1/24")))
 }
 
 var (
@@ -171,8 +104,8 @@ func testConfig() *config.Config {
 // apiRig is a real daemon on fakes, running, with a control server on a
 // socket in a temporary directory.
 type apiRig struct {
-	bird   *fakeBIRD
-	wg     *fakeWG
+	bird   *fakes.BIRD
+	wg     *fakes.WireGuard
 	d      *daemon.Daemon
 	store  *drain.Store
 	srv    *Server
@@ -185,8 +118,8 @@ func newAPIRig(t *testing.T, store *drain.Store) *apiRig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &apiRig{
-		bird: &fakeBIRD{enabled: map[string]bool{"wg_vip4": true, "wg1_vip4": true}, disabled: make(chan string, 10)},
-		wg:   &fakeWG{devs: map[string]*wgtypes.Device{"wg0": device()}},
+		bird: newBIRD(),
+		wg:   fakes.NewWireGuards(map[string]*wgtypes.Device{"wg0": device()}),
 		dir:  dir,
 	}
 	if store == nil {
@@ -194,7 +127,7 @@ func newAPIRig(t *testing.T, store *drain.Store) *apiRig {
 	}
 	r.store = store
 	r.d = mustDaemon(t, daemon.Deps{
-		BIRD: r.bird, WireGuard: r.wg, Links: fakeLinks{},
+		BIRD: r.bird, WireGuard: r.wg, Links: upLink(),
 		Exec: func(context.Context, execcheck.Spec) health.Check { return health.Check{OK: true} },
 		Log:  testLog(t),
 	})
@@ -232,7 +165,7 @@ func (r *apiRig) waitDisabled(t *testing.T, proto string) {
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
-		case p := <-r.bird.disabled:
+		case p := <-r.bird.Disabled():
 			if p == proto {
 				return
 			}
@@ -420,7 +353,7 @@ func TestAPIPeers(t *testing.T) {
 	}
 
 	// A device that cannot be read is an error, not silence.
-	r.wg.setErr(context.DeadlineExceeded)
+	r.wg.Set(nil, context.DeadlineExceeded)
 	_, err = r.c.Peers(ctx, "wg0")
 	var api *APIError
 	if !errors.As(err, &api) || api.StatusCode != 503 || !strings.Contains(api.Message, `reading WireGuard device "wg0"`) {
@@ -430,7 +363,7 @@ func TestAPIPeers(t *testing.T) {
 
 func TestSocket(t *testing.T) {
 	newDaemon := func() *daemon.Daemon {
-		return mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
+		return mustDaemon(t, daemon.Deps{BIRD: newBIRD(), WireGuard: fakes.NewWireGuard(nil), Links: upLink(), Log: testLog(t)})
 	}
 	start := func(t *testing.T, sock, group string) (*Server, error) {
 		dir := t.TempDir()

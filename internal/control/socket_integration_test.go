@@ -19,6 +19,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/drain"
+	"github.com/wgbird/wgbird/internal/fakes"
 )
 
 // dialEnv switches the test binary into a helper that connects to the
@@ -104,7 +105,7 @@ func TestSocketPermissions(t *testing.T) {
 
 	newServer := func(sock, group string) *Server {
 		t.Helper()
-		d := mustDaemon(t, daemon.Deps{BIRD: &fakeBIRD{}, WireGuard: &fakeWG{}, Links: fakeLinks{}, Log: testLog(t)})
+		d := mustDaemon(t, daemon.Deps{BIRD: newBIRD(), WireGuard: fakes.NewWireGuard(nil), Links: upLink(), Log: testLog(t)})
 		store := drain.NewStore(filepath.Join(base, "drains"), filepath.Join(base, "drains"))
 		srv, err := Start(Options{Socket: sock, Group: group, Log: testLog(t)}, d, store)
 		if err != nil {

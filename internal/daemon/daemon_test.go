@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,164 +18,42 @@ import (
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/fakes"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
 )
 
-// fakeBIRD records every command it is asked and keeps protocol states.
-type fakeBIRD struct {
-	mu      sync.Mutex
-	cmds    []string
-	enabled map[string]bool
-	down    error // returned by every call while set
-	// refuse, while set, is returned by enable and disable only (a
-	// restricted socket).
-	refuse error
-	// statusCalls counts "show status" (BIRD's version).
-	statusCalls int
-	disabled    chan string
-	// block, while set, holds every show protocols until it is closed.
-	block chan struct{}
-}
-
-var _ BIRD = (*fakeBIRD)(nil)
-
-func newFakeBIRD(enabled map[string]bool) *fakeBIRD {
-	return &fakeBIRD{enabled: enabled, disabled: make(chan string, 100)}
-}
-
-func (f *fakeBIRD) Protocols(context.Context) ([]bird.Protocol, error) {
-	f.mu.Lock()
-	block := f.block
-	f.mu.Unlock()
-	if block != nil {
-		<-block
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cmds = append(f.cmds, "show protocols")
-	if f.down != nil {
-		return nil, f.down
-	}
-	var ps []bird.Protocol
-	for _, n := range []string{"device1", "wg_vip4", "wg_vip6", "bgp_router"} {
-		en, ok := f.enabled[n]
-		if !ok {
-			continue
-		}
-		st := "down"
-		if en {
-			st = "up"
-		}
-		ps = append(ps, bird.Protocol{Name: n, Proto: "Static", State: st})
-	}
-	return ps, nil
-}
-
-func (f *fakeBIRD) set(name string, en bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	verb := "disable"
-	if en {
-		verb = "enable"
-	}
-	f.cmds = append(f.cmds, verb+" "+name)
-	if f.down != nil {
-		return f.down
-	}
-	if f.refuse != nil {
-		return f.refuse
-	}
-	f.enabled[name] = en
-	if !en {
-		f.disabled <- name
-	}
-	return nil
-}
-
-func (f *fakeBIRD) Status(context.Context) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.statusCalls++ // kept apart from cmds: it changes nothing in BIRD
-	if f.down != nil {
-		return "", f.down
-	}
-	return "2.0.12", nil
-}
-
-func (f *fakeBIRD) Enable(_ context.Context, name string) error  { return f.set(name, true) }
-func (f *fakeBIRD) Disable(_ context.Context, name string) error { return f.set(name, false) }
-
-// take returns and clears the recorded commands.
-func (f *fakeBIRD) take() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c := f.cmds
-	f.cmds = nil
-	return c
-}
-
-func (f *fakeBIRD) setDown(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = err
-}
-
-type fakeWG struct {
-	mu    sync.Mutex
-	dev   *wgtypes.Device
-	err   error
-	reads int
-}
-
-func (f *fakeWG) Device(context.Context, string) (*wgtypes.Device, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reads++
-	return f.dev, f.err
-}
-
-func (f *fakeWG) setPeers(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.dev.Peers = make([]wgtypes.Peer, n)
-}
-
-type fakeLinks struct {
-	mu sync.Mutex
-	st link.State
-}
-
-func (f *fakeLinks) Read(string) (link.State, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.st, nil
-}
-
-func (f *fakeLinks) set(st link.State) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.st = st
-}
+var (
+	_ BIRD      = (*fakes.BIRD)(nil)
+	_ WireGuard = (*fakes.WireGuard)(nil)
+	_ Links     = (*fakes.Links)(nil)
+	_ Prober    = (*fakes.Prober)(nil)
+)
 
 var vip = netip.MustParsePrefix("192.168.20.1/24")
+
+// newBIRD returns a fake BIRD knowing the protocols of enabled, up or
+// down.
+func newBIRD(enabled map[string]bool) *fakes.BIRD {
+	var ps []bird.Protocol
+	for _, n := range []string{"device1", "wg_vip4", "wg_vip6", "bgp_router"} {
+		if en, ok := enabled[n]; ok {
+			ps = append(ps, fakes.Static(n, en))
+		}
+	}
+	return fakes.NewBIRD(ps...)
+}
 
 func healthyLink() link.State {
 	return link.State{Exists: true, Index: 7, Up: true, Running: true, OperState: "unknown", Addrs: []netip.Prefix{vip}}
 }
 
-func healthyDevice() *wgtypes.Device {
-	key, err := wgtypes.GeneratePrivateKey()
-	if err != nil {
-		panic(err)
-	}
-	return &wgtypes.Device{Name: "wg0", PrivateKey: key, PublicKey: key.PublicKey(), ListenPort: 51820, Peers: make([]wgtypes.Peer, 2)}
-}
+func healthyDevice() *wgtypes.Device { return fakes.Device(51820, 2, time.Time{}) }
 
 type rig struct {
-	bird  *fakeBIRD
-	wg    *fakeWG
-	links *fakeLinks
+	bird  *fakes.BIRD
+	wg    *fakes.WireGuard
+	links *fakes.Links
 	d     *Daemon
 	svc   *service
 }
@@ -196,9 +73,9 @@ func testService(mod func(*config.Service)) config.Service {
 func newRig(t *testing.T, enabled map[string]bool, mod func(*config.Service)) *rig {
 	t.Helper()
 	r := &rig{
-		bird:  newFakeBIRD(enabled),
-		wg:    &fakeWG{dev: healthyDevice()},
-		links: &fakeLinks{st: healthyLink()},
+		bird:  newBIRD(enabled),
+		wg:    fakes.NewWireGuard(healthyDevice()),
+		links: fakes.NewLinks(healthyLink()),
 	}
 	cfg := &config.Config{Services: []config.Service{testService(mod)}}
 	cfg.Shutdown.Delay = 10 * time.Millisecond
@@ -211,6 +88,18 @@ func newRig(t *testing.T, enabled map[string]bool, mod func(*config.Service)) *r
 	})
 	r.svc = r.d.services[0]
 	return r
+}
+
+// take returns and forgets the commands BIRD received, without the
+// version queries (counted apart: they change nothing).
+func (r *rig) take() []string {
+	var out []string
+	for _, c := range r.bird.Take() {
+		if c != "show status" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // mustNew is New for a config that must work.
@@ -260,7 +149,7 @@ func TestStartup(t *testing.T) {
 		},
 		{
 			name: "announced and unhealthy: withdraw at once", enabled: true,
-			break_: func(r *rig) { r.wg.setPeers(0) },
+			break_: func(r *rig) { r.wg.SetPeers(0) },
 			steps:  []bool{sched},
 			want:   []string{"show protocols", "disable wg_vip4"},
 		},
@@ -271,7 +160,7 @@ func TestStartup(t *testing.T) {
 		},
 		{
 			name: "withdrawn and unhealthy: stay withdrawn", enabled: false,
-			break_: func(r *rig) { r.links.set(link.State{}) },
+			break_: func(r *rig) { r.links.Set(link.State{}) },
 			steps:  []bool{sched, sched, sched, sched},
 			want:   []string{"show protocols", "show protocols", "show protocols", "show protocols"},
 		},
@@ -283,7 +172,7 @@ func TestStartup(t *testing.T) {
 				tt.break_(r)
 			}
 			r.steps(t, tt.steps...)
-			if diff := cmp.Diff(tt.want, r.bird.take()); diff != "" {
+			if diff := cmp.Diff(tt.want, r.take()); diff != "" {
 				t.Errorf("BIRD commands (-want +got):\n%s", diff)
 			}
 		})
@@ -299,7 +188,7 @@ func TestWithdrawAndReturn(t *testing.T) {
 	}{
 		{
 			name:  "link deleted: an event withdraws at once, without reading BIRD first",
-			fault: func(r *rig) { r.links.set(link.State{}) },
+			fault: func(r *rig) { r.links.Set(link.State{}) },
 			steps: []bool{event},
 			want:  []string{"disable wg_vip4"},
 		},
@@ -308,26 +197,26 @@ func TestWithdrawAndReturn(t *testing.T) {
 			fault: func(r *rig) {
 				st := healthyLink()
 				st.Addrs = nil
-				r.links.set(st)
+				r.links.Set(st)
 			},
 			steps: []bool{event},
 			want:  []string{"disable wg_vip4"},
 		},
 		{
 			name:  "wireguard-go hung: withdrawn after fall",
-			fault: func(r *rig) { r.wg.err = context.DeadlineExceeded },
+			fault: func(r *rig) { r.wg.Set(nil, context.DeadlineExceeded) },
 			steps: []bool{sched, sched},
 			want:  []string{"show protocols", "show protocols", "disable wg_vip4"},
 		},
 		{
 			name:  "device gone: hard, withdrawn at the first check",
-			fault: func(r *rig) { r.wg.dev, r.wg.err = nil, os.ErrNotExist },
+			fault: func(r *rig) { r.wg.Set(nil, os.ErrNotExist) },
 			steps: []bool{sched},
 			want:  []string{"show protocols", "disable wg_vip4"},
 		},
 		{
 			name:  "peers removed: withdrawn after fall",
-			fault: func(r *rig) { r.wg.setPeers(0) },
+			fault: func(r *rig) { r.wg.SetPeers(0) },
 			steps: []bool{sched, sched},
 			want:  []string{"show protocols", "show protocols", "disable wg_vip4"},
 		},
@@ -336,10 +225,10 @@ func TestWithdrawAndReturn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
 			r.steps(t, sched)
-			r.bird.take()
+			r.take()
 			tt.fault(r)
 			r.steps(t, tt.steps...)
-			if diff := cmp.Diff(tt.want, r.bird.take()); diff != "" {
+			if diff := cmp.Diff(tt.want, r.take()); diff != "" {
 				t.Errorf("BIRD commands after the fault (-want +got):\n%s", diff)
 			}
 		})
@@ -353,11 +242,11 @@ func TestEventsNeverAnnounce(t *testing.T) {
 	r.steps(t, sched)
 	r.steps(t, event, event, event, event, event)
 	r.steps(t, sched)
-	if diff := cmp.Diff([]string{"show protocols", "show protocols"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "show protocols"}, r.take()); diff != "" {
 		t.Errorf("BIRD commands (-want +got):\n%s", diff)
 	}
 	r.steps(t, sched)
-	if diff := cmp.Diff([]string{"show protocols", "enable wg_vip4"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "enable wg_vip4"}, r.take()); diff != "" {
 		t.Errorf("BIRD commands at rise (-want +got):\n%s", diff)
 	}
 }
@@ -368,17 +257,17 @@ func TestReconcile(t *testing.T) {
 	r := newRig(t, map[string]bool{"wg_vip4": true, "wg_vip6": true}, func(s *config.Service) {
 		s.Protocols = []string{"wg_vip4", "wg_vip6"}
 	})
-	r.wg.setPeers(0)
+	r.wg.SetPeers(0)
 	r.steps(t, sched)
 	want := []string{"show protocols", "disable wg_vip4", "disable wg_vip6"}
-	if diff := cmp.Diff(want, r.bird.take()); diff != "" {
+	if diff := cmp.Diff(want, r.take()); diff != "" {
 		t.Fatalf("withdrawal (-want +got):\n%s", diff)
 	}
 	// birdc configure: BIRD enables wg_vip6 again.
-	r.bird.enabled["wg_vip6"] = true
+	r.bird.SetState("wg_vip6", true)
 	r.steps(t, sched, sched)
 	want = []string{"show protocols", "disable wg_vip6", "show protocols"}
-	if diff := cmp.Diff(want, r.bird.take()); diff != "" {
+	if diff := cmp.Diff(want, r.take()); diff != "" {
 		t.Errorf("reconcile (-want +got):\n%s", diff)
 	}
 }
@@ -399,8 +288,8 @@ func TestUnknownProtocol(t *testing.T) {
 // BIRD answers, the start-up rules apply.
 func TestBIRDUnreachable(t *testing.T) {
 	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
-	r.bird.setDown(fmt.Errorf("dial unix /run/bird/bird.ctl: connect: no such file or directory"))
-	r.wg.setPeers(0)
+	r.bird.SetError(fmt.Errorf("dial unix /run/bird/bird.ctl: connect: no such file or directory"))
+	r.wg.SetPeers(0)
 	r.steps(t, sched, event, sched)
 	if r.svc.machine.Started() {
 		t.Fatal("machine started without BIRD")
@@ -408,10 +297,10 @@ func TestBIRDUnreachable(t *testing.T) {
 	if got := r.svc.Status().BIRDError; got == "" {
 		t.Error("status shows no BIRD error")
 	}
-	r.bird.take()
-	r.bird.setDown(nil)
+	r.take()
+	r.bird.SetError(nil)
 	r.steps(t, sched)
-	if diff := cmp.Diff([]string{"show protocols", "disable wg_vip4"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "disable wg_vip4"}, r.take()); diff != "" {
 		t.Errorf("BIRD commands once BIRD answers (-want +got):\n%s", diff)
 	}
 	if got := r.svc.Status().BIRDError; got != "" {
@@ -429,30 +318,30 @@ func TestBIRDStatus(t *testing.T) {
 	if !got.Reachable || got.Version != "2.0.12" || got.Error != "" || got.CheckedAt.IsZero() {
 		t.Errorf("BIRDStatus = %+v, want reachable 2.0.12", got)
 	}
-	if r.bird.statusCalls != 1 {
-		t.Errorf("show status sent %d times, want once", r.bird.statusCalls)
+	if r.bird.Count("show status") != 1 {
+		t.Errorf("show status sent %d times, want once", r.bird.Count("show status"))
 	}
-	r.bird.setDown(errors.New("connect: connection refused"))
+	r.bird.SetError(errors.New("connect: connection refused"))
 	r.steps(t, sched)
 	if got := r.d.BIRDStatus(); got.Reachable || got.Error != "connect: connection refused" || got.Version != "" {
 		t.Errorf("BIRDStatus while down = %+v", got)
 	}
-	r.bird.setDown(nil)
+	r.bird.SetError(nil)
 	r.steps(t, sched)
-	if got := r.d.BIRDStatus(); !got.Reachable || got.Version != "2.0.12" || r.bird.statusCalls != 2 {
-		t.Errorf("BIRDStatus after recovery = %+v, show status sent %d times; want reachable, version re-read", got, r.bird.statusCalls)
+	if got := r.d.BIRDStatus(); !got.Reachable || got.Version != "2.0.12" || r.bird.Count("show status") != 2 {
+		t.Errorf("BIRDStatus after recovery = %+v, show status sent %d times; want reachable, version re-read", got, r.bird.Count("show status"))
 	}
 }
 
 func TestDrain(t *testing.T) {
 	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) { s.Rise = 2 })
 	r.steps(t, sched)
-	r.bird.take()
+	r.take()
 	if err := r.d.SetDrain(nil, &api.Drain{Reason: "kernel upgrade", Since: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	r.steps(t, event, sched)
-	if diff := cmp.Diff([]string{"disable wg_vip4", "show protocols"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"disable wg_vip4", "show protocols"}, r.take()); diff != "" {
 		t.Errorf("drain (-want +got):\n%s", diff)
 	}
 	st := r.svc.Status()
@@ -463,7 +352,7 @@ func TestDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.steps(t, event, sched, sched)
-	if diff := cmp.Diff([]string{"show protocols", "show protocols", "enable wg_vip4"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "show protocols", "enable wg_vip4"}, r.take()); diff != "" {
 		t.Errorf("undrain (-want +got):\n%s", diff)
 	}
 	if err := r.d.SetDrain([]string{"nosuch"}, nil); err == nil {
@@ -489,7 +378,7 @@ func TestStop(t *testing.T) {
 			if err := r.d.Stop(context.Background(), tt.stopping); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, r.bird.take()); diff != "" {
+			if diff := cmp.Diff(tt.want, r.take()); diff != "" {
 				t.Errorf("BIRD commands (-want +got):\n%s", diff)
 			}
 		})
@@ -513,11 +402,11 @@ func TestRunEvents(t *testing.T) {
 	<-ready
 	ch := <-events
 
-	r.links.set(link.State{})
+	r.links.Set(link.State{})
 	ch <- link.Event{Name: "other0"} // not ours: no effect
 	ch <- link.Event{Name: "wg0"}
 	select {
-	case name := <-r.bird.disabled:
+	case name := <-r.bird.Disabled():
 		if name != "wg_vip4" {
 			t.Fatalf("disabled %q", name)
 		}
@@ -582,19 +471,19 @@ func TestConcerns(t *testing.T) {
 func TestEventReadsLinkOnly(t *testing.T) {
 	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
 	r.steps(t, sched)
-	r.bird.take()
-	r.wg.err = context.DeadlineExceeded // hung: soft
-	before := r.wg.reads
+	r.take()
+	r.wg.Set(nil, context.DeadlineExceeded) // hung: soft
+	before := r.wg.Reads()
 	r.steps(t, event, event, event)
-	if n := r.wg.reads - before; n != 0 {
+	if n := r.wg.Reads() - before; n != 0 {
 		t.Errorf("%d WireGuard reads for 3 events, want 0", n)
 	}
-	if got := r.bird.take(); len(got) != 0 {
+	if got := r.take(); len(got) != 0 {
 		t.Errorf("BIRD commands after events with a healthy link: %q", got)
 	}
 	// One scheduled failure is not yet fall (2): events did not count.
 	r.steps(t, sched)
-	if diff := cmp.Diff([]string{"show protocols"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols"}, r.take()); diff != "" {
 		t.Errorf("BIRD commands (-want +got):\n%s", diff)
 	}
 	if got := r.svc.Status().Checks; len(got) != 2 || got[1].OK {
@@ -637,9 +526,7 @@ func TestOneReadPerPass(t *testing.T) {
 	ctx := context.Background()
 	since := time.Now()
 	block := make(chan struct{})
-	r.bird.mu.Lock()
-	r.bird.block = block
-	r.bird.mu.Unlock()
+	r.bird.Block(block)
 	results := make(chan int, 2)
 	for range 2 {
 		go func() {
@@ -658,13 +545,13 @@ func TestOneReadPerPass(t *testing.T) {
 	if _, err := r.d.protocols(ctx, since); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.bird.take(); len(got) != 1 {
+	if got := r.take(); len(got) != 1 {
 		t.Errorf("BIRD was asked %v, want one show protocols for the passes since %v", got, since)
 	}
 	if _, err := r.d.protocols(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.bird.take(); len(got) != 1 {
+	if got := r.take(); len(got) != 1 {
 		t.Errorf("a later pass: BIRD was asked %v, want one show protocols of its own", got)
 	}
 }

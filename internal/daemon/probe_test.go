@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,49 +15,14 @@ import (
 
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
+	"github.com/wgbird/wgbird/internal/fakes"
 	"github.com/wgbird/wgbird/internal/health"
 )
-
-// fakeProber answers as configured and records the devices it was given.
-type fakeProber struct {
-	key wgtypes.Key
-
-	mu   sync.Mutex
-	ok   bool
-	devs []*wgtypes.Device
-}
-
-var _ Prober = (*fakeProber)(nil)
-
-func (f *fakeProber) Probe(_ context.Context, dev *wgtypes.Device) health.Check {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.devs = append(f.devs, dev)
-	if f.ok {
-		return health.Check{Name: "probe", OK: true, Detail: "handshake answered"}
-	}
-	return health.Check{Name: "probe", Detail: "no handshake response from wg0 within 250ms"}
-}
-
-func (f *fakeProber) PublicKey() wgtypes.Key { return f.key }
-
-func (f *fakeProber) set(ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ok = ok
-}
-
-// calls returns how many probes ran.
-func (f *fakeProber) calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.devs)
-}
 
 // newProbeRig is newRig with a probe on the service, answered by the
 // returned fake; newProber, if set, replaces the fake's constructor. It
 // returns New's error instead of a rig when New fails.
-func newProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Service) (Prober, error)) (*rig, *fakeProber) {
+func newProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Service) (Prober, error)) (*rig, *fakes.Prober) {
 	t.Helper()
 	r, p, err := tryProbeRig(t, enabled, newProber)
 	if err != nil {
@@ -67,9 +31,9 @@ func newProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Se
 	return r, p
 }
 
-func tryProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Service) (Prober, error)) (*rig, *fakeProber, error) {
+func tryProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Service) (Prober, error)) (*rig, *fakes.Prober, error) {
 	t.Helper()
-	p := &fakeProber{key: wgtypes.Key{0x70, 0x72, 0x6f, 0x62, 0x65}, ok: true}
+	p := fakes.NewProber(wgtypes.Key{0x70, 0x72, 0x6f, 0x62, 0x65})
 	if newProber == nil {
 		newProber = func(s config.Service) (Prober, error) {
 			if s.Probe == nil || s.Probe.PrivateKeyFile != "/etc/wgbird/probe.key" {
@@ -79,12 +43,14 @@ func tryProbeRig(t *testing.T, enabled map[string]bool, newProber func(config.Se
 		}
 	}
 	r := &rig{
-		bird:  newFakeBIRD(enabled),
-		wg:    &fakeWG{dev: healthyDevice()},
-		links: &fakeLinks{st: healthyLink()},
+		bird:  newBIRD(enabled),
+		wg:    fakes.NewWireGuard(healthyDevice()),
+		links: fakes.NewLinks(healthyLink()),
 	}
 	// The server lists one client and the probe peer.
-	r.wg.dev.Peers = []wgtypes.Peer{{PublicKey: wgtypes.Key{1}}, {PublicKey: p.key}}
+	dev := healthyDevice()
+	dev.Peers = []wgtypes.Peer{{PublicKey: wgtypes.Key{1}}, {PublicKey: p.Key}}
+	r.wg.Set(dev, nil)
 	cfg := &config.Config{Services: []config.Service{testService(func(s *config.Service) {
 		s.Probe = &config.Probe{PrivateKeyFile: "/etc/wgbird/probe.key", Timeout: 50 * time.Millisecond}
 	})}}
@@ -118,13 +84,13 @@ func (r *rig) probeSteps(t *testing.T, scheduled ...bool) {
 func TestProbeWithdraws(t *testing.T) {
 	r, p := newProbeRig(t, map[string]bool{"wg_vip4": true}, nil)
 	r.probeSteps(t, sched)
-	if diff := cmp.Diff([]string{"show protocols"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols"}, r.take()); diff != "" {
 		t.Fatalf("healthy start (-want +got):\n%s", diff)
 	}
 
-	p.set(false)
+	p.Set(false)
 	r.probeSteps(t, sched, sched)
-	if diff := cmp.Diff([]string{"show protocols", "show protocols", "disable wg_vip4"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "show protocols", "disable wg_vip4"}, r.take()); diff != "" {
 		t.Errorf("probe failing (-want +got):\n%s", diff)
 	}
 	st := r.svc.Status()
@@ -139,9 +105,9 @@ func TestProbeWithdraws(t *testing.T) {
 		t.Errorf("checks (-want +got):\n%s", diff)
 	}
 
-	p.set(true)
+	p.Set(true)
 	r.probeSteps(t, sched, sched, sched)
-	if diff := cmp.Diff([]string{"show protocols", "show protocols", "show protocols", "enable wg_vip4"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "show protocols", "show protocols", "enable wg_vip4"}, r.take()); diff != "" {
 		t.Errorf("probe answering again (-want +got):\n%s", diff)
 	}
 }
@@ -152,24 +118,20 @@ func TestProbeWithdraws(t *testing.T) {
 func TestProbeScheduledOnly(t *testing.T) {
 	r, p := newProbeRig(t, map[string]bool{"wg_vip4": true}, nil)
 	r.probeSteps(t, sched, event, event, sched)
-	if got := p.calls(); got != 2 {
+	if got := len(p.Devices()); got != 2 {
 		t.Errorf("%d probes for 2 scheduled checks and 2 events, want 2", got)
 	}
 	// A failing probe seen by an event-triggered check is the last one.
-	p.set(false)
+	p.Set(false)
 	r.probeSteps(t, event)
 	if got := r.svc.Status().Healthy; !got {
 		t.Error("an event-triggered check ran the probe")
 	}
 
-	r.wg.mu.Lock()
-	r.wg.err = context.DeadlineExceeded
-	r.wg.mu.Unlock()
+	r.wg.Set(nil, context.DeadlineExceeded)
 	r.probeSteps(t, sched)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.devs) != 3 || p.devs[0] == nil || p.devs[0].Name != "wg0" || p.devs[2] != nil {
-		t.Errorf("probe devices = %v, want wg0, wg0, nil", p.devs)
+	if devs := p.Devices(); len(devs) != 3 || devs[0] == nil || devs[0].Name != "wg0" || devs[2] != nil {
+		t.Errorf("probe devices = %v, want wg0, wg0, nil", devs)
 	}
 }
 
@@ -177,11 +139,11 @@ func TestProbeScheduledOnly(t *testing.T) {
 // server whose only peer is the probe has too few peers.
 func TestProbePeerNotCounted(t *testing.T) {
 	r, p := newProbeRig(t, map[string]bool{"wg_vip4": true}, nil)
-	r.wg.mu.Lock()
-	r.wg.dev.Peers = []wgtypes.Peer{{PublicKey: p.key, LastHandshakeTime: time.Now()}}
-	r.wg.mu.Unlock()
+	dev := healthyDevice()
+	dev.Peers = []wgtypes.Peer{{PublicKey: p.Key, LastHandshakeTime: time.Now()}}
+	r.wg.Set(dev, nil)
 	r.probeSteps(t, sched)
-	if diff := cmp.Diff([]string{"show protocols", "disable wg_vip4"}, r.bird.take()); diff != "" {
+	if diff := cmp.Diff([]string{"show protocols", "disable wg_vip4"}, r.take()); diff != "" {
 		t.Errorf("BIRD commands (-want +got):\n%s", diff)
 	}
 	if got, want := r.svc.Status().Reason, "unhealthy at start-up: wireguard: 0 peers, want at least 1"; got != want {
@@ -202,7 +164,7 @@ func TestProbeCreationFails(t *testing.T) {
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}
-	if got := r.bird.take(); len(got) != 0 {
+	if got := r.take(); len(got) != 0 {
 		t.Errorf("BIRD commands = %v, want none", got)
 	}
 }
@@ -213,7 +175,7 @@ func TestProbeWithoutConstructor(t *testing.T) {
 	cfg := &config.Config{Services: []config.Service{testService(func(s *config.Service) {
 		s.Probe = &config.Probe{PrivateKeyFile: "/k", Timeout: 50 * time.Millisecond}
 	})}}
-	_, err := New(cfg, Deps{BIRD: newFakeBIRD(map[string]bool{"wg_vip4": true}), WireGuard: &fakeWG{dev: healthyDevice()}, Links: &fakeLinks{st: healthyLink()},
+	_, err := New(cfg, Deps{BIRD: newBIRD(map[string]bool{"wg_vip4": true}), WireGuard: fakes.NewWireGuard(healthyDevice()), Links: fakes.NewLinks(healthyLink()),
 		Exec: execcheck.Run, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	var pe *ProbeError
 	if !errors.As(err, &pe) {
@@ -236,8 +198,8 @@ func TestDeviceLeavesOutTheProbe(t *testing.T) {
 	if diff := cmp.Diff([]wgtypes.Key{{1}}, got); diff != "" {
 		t.Errorf("peers (-want +got):\n%s", diff)
 	}
-	if n := len(r.wg.dev.Peers); n != 2 || r.wg.dev.Peers[1].PublicKey != p.key {
-		t.Errorf("the read device was changed: %d peers", n)
+	if read, _ := r.wg.Device(context.Background(), "wg0"); len(read.Peers) != 2 || read.Peers[1].PublicKey != p.Key {
+		t.Errorf("the read device was changed: %+v", read.Peers)
 	}
 }
 
@@ -248,12 +210,10 @@ func TestBIRDErrorLoggedOncePerAction(t *testing.T) {
 	var logs strings.Builder
 	r := newRig(t, map[string]bool{"wg_vip4": true}, nil)
 	r.svc.log = slog.New(slog.NewTextHandler(&logs, nil))
-	r.wg.setPeers(0)
-	r.steps(t, sched) // withdraws: disable works
-	r.bird.mu.Lock()
-	r.bird.enabled["wg_vip4"] = true // birdc configure
-	r.bird.refuse = errors.New("disabling protocol \"wg_vip4\": bird replied 8007: Access denied")
-	r.bird.mu.Unlock()
+	r.wg.SetPeers(0)
+	r.steps(t, sched)                // withdraws: disable works
+	r.bird.SetState("wg_vip4", true) // birdc configure
+	r.bird.Refuse(errors.New("disabling protocol \"wg_vip4\": bird replied 8007: Access denied"))
 	r.steps(t, sched, sched, sched)
 	if n := strings.Count(logs.String(), "BIRD call failed"); n != 1 {
 		t.Errorf("%d 'BIRD call failed' lines over three refused corrections, want 1:\n%s", n, logs.String())

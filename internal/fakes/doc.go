@@ -1,3 +1,4 @@
-// Package fakes provides in-memory stand-ins for the daemon's BIRD,
-// WireGuard and link readers, for tests that run a whole daemon.
+// Package fakes provides the one set of in-memory stand-ins for what the
+// daemon talks to (BIRD, WireGuard, links, the probe, exec checks), which
+// record what they were asked, for unit tests.
 package fakes

@@ -2,6 +2,7 @@ package fakes
 
 import (
 	"context"
+	"io/fs"
 	"net/netip"
 	"sync"
 	"time"
@@ -9,30 +10,103 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/bird"
-	"github.com/wgbird/wgbird/internal/daemon"
+	"github.com/wgbird/wgbird/internal/check"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
 )
 
 var (
-	_ daemon.BIRD      = (*BIRD)(nil)
-	_ daemon.WireGuard = (*WireGuard)(nil)
-	_ daemon.Links     = (*Links)(nil)
+	_ check.WireGuard = (*WireGuard)(nil)
+	_ check.Links     = (*Links)(nil)
+	_ check.Prober    = (*Prober)(nil)
 )
 
 // BIRD keeps protocol states in memory and records every command.
 type BIRD struct {
-	mu      sync.Mutex
-	protos  []bird.Protocol
-	cmds    []string
-	err     error
-	replies map[string]string // raw replies to Query
+	mu       sync.Mutex
+	protos   []bird.Protocol
+	cmds     []string
+	counts   map[string]int
+	err      error
+	refuse   error
+	block    <-chan struct{}
+	disabled chan string
+	replies  map[string]string // raw replies to Query
 }
 
 // NewBIRD returns a BIRD knowing protos, in order.
 func NewBIRD(protos ...bird.Protocol) *BIRD {
-	return &BIRD{protos: append([]bird.Protocol(nil), protos...)}
+	return &BIRD{protos: append([]bird.Protocol(nil), protos...), counts: map[string]int{}, disabled: make(chan string, 100)}
+}
+
+// record notes a command; the caller holds mu.
+func (b *BIRD) record(cmd string) {
+	b.cmds = append(b.cmds, cmd)
+	b.counts[cmd]++
+}
+
+// Take returns the commands received since the last Take and forgets
+// them.
+func (b *BIRD) Take() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.cmds
+	b.cmds = nil
+	return c
+}
+
+// Count returns how often cmd was received in all.
+func (b *BIRD) Count(cmd string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.counts[cmd]
+}
+
+// Refuse makes enable and disable fail with err while reads still answer,
+// as a socket restricted to reads does (nil: accept again).
+func (b *BIRD) Refuse(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refuse = err
+}
+
+// Block holds every show protocols until ch is closed (nil: answer at
+// once).
+func (b *BIRD) Block(ch <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.block = ch
+}
+
+// Disabled delivers the name of every protocol disabled, in order.
+func (b *BIRD) Disabled() <-chan string { return b.disabled }
+
+// Enabled reports whether BIRD shows the protocol enabled.
+func (b *BIRD) Enabled(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.protos {
+		if p.Name == name {
+			return p.Enabled()
+		}
+	}
+	return false
+}
+
+// SetState sets a protocol up or down without a command, as BIRD's own
+// restart or configure does; a protocol BIRD did not know is added as a
+// static one.
+func (b *BIRD) SetState(name string, up bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.protos {
+		if b.protos[i].Name == name {
+			b.protos[i].State = Static(name, up).State
+			return
+		}
+	}
+	b.protos = append(b.protos, Static(name, up))
 }
 
 // Static returns a static protocol in master4, up or down.
@@ -58,11 +132,17 @@ func (b *BIRD) Commands() []string {
 	return append([]string(nil), b.cmds...)
 }
 
-// Protocols implements daemon.BIRD.
+// Protocols implements daemon.BIRD (while Block holds it, it waits).
 func (b *BIRD) Protocols(context.Context) ([]bird.Protocol, error) {
 	b.mu.Lock()
+	block := b.block
+	b.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cmds = append(b.cmds, "show protocols")
+	b.record("show protocols")
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -78,13 +158,22 @@ func (b *BIRD) Disable(_ context.Context, name string) error { return b.set(name
 func (b *BIRD) set(name, verb, state string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cmds = append(b.cmds, verb+" "+name)
+	b.record(verb + " " + name)
 	if b.err != nil {
 		return b.err
+	}
+	if b.refuse != nil {
+		return b.refuse
 	}
 	for i := range b.protos {
 		if b.protos[i].Name == name {
 			b.protos[i].State = state
+			if state == "down" {
+				select {
+				case b.disabled <- name:
+				default:
+				}
+			}
 			return nil
 		}
 	}
@@ -105,7 +194,7 @@ func (b *BIRD) SetReply(cmd, raw string) {
 func (b *BIRD) Query(_ context.Context, cmd string) (bird.Reply, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cmds = append(b.cmds, cmd)
+	b.record(cmd)
 	if b.err != nil {
 		return bird.Reply{}, b.err
 	}
@@ -124,22 +213,43 @@ func (b *BIRD) Query(_ context.Context, cmd string) (bird.Reply, error) {
 func (b *BIRD) Status(context.Context) (string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cmds = append(b.cmds, "show status")
+	b.record("show status")
 	if b.err != nil {
 		return "", b.err
 	}
 	return "2.0.12", nil
 }
 
-// WireGuard returns one device, or an error.
+// WireGuard returns one device for every name (or, made by
+// NewWireGuards, one per name), or an error.
 type WireGuard struct {
-	mu  sync.Mutex
-	dev *wgtypes.Device
-	err error
+	mu    sync.Mutex
+	dev   *wgtypes.Device
+	devs  map[string]*wgtypes.Device
+	err   error
+	reads int
 }
 
-// NewWireGuard returns a WireGuard reader answering dev.
+// NewWireGuard returns a WireGuard reader answering dev for every name.
 func NewWireGuard(dev *wgtypes.Device) *WireGuard { return &WireGuard{dev: dev} }
+
+// NewWireGuards returns a WireGuard reader answering the devices by name;
+// any other name does not exist.
+func NewWireGuards(devs map[string]*wgtypes.Device) *WireGuard { return &WireGuard{devs: devs} }
+
+// Reads returns how many reads were asked.
+func (w *WireGuard) Reads() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reads
+}
+
+// SetPeers gives the device n peers with distinct keys, no handshake.
+func (w *WireGuard) SetPeers(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dev.Peers = Device(0, n, time.Time{}).Peers
+}
 
 // Set changes the answer.
 func (w *WireGuard) Set(dev *wgtypes.Device, err error) {
@@ -148,20 +258,27 @@ func (w *WireGuard) Set(dev *wgtypes.Device, err error) {
 	w.dev, w.err = dev, err
 }
 
-// Device implements daemon.WireGuard. The device is returned under the
+// Device implements check.WireGuard. The device is returned under the
 // asked name.
 func (w *WireGuard) Device(_ context.Context, name string) (*wgtypes.Device, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.reads++
 	if w.err != nil {
 		return nil, w.err
 	}
-	if w.dev == nil {
+	dev := w.dev
+	if w.devs != nil {
+		if dev = w.devs[name]; dev == nil {
+			return nil, fs.ErrNotExist
+		}
+	}
+	if dev == nil {
 		return nil, nil
 	}
-	d := *w.dev
+	d := *dev
 	d.Name = name
-	d.Peers = append([]wgtypes.Peer(nil), w.dev.Peers...)
+	d.Peers = append([]wgtypes.Peer(nil), dev.Peers...)
 	return &d, nil
 }
 
@@ -204,7 +321,7 @@ func (l *Links) Set(st link.State) {
 	l.st = st
 }
 
-// Read implements daemon.Links.
+// Read implements check.Links.
 func (l *Links) Read(string) (link.State, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -219,4 +336,44 @@ func Exec(ok bool, detail string) func(context.Context, execcheck.Spec) health.C
 	return func(_ context.Context, s execcheck.Spec) health.Check {
 		return health.Check{Name: "exec:" + s.Name, OK: ok, Detail: detail, Took: time.Millisecond}
 	}
+}
+
+// Prober answers the probe as set and records the devices it was given.
+type Prober struct {
+	Key wgtypes.Key
+
+	mu   sync.Mutex
+	ok   bool
+	devs []*wgtypes.Device
+}
+
+// NewProber returns a Prober whose probes pass.
+func NewProber(key wgtypes.Key) *Prober { return &Prober{Key: key, ok: true} }
+
+// Probe implements check.Prober.
+func (p *Prober) Probe(_ context.Context, dev *wgtypes.Device) health.Check {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.devs = append(p.devs, dev)
+	if p.ok {
+		return health.Check{Name: "probe", OK: true, Detail: "handshake answered"}
+	}
+	return health.Check{Name: "probe", Detail: "no handshake response from wg0 within 250ms"}
+}
+
+// PublicKey implements check.Prober.
+func (p *Prober) PublicKey() wgtypes.Key { return p.Key }
+
+// Set makes later probes pass or fail.
+func (p *Prober) Set(ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ok = ok
+}
+
+// Devices returns the devices the probes were given, one per probe.
+func (p *Prober) Devices() []*wgtypes.Device {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*wgtypes.Device(nil), p.devs...)
 }
