@@ -26,8 +26,32 @@ type Reply struct {
 	Lines []Line
 }
 
-// ReplyError is a reply with an error code (8000-8999: run-time error,
-// 9000-9999: parse error).
+// Class is the kind of a reply code: its first digit, as BIRD's
+// doc/reply_codes defines it. Codes are classified by class, never by a
+// list of known codes, because every BIRD release adds some (1026 "Show
+// MPLS ranges", 8009 "Failed to open file" and 9003 "Argument too long"
+// came after 2.0.12).
+type Class int
+
+// The classes BIRD defines. 3xxx to 7xxx are unused.
+const (
+	ClassOK           Class = 0 // 0xxx: action completed (0003 Reconfigured, 0004 Reconfiguration in progress, 0011 Enabled)
+	ClassEntry        Class = 1 // 1xxx: table entry
+	ClassHeading      Class = 2 // 2xxx: table heading
+	ClassRuntimeError Class = 8 // 8xxx: run-time error
+	ClassParseError   Class = 9 // 9xxx: parse error
+)
+
+// ClassOf returns the class of a reply code (0-9999).
+func ClassOf(code int) Class { return Class(code / 1000) }
+
+// Failed reports whether codes of class c are errors: run-time and parse
+// errors, and the classes BIRD does not use, which a reply from a future
+// BIRD could carry and wgbird cannot take for success.
+func (c Class) Failed() bool { return c != ClassOK && c != ClassEntry && c != ClassHeading }
+
+// ReplyError is a reply with an error code: class 8 (run-time error), 9
+// (parse error) or one BIRD does not define.
 type ReplyError struct {
 	Code int
 	Text string
@@ -37,13 +61,12 @@ func (e *ReplyError) Error() string {
 	return fmt.Sprintf("bird replied %04d: %s", e.Code, e.Text)
 }
 
-// Err returns a *ReplyError for the first line with an error code (8000 to
-// 9999), nil otherwise. Codes 0000-0099 (0008 already disabled, 0009
-// disabled, 0010 already enabled, 0011 enabled, ...) and 1000-2999 (table
-// rows and headers) are success.
+// Err returns a *ReplyError for the first line whose code's class Failed,
+// nil otherwise. Continuation lines (" text", Code 0) belong to the line
+// they continue.
 func (r Reply) Err() error {
 	for _, l := range r.Lines {
-		if l.Code >= 8000 && l.Code <= 9999 {
+		if ClassOf(l.Code).Failed() {
 			return &ReplyError{Code: l.Code, Text: l.Text}
 		}
 	}
@@ -137,10 +160,14 @@ type Protocol struct {
 	Info  string
 }
 
-// Enabled reports whether the protocol is enabled: BIRD shows a protocol
-// disabled by configuration or by the CLI as "down", and every enabled
-// protocol in another state ("up", "start", "stop", "flush").
-func (p Protocol) Enabled() bool { return p.State != "down" }
+// Enabled reports whether the protocol is enabled and announcing or coming
+// up: "up" or "start". BIRD shows a protocol disabled by configuration or
+// by the CLI as "down", and one on its way down as "stop" and then "flush"
+// (both 2.x and 3.x show "flush" for a moment right after `disable`, while
+// its routes are withdrawn). A protocol restarting (after `configure`
+// changed it) passes through the same states and comes back by itself;
+// enabling it meanwhile is harmless ("already enabled").
+func (p Protocol) Enabled() bool { return p.State == "up" || p.State == "start" }
 
 // Reply codes of `show protocols` (and `show protocols all`).
 const (

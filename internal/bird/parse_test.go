@@ -219,7 +219,7 @@ func TestParseProtocols(t *testing.T) {
 }
 
 func TestProtocolEnabled(t *testing.T) {
-	for state, want := range map[string]bool{"up": true, "start": true, "stop": true, "flush": true, "down": false} {
+	for state, want := range map[string]bool{"up": true, "start": true, "stop": false, "flush": false, "down": false, "???": false} {
 		if got := (Protocol{State: state}).Enabled(); got != want {
 			t.Errorf("Protocol{State: %q}.Enabled() = %v, want %v", state, got, want)
 		}
