@@ -52,6 +52,8 @@ common flags:
 up and demo flags:
   --wgbird PATH      wgbird binary (default: wgbird next to this executable;
                      --wgbird= runs none, leaving the static protocols disabled)
+  --bird PATH        bird binary, birdc next to it (default: bird and birdc
+                     from PATH; e.g. /opt/bird-3.3.2/sbin/bird from .ci/build-bird)
   --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
   --routed           no home network: clients reach the VIP routed, no NAT
                      (default: the router port-forwards its public address
@@ -108,6 +110,7 @@ func (c *common) logger(stderr io.Writer) *slog.Logger {
 // upFlags are the flags of up and demo.
 type upFlags struct {
 	wgbird     string
+	bird       string
 	thresholds lab.Thresholds
 	routed     bool
 	servers    int
@@ -117,7 +120,7 @@ type upFlags struct {
 
 // config returns the lab config of these flags.
 func (u *upFlags) config(c common, log *slog.Logger) lab.Config {
-	return lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, Log: log,
+	return lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Bird: u.bird, Thresholds: u.thresholds, Log: log,
 		Routed: u.routed, ServerCount: u.servers, SecondClient: u.client2, IdleClient: u.idle}
 }
 
@@ -127,6 +130,7 @@ func (u *upFlags) register(fs *flag.FlagSet) {
 		def = filepath.Join(filepath.Dir(exe), "wgbird")
 	}
 	fs.StringVar(&u.wgbird, "wgbird", def, "wgbird binary (empty: run none)")
+	fs.StringVar(&u.bird, "bird", "", "bird binary, birdc next to it (default: from PATH)")
 	fs.DurationVar(&u.thresholds.Interval, "interval", 0, "wgbird check interval (default 1s)")
 	fs.IntVar(&u.thresholds.Rise, "rise", 0, "wgbird rise (default 3)")
 	fs.IntVar(&u.thresholds.Fall, "fall", 0, "wgbird fall (default 2)")
@@ -151,8 +155,8 @@ func (u *upFlags) check() error {
 
 // commandFlags lists the flags each command accepts besides the common ones.
 var commandFlags = map[string][]string{
-	"up":     {"wgbird", "interval", "rise", "fall", "routed", "servers", "second-client", "idle-client"},
-	"demo":   {"wgbird", "interval", "rise", "fall", "routed"},
+	"up":     {"wgbird", "bird", "interval", "rise", "fall", "routed", "servers", "second-client", "idle-client"},
+	"demo":   {"wgbird", "bird", "interval", "rise", "fall", "routed"},
 	"status": {"json"},
 	"fail":   {"wait"},
 	"down":   nil,

@@ -98,7 +98,7 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := soak(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Thresholds: u.thresholds, NoProbe: *noProbe, Log: c.logger(stderr)},
+	res, err := soak(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Bird: u.bird, Thresholds: u.thresholds, NoProbe: *noProbe, Log: c.logger(stderr)},
 		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle}, *keep)
 	if err != nil {
 		fmt.Fprintf(stderr, "wgbird-lab soak: %v (seed %d)\n", err, res.Seed)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +45,7 @@ func (l *Lab) startBird(ctx context.Context, node string) error {
 	pid, err := startDaemon(daemon{
 		ns: l.NS(node),
 		// -f keeps BIRD in the foreground so the pid we started is BIRD's.
-		argv:    []string{"bird", "-f", "-c", conf, "-s", sock, "-P", pidFile},
+		argv:    []string{l.birdBin(), "-f", "-c", conf, "-s", sock, "-P", pidFile},
 		pidFile: pidFile,
 		logFile: l.path(node, "bird.out"),
 	})
@@ -89,8 +90,43 @@ func (l *Lab) stopBird(ctx context.Context, node string) error {
 
 // birdc runs birdc against node's BIRD.
 func (l *Lab) birdc(ctx context.Context, node string, args ...string) (string, error) {
-	return run(ctx, "birdc", append([]string{"-s", l.BirdSocket(node)}, args...)...)
+	return run(ctx, l.birdcBin(), append([]string{"-s", l.BirdSocket(node)}, args...)...)
 }
+
+// birdBin is the bird the lab runs: Config.Bird, or bird from PATH.
+func (l *Lab) birdBin() string {
+	if l.cfg.Bird != "" {
+		return l.cfg.Bird
+	}
+	return "bird"
+}
+
+// birdcBin is the birdc next to Config.Bird, or birdc from PATH.
+func (l *Lab) birdcBin() string {
+	if l.cfg.Bird != "" {
+		return filepath.Join(filepath.Dir(l.cfg.Bird), "birdc")
+	}
+	return "birdc"
+}
+
+// birdVersion returns the version the lab's bird reports ("2.0.12"),
+// checking that it and its birdc exist.
+func (l *Lab) birdVersion(ctx context.Context) (string, error) {
+	for _, b := range []string{l.birdBin(), l.birdcBin()} {
+		if _, err := exec.LookPath(b); err != nil {
+			return "", fmt.Errorf("the lab's BIRD: %w (install bird2, or pass --bird PATH)", err)
+		}
+	}
+	out, err := run(ctx, l.birdBin(), "--version")
+	v, ok := strings.CutPrefix(strings.TrimSpace(out), "BIRD version ")
+	if err != nil || !ok {
+		return "", fmt.Errorf("%s --version: %q, %v", l.birdBin(), strings.TrimSpace(out), err)
+	}
+	return v, nil
+}
+
+// BirdVersion returns the version of the BIRD the lab runs.
+func (l *Lab) BirdVersion(ctx context.Context) (string, error) { return l.birdVersion(ctx) }
 
 // wg runs wg(8) in node's namespace against its private /run/wireguard.
 func (l *Lab) wg(ctx context.Context, node string, args ...string) (string, error) {

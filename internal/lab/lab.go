@@ -40,6 +40,10 @@ type Config struct {
 	// Wgbird is the path of the wgbird binary to run on each server; empty
 	// runs none (the static protocols then stay disabled).
 	Wgbird string
+	// Bird is the bird binary every node runs; birdc is the one next to it.
+	// Empty: bird and birdc from PATH. (/opt/bird-3.3.2/sbin/bird runs a
+	// BIRD built by .ci/build-bird.)
+	Bird string `json:",omitempty"`
 	// Thresholds are written to each wgbird's config.
 	Thresholds Thresholds
 	// NoProbe runs every wgbird without its active handshake probe: the
@@ -243,6 +247,18 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		}
 		l.cfg.Wgbird = abs
 	}
+	if l.cfg.Bird != "" {
+		abs, err := filepath.Abs(l.cfg.Bird)
+		if err != nil {
+			return nil, fmt.Errorf("resolving bird path: %w", err)
+		}
+		l.cfg.Bird = abs
+	}
+	birdVersion, err := l.birdVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.log.Info("BIRD", "bird", l.birdBin(), "version", birdVersion)
 	if err := l.Down(ctx); err != nil {
 		return nil, fmt.Errorf("cleaning up the previous lab: %w", err)
 	}
