@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,8 +16,10 @@ import (
 const MetaPackage = "linux-image-cloud-amd64"
 
 // Modules are the kernel modules the guest loads (each after the modules it
-// depends on): WireGuard, and veth, TUN and dummy links for the tests.
-var Modules = []string{"wireguard", "veth", "tun", "dummy"}
+// depends on): WireGuard; veth, TUN and dummy links for the tests; and the
+// xfrm and netfilter netlink families, which a normal host loads on demand
+// and netlink.NewHandleAt opens.
+var Modules = []string{"wireguard", "veth", "tun", "dummy", "xfrm_user", "nfnetlink"}
 
 // Kernel is an extracted kernel image with the modules the guest loads.
 type Kernel struct {
@@ -152,11 +153,15 @@ func loadKernel(pkg, dir string) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	have := make(map[string]bool)
 	for _, m := range strings.Fields(string(list)) {
 		k.ModuleFiles = append(k.ModuleFiles, filepath.Join(dir, "modules", m))
+		have[moduleName(m)] = true
 	}
-	if len(k.ModuleFiles) == 0 {
-		return nil, errors.New("no modules cached")
+	for _, m := range Modules {
+		if !have[m] {
+			return nil, fmt.Errorf("module %s not cached", m) // Modules grew: extract again
+		}
 	}
 	return k, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +25,9 @@ import (
 // (and ip), failing instead under CI=true.
 func Require(t *testing.T, bins ...string) {
 	t.Helper()
+	if kernelOnly {
+		bins = slices.DeleteFunc(slices.Clone(bins), func(b string) bool { return b == "wireguard-go" })
+	}
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
@@ -133,16 +137,21 @@ type Device struct {
 }
 
 // NewDevice creates the WireGuard interface name in ns: kernel WireGuard
-// if `ip link add type wireguard` works there, wireguard-go otherwise
+// if `ip link add type wireguard` works there (and always with the build
+// tag kernelwg), wireguard-go otherwise
 // (its UAPI socket is /var/run/wireguard/NAME.sock: use a unique name).
 // It is removed (and wireguard-go killed) at cleanup.
 func NewDevice(t *testing.T, ns *NS, name string) *Device {
 	t.Helper()
 	d := &Device{NS: ns, Name: name}
-	if exec.Command("ip", "-n", ns.Name, "link", "add", name, "type", "wireguard").Run() == nil {
+	out, err := exec.Command("ip", "-n", ns.Name, "link", "add", name, "type", "wireguard").CombinedOutput()
+	if err == nil {
 		d.Kernel = true
 		t.Cleanup(func() { _ = exec.Command("ip", "-n", ns.Name, "link", "del", name).Run() })
 		return d
+	}
+	if kernelOnly {
+		t.Fatalf("built with the tag kernelwg, but no kernel WireGuard device: ip link add %s type wireguard: %v: %s", name, err, out)
 	}
 	sock := filepath.Join("/var/run/wireguard", name+".sock")
 	_ = os.Remove(sock)
