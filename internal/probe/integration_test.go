@@ -236,6 +236,9 @@ func TestIntegrationHelper(t *testing.T) {
 	if err := json.Unmarshal([]byte(env), &req); err != nil {
 		t.Fatal(err)
 	}
+	if req.Config.Timeout == 0 {
+		req.Config.Timeout = probeTimeout
+	}
 	p, err := NewProber(req.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +277,7 @@ func TestIntegrationProbe(t *testing.T) {
 	serverKey := testPrivateKey("integration server")
 	rotated := testPrivateKey("integration server, rotated")
 	endpoint := fmt.Sprintf("127.0.0.1:%d", port)
-	timeout := fmt.Sprintf("no handshake response within %v", DefaultTimeout)
+	timeout := fmt.Sprintf("no handshake response within %v", probeTimeout)
 
 	t.Run("configured", func(t *testing.T) {
 		s := startServer(t, serverKey)

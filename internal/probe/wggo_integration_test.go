@@ -21,6 +21,9 @@ var backendTools = []string{"wireguard-go"}
 // answers nothing.
 const backendHangs = true
 
+// probeTimeout is the probe's wait for an answer: the default.
+const probeTimeout = DefaultTimeout
+
 type backend struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when wireguard-go exited
