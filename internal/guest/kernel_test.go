@@ -22,7 +22,9 @@ var guestPackages = []struct {
 }{
 	{"internal/wireguard", "^TestKernel|^TestDeviceHealth$"},
 	{"internal/link", "^TestKernel"},
-	{"internal/probe", "^TestIntegrationProbe$"},
+	{"internal/probe", "^TestIntegrationProbe$|^TestKernel"},
+	{"internal/vipsrc", "."},
+	{"internal/takeover", "^TestTakeover"},
 }
 
 // guestTools are host programs the tests run in the guest (with their
