@@ -147,6 +147,14 @@ func (l *Lab) linkExists(ctx context.Context, node, name string) bool {
 // key, port and peers, its addresses, and up. It is the heal of every
 // WireGuard fault and the set-up of `up`.
 func (l *Lab) ensureWireGuard(ctx context.Context, node string) error {
+	if l.cfg.KernelWireGuard {
+		if !l.linkExists(ctx, node, WGInterface) {
+			if _, err := run(ctx, "ip", "-n", l.NS(node), "link", "add", WGInterface, "type", "wireguard"); err != nil {
+				return fmt.Errorf("adding kernel WireGuard wg0 on %s: %w", node, err)
+			}
+		}
+		return l.configureWireGuard(ctx, node)
+	}
 	pidFile := l.path(node, "wireguard-go.pid")
 	pid := pidOf(pidFile, "wireguard-go")
 	if pid > 0 && readProc(pid).Stopped {
@@ -166,6 +174,12 @@ func (l *Lab) ensureWireGuard(ctx context.Context, node string) error {
 			return err
 		}
 	}
+	return l.configureWireGuard(ctx, node)
+}
+
+// configureWireGuard gives node's existing wg0 its key, port, peers and
+// addresses, and sets it up.
+func (l *Lab) configureWireGuard(ctx context.Context, node string) error {
 	if _, err := l.wg(ctx, node, "syncconf", WGInterface, l.path(node, "wg0.conf")); err != nil {
 		return fmt.Errorf("configuring wg0 on %s: %w", node, err)
 	}

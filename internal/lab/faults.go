@@ -92,6 +92,9 @@ func (l *Lab) Fail(ctx context.Context, server string, mode Mode) (time.Time, er
 	if info.NeedsWgbird && l.cfg.Wgbird == "" {
 		return time.Time{}, fmt.Errorf("mode %s needs wgbird, and the lab runs none", mode)
 	}
+	if l.cfg.KernelWireGuard && (mode == Kill || mode == Hang) {
+		return time.Time{}, fmt.Errorf("mode %s acts on wireguard-go, and the lab runs kernel WireGuard", mode)
+	}
 	ns := l.NS(server)
 	wgPid := func() (int, error) {
 		pid := l.WireGuardGoPid(server)

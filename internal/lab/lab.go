@@ -63,6 +63,10 @@ type Config struct {
 	// IdleClient adds "idle", a client that sends only keepalives
 	// (IdleKeepaliveSeconds).
 	IdleClient bool `json:",omitempty"`
+	// KernelWireGuard gives every node a kernel WireGuard wg0 (ip link add
+	// type wireguard) instead of wireguard-go; the kill and hang modes,
+	// which act on the wireguard-go process, are refused.
+	KernelWireGuard bool `json:",omitempty"`
 	// Log receives what the lab does (discarded if nil).
 	Log *slog.Logger `json:"-"`
 }

@@ -1,0 +1,6 @@
+//go:build integration && !kernelwg
+
+package lab
+
+// kernelWireGuard: the integration tests' labs run wireguard-go.
+const kernelWireGuard = false
