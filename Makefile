@@ -42,7 +42,7 @@ test-all: deps lint
 # Debian's cloud kernel without KVM: the kernel package is fetched with
 # apt-get download and extracted, never installed, and cached in
 # bin/kernel-wg; each guest test is reported as a subtest of
-# TestKernelWireGuard (internal/guest). About half a minute on 2 cores.
+# TestKernelWireGuard (internal/guest). About 75 s on 2 cores.
 KERNEL_PKGS := qemu-system-x86 busybox-static kmod wireguard-tools iproute2
 kernel-test: kernel-deps
 	$(GO) test -count=1 -tags guest -timeout 15m -v -run '^TestKernelWireGuard$$' ./internal/guest

@@ -242,11 +242,11 @@ func TestArchive(t *testing.T) {
 }
 
 func TestInitScript(t *testing.T) {
-	s := initScript([]string{"/lib/modules/wireguard.ko"}, []Run{{Name: "internal/x", Args: []string{"-test.run=^TestA$|it's"}}})
+	s := initScript([]string{"/lib/modules/wireguard.ko"}, []Run{{Name: "internal/x", Args: []string{"-test.run=^TestA$|it's"}, Env: []string{"A=b c"}}})
 	for _, want := range []string{
 		"insmod /lib/modules/wireguard.ko || fail \"insmod /lib/modules/wireguard.ko\"\n",
 		"echo 'wgbird-guest: run internal/x'\n",
-		`(cd /tests/0 && exec ./test '-test.v' '-test.count=1' '-test.run=^TestA$|it'\''s') 2>&1` + "\n",
+		`(cd /tests/0 && exec env 'A=b c' ./test '-test.v' '-test.count=1' '-test.run=^TestA$|it'\''s') 2>&1` + "\n",
 		"echo \"wgbird-guest: exit internal/x $?\"\n",
 		"echo 'wgbird-guest: done'\npoweroff -f\n",
 	} {

@@ -21,6 +21,9 @@ type Image struct {
 	// Tools are host programs copied to the same path in the guest, with
 	// the shared libraries ldd lists for them (ip, wg, bird ...).
 	Tools []string
+	// Files are more host files for the guest: guest path -> host path
+	// (executable).
+	Files map[string]string
 	// Kernel provides the modules /init loads.
 	Kernel *Kernel
 	// Runs are the test binaries, run one after the other.
@@ -38,6 +41,8 @@ type Run struct {
 	Dir string
 	// Args follow -test.v, e.g. "-test.run=^TestKernel".
 	Args []string
+	// Env are NAME=value settings for the binary.
+	Env []string
 }
 
 // ModulesEnv names the environment variable in which /init passes the
@@ -77,6 +82,11 @@ func (im *Image) Build(ctx context.Context) (*Archive, error) {
 	}
 	for _, t := range im.Tools {
 		if err := addTool(ctx, a, t); err != nil {
+			return nil, err
+		}
+	}
+	for to, from := range im.Files {
+		if err := addFile(a, to, from, 0o755); err != nil {
 			return nil, err
 		}
 	}
@@ -129,7 +139,7 @@ fail() { echo "` + markErr + `$*"; echo "` + markDone + `"; poweroff -f; }
 	for i, r := range runs {
 		args := append([]string{"-test.v", "-test.count=1"}, r.Args...)
 		fmt.Fprintf(&b, "echo '%s%s'\n", markRun, r.Name)
-		fmt.Fprintf(&b, "(cd /tests/%d && exec ./test %s) 2>&1\n", i, shellQuote(args))
+		fmt.Fprintf(&b, "(cd /tests/%d && exec env %s ./test %s) 2>&1\n", i, shellQuote(r.Env), shellQuote(args))
 		fmt.Fprintf(&b, "echo \"%s%s $?\"\n", markExit, r.Name)
 	}
 	fmt.Fprintf(&b, "echo '%s'\npoweroff -f\n", markDone)

@@ -16,10 +16,10 @@ import (
 const MetaPackage = "linux-image-cloud-amd64"
 
 // Modules are the kernel modules the guest loads (each after the modules it
-// depends on): WireGuard; veth, TUN and dummy links for the tests; and the
+// depends on): WireGuard; veth, TUN, dummy links and the lab's bridge; and the
 // xfrm and netfilter netlink families, which a normal host loads on demand
 // and netlink.NewHandleAt opens.
-var Modules = []string{"wireguard", "veth", "tun", "dummy", "xfrm_user", "nfnetlink"}
+var Modules = []string{"wireguard", "veth", "tun", "dummy", "bridge", "xfrm_user", "nfnetlink"}
 
 // Kernel is an extracted kernel image with the modules the guest loads.
 type Kernel struct {

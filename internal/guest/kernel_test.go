@@ -19,17 +19,23 @@ import (
 // that use the kernel (the unit tests run on the host already).
 var guestPackages = []struct {
 	pkg, run string
+	env      []string
 }{
-	{"internal/wireguard", "^TestKernel|^TestDeviceHealth$"},
-	{"internal/link", "^TestKernel"},
-	{"internal/probe", "^TestIntegrationProbe$|^TestKernel"},
-	{"internal/vipsrc", "."},
-	{"internal/takeover", "^TestTakeover"},
+	{pkg: "internal/wireguard", run: "^TestKernel|^TestDeviceHealth$"},
+	{pkg: "internal/link", run: "^TestKernel"},
+	{pkg: "internal/probe", run: "^TestIntegrationProbe$|^TestKernel"},
+	{pkg: "internal/vipsrc", run: "."},
+	{pkg: "internal/takeover", run: "^TestTakeover"},
+	// Failover and return in the two-server lab with BIRD and wgbird,
+	// judged by the router's kernel table, for every WireGuard fault that
+	// kernel WireGuard can have (kill and hang act on wireguard-go).
+	{pkg: "internal/lab", run: "^TestFaultModes$/^(link-delete|link-down|vip-remove|key-remove|port-change|peers-remove|key-rotate)$",
+		env: []string{"WGBIRD_TEST_WGBIRD=/usr/sbin/wgbird"}},
 }
 
 // guestTools are host programs the tests run in the guest (with their
 // libraries).
-var guestTools = []string{"ip", "wg"}
+var guestTools = []string{"ip", "wg", "bird", "birdc"}
 
 // TestKernelWireGuard builds the test binaries statically, packs them with
 // busybox, ip, wg and Debian's cloud kernel modules into an initramfs,
@@ -84,7 +90,14 @@ func TestKernelWireGuard(t *testing.T) {
 	t.Logf("kernel %s (%d modules) ready after %v", k.Package, len(k.ModuleFiles), time.Since(start).Round(time.Millisecond))
 
 	tmp := t.TempDir()
-	im := &Image{Busybox: busybox, Tools: tools, Kernel: k}
+	wgbird := filepath.Join(tmp, "wgbird")
+	build := exec.CommandContext(ctx, "go", "build", "-o", wgbird, "./cmd/wgbird")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building wgbird: %v\n%s", err, out)
+	}
+	im := &Image{Busybox: busybox, Tools: tools, Kernel: k, Files: map[string]string{"usr/sbin/wgbird": wgbird}}
 	for _, gp := range guestPackages {
 		bin := filepath.Join(tmp, strings.ReplaceAll(gp.pkg, "/", "_")+".test")
 		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-tags", "integration kernelwg", "-o", bin, "./"+gp.pkg)
@@ -94,7 +107,7 @@ func TestKernelWireGuard(t *testing.T) {
 			t.Fatalf("building %s: %v\n%s", gp.pkg, err, out)
 		}
 		im.Runs = append(im.Runs, Run{Name: gp.pkg, Binary: bin, Dir: filepath.Join(root, gp.pkg),
-			Args: []string{"-test.run=" + gp.run, "-test.timeout=3m"}})
+			Args: []string{"-test.run=" + gp.run, "-test.timeout=3m"}, Env: gp.env})
 	}
 	t.Logf("test binaries built after %v", time.Since(start).Round(time.Millisecond))
 	a, err := im.Build(ctx)
