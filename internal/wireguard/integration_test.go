@@ -41,23 +41,10 @@ const testNetns = 0
 // installed. It returns the paths of wireguard-go and wg.
 func prerequisites(tb testing.TB) (wireguardGo, wg string) {
 	tb.Helper()
-	missing := tb.Skipf
-	if os.Getenv("CI") == "true" {
-		missing = tb.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		missing("needs root (network and mount namespaces)")
-	}
-	if os.Getenv(privateRunEnv) == "" {
-		tb.Fatalf("not running in the private mount namespace set up by TestMain")
-	}
+	missing, wg := requireWg(tb)
 	wireguardGo, err := exec.LookPath("wireguard-go")
 	if err != nil {
 		missing("wireguard-go not installed: %v", err)
-	}
-	wg, err = exec.LookPath("wg")
-	if err != nil {
-		missing("wg not installed: %v", err)
 	}
 	removeLeftovers(tb)
 	return wireguardGo, wg

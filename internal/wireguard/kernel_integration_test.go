@@ -39,20 +39,7 @@ type wgDevice struct {
 // does; it is deleted in t.Cleanup if it still exists.
 func startDevice(tb testing.TB, name string) *wgDevice {
 	tb.Helper()
-	missing := tb.Skipf
-	if os.Getenv("CI") == "true" {
-		missing = tb.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		missing("needs root (network namespaces)")
-	}
-	if os.Getenv(privateRunEnv) == "" {
-		tb.Fatalf("not running in the private namespaces set up by TestMain")
-	}
-	wg, err := exec.LookPath("wg")
-	if err != nil {
-		missing("wg not installed: %v", err)
-	}
+	missing, wg := requireWg(tb)
 	if err := setUpLink("lo"); err != nil {
 		tb.Fatal(err)
 	}

@@ -102,6 +102,28 @@ func mountPrivateRun() error {
 	return nil
 }
 
+// requireWg skips the test, or fails it when CI=true, unless it runs as
+// root in the private namespaces set up by TestMain with wg installed. It
+// returns the function that reports a missing prerequisite, and wg's path.
+func requireWg(tb testing.TB) (missing func(string, ...any), wg string) {
+	tb.Helper()
+	missing = tb.Skipf
+	if os.Getenv("CI") == "true" {
+		missing = tb.Fatalf
+	}
+	if os.Geteuid() != 0 {
+		missing("needs root (network and mount namespaces)")
+	}
+	if os.Getenv(privateRunEnv) == "" {
+		tb.Fatalf("not running in the private namespaces set up by TestMain")
+	}
+	wg, err := exec.LookPath("wg")
+	if err != nil {
+		missing("wg not installed: %v", err)
+	}
+	return missing, wg
+}
+
 // wgRun runs wg with args, feeding stdin (for "/dev/stdin" arguments).
 func (d *wgDevice) wgRun(tb testing.TB, stdin string, args ...string) {
 	tb.Helper()
