@@ -43,7 +43,7 @@ test-all: deps lint
 # apt-get download and extracted, never installed, and cached in
 # bin/kernel-wg; each guest test is reported as a subtest of
 # TestKernelWireGuard (internal/guest). About 75 s on 2 cores.
-KERNEL_PKGS := qemu-system-x86 busybox-static kmod wireguard-tools iproute2
+KERNEL_PKGS := qemu-system-x86 busybox-static kmod wireguard-tools iproute2 bird2 nftables
 kernel-test: kernel-deps
 	$(GO) test -count=1 -tags guest -timeout 15m -v -run '^TestKernelWireGuard$$' ./internal/guest
 

@@ -16,10 +16,12 @@ import (
 const MetaPackage = "linux-image-cloud-amd64"
 
 // Modules are the kernel modules the guest loads (each after the modules it
-// depends on): WireGuard; veth, TUN, dummy links and the lab's bridge; and the
+// depends on): WireGuard; veth, TUN, dummy links and the lab's bridge; the
 // xfrm and netfilter netlink families, which a normal host loads on demand
-// and netlink.NewHandleAt opens.
-var Modules = []string{"wireguard", "veth", "tun", "dummy", "bridge", "xfrm_user", "nfnetlink"}
+// and netlink.NewHandleAt opens; and nftables with the NAT, masquerade and
+// conntrack expressions of the lab's home router.
+var Modules = []string{"wireguard", "veth", "tun", "dummy", "bridge", "xfrm_user", "nfnetlink",
+	"nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct"}
 
 // Kernel is an extracted kernel image with the modules the guest loads.
 type Kernel struct {

@@ -35,7 +35,7 @@ var guestPackages = []struct {
 
 // guestTools are host programs the tests run in the guest (with their
 // libraries).
-var guestTools = []string{"ip", "wg", "bird", "birdc"}
+var guestTools = []string{"ip", "wg", "bird", "birdc", "nft"}
 
 // TestKernelWireGuard builds the test binaries statically, packs them with
 // busybox, ip, wg and Debian's cloud kernel modules into an initramfs,

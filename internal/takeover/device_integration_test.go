@@ -123,6 +123,17 @@ func configuration(d *wgtypes.Device) []configured {
 	return out
 }
 
+// peer returns the peer key of device name.
+func (p *pair) peer(t *testing.T, name string, key wgtypes.Key) wgtypes.Peer {
+	t.Helper()
+	ps := p.device(t, name).Peers
+	i := slices.IndexFunc(ps, func(pe wgtypes.Peer) bool { return pe.PublicKey == key })
+	if i < 0 {
+		t.Fatalf("%s has no peer %s", name, key)
+	}
+	return ps[i]
+}
+
 func (p *pair) cliHandshake(t *testing.T) time.Time {
 	t.Helper()
 	return p.device(t, cliName).Peers[0].LastHandshakeTime
@@ -180,6 +191,13 @@ func TestTakeoverReaddLeavesTheConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := p.waitHandshake(t, "the client's own handshake", time.Time{})
+	// The server, the responder, counts the handshake once the client's
+	// first packet on the new session arrives.
+	if err := wgtest.Wait(context.Background(), 10*time.Second, func() bool {
+		return !p.peer(t, srvName, p.cliKey.PublicKey()).LastHandshakeTime.IsZero()
+	}); err != nil {
+		t.Fatal("the server never counted the client's handshake")
+	}
 	zero := time.Duration(0)
 	if err := p.wgc.ConfigureDevice(cliName, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: p.srvKey.PublicKey(), UpdateOnly: true, PersistentKeepaliveInterval: &zero}}}); err != nil {
 		t.Fatal(err)
@@ -199,9 +217,7 @@ func TestTakeoverReaddLeavesTheConfiguration(t *testing.T) {
 	if diff := cmp.Diff(before, configuration(p.device(t, srvName)), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("server configuration after the takeover (-before +after):\n%s", diff)
 	}
-	ep := p.device(t, srvName).Peers
-	i := slices.IndexFunc(ep, func(pe wgtypes.Peer) bool { return pe.PublicKey == p.cliKey.PublicKey() })
-	if i < 0 || ep[i].Endpoint == nil || ep[i].Endpoint.String() != clientEndpoint.String() {
+	if ep := p.peer(t, srvName, p.cliKey.PublicKey()).Endpoint; ep == nil || ep.String() != clientEndpoint.String() {
 		t.Errorf("re-added peer's endpoint = %v, want %v", ep, clientEndpoint)
 	}
 }
