@@ -12,6 +12,9 @@ const (
 	PathDrain   = "/v1/drain"
 	PathUndrain = "/v1/undrain"
 	PathPeers   = "/v1/peers"
+	// PathPprof is the root of Go's runtime profiles, served only with
+	// Options.Pprof: /debug/pprof/heap?gc=1 and the rest of net/http/pprof.
+	PathPprof = "/debug/pprof/"
 )
 
 // StatusReply is the answer to GET /v1/status.

@@ -27,6 +27,7 @@ type runOpts struct {
 	config string
 	drain  bool
 	reason string
+	pprof  bool
 }
 
 func init() {
@@ -43,6 +44,7 @@ not know.`,
 			fs.StringVar(&o.config, "config", DefaultConfig, "config file `path`")
 			fs.BoolVar(&o.drain, "drain", false, "start drained: withdraw every service until 'wgbird undrain'")
 			fs.StringVar(&o.reason, "reason", "started with --drain", "drain reason shown by status, with --drain")
+			fs.BoolVar(&o.pprof, "pprof", false, "serve Go's runtime profiles at /debug/pprof/ on the control socket, for finding what grows")
 			return o
 		},
 		Run: func(ctx context.Context, env *Env, opts any, _ []string) error {
@@ -118,7 +120,7 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	if err := drain.Restore(d, store, log); err != nil {
 		return err
 	}
-	srv, err := control.Start(control.Options{Socket: cfg.Control.Socket, Group: cfg.Control.Group, Version: Version, Log: log}, d, store)
+	srv, err := control.Start(control.Options{Socket: cfg.Control.Socket, Group: cfg.Control.Group, Version: Version, Log: log, Pprof: o.pprof}, d, store)
 	if errors.Is(err, control.ErrUnknownGroup) {
 		return withCode(ExitConfig, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"slices"
 	"strings"
@@ -56,6 +57,10 @@ type Options struct {
 	// Version is reported by GET /v1/status.
 	Version string
 	Log     *slog.Logger
+	// Pprof serves Go's runtime profiles at /debug/pprof/ on the socket
+	// (wgbird run --pprof): heap, goroutines, allocations, for finding
+	// what grows. Off by default.
+	Pprof bool
 }
 
 // Server serves the control API on a unix socket.
@@ -64,6 +69,7 @@ type Server struct {
 	store   *drain.Store
 	log     *slog.Logger
 	version string
+	pprof   bool
 	path    string
 	info    fs.FileInfo // the socket we created, to remove only ours
 	hs      *http.Server
@@ -90,7 +96,7 @@ func Start(opts Options, d Daemon, store *drain.Store) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		d: d, store: store, log: log, version: opts.Version,
+		d: d, store: store, log: log, version: opts.Version, pprof: opts.Pprof,
 		path: opts.Socket, info: info, served: make(chan struct{}),
 	}
 	s.hs = &http.Server{
@@ -110,6 +116,9 @@ func Start(opts Options, d Daemon, store *drain.Store) (*Server, error) {
 		}
 	}()
 	log.Info("control socket listening", "socket", s.path, "group", opts.Group)
+	if s.pprof {
+		log.Warn("serving Go runtime profiles on the control socket (--pprof)", "socket", s.path, "path", api.PathPprof)
+	}
 	return s, nil
 }
 
@@ -144,6 +153,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathDrain, s.handleDrain)
 	mux.HandleFunc("POST "+api.PathUndrain, s.handleUndrain)
 	mux.HandleFunc("GET "+api.PathPeers, s.handlePeers)
+	if s.pprof {
+		// Index serves every named profile (heap, goroutine, allocs, ...);
+		// the CPU profile and the trace run for ?seconds=N, which must stay
+		// below the write timeout.
+		mux.HandleFunc("GET "+api.PathPprof, pprof.Index)
+		mux.HandleFunc("GET "+api.PathPprof+"cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET "+api.PathPprof+"profile", pprof.Profile)
+		mux.HandleFunc("GET "+api.PathPprof+"symbol", pprof.Symbol)
+		mux.HandleFunc("GET "+api.PathPprof+"trace", pprof.Trace)
+	}
 	return mux
 }
 
