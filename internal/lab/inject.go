@@ -155,8 +155,9 @@ type ProcStats struct {
 	Goroutines int
 	// FDs counts the entries of /proc/PID/fd.
 	FDs int
-	// RSS is VmRSS of /proc/PID/status, in bytes.
-	RSS int64
+	// RSS is VmRSS of /proc/PID/status, in bytes; RSSAnon and RSSFile
+	// its anonymous and file-backed parts (see MemStatus).
+	RSS, RSSAnon, RSSFile int64
 }
 
 func (p ProcStats) String() string {
@@ -193,27 +194,58 @@ func procStats(pid int) (ProcStats, error) {
 		return st, fmt.Errorf("counting fds of pid %d: %w", pid, err)
 	}
 	st.FDs = len(fds)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return st, fmt.Errorf("reading status of pid %d: %w", pid, err)
-	}
-	st.RSS, err = parseVmRSS(string(b))
+	m, err := ReadMemStatus(pid)
+	st.RSS, st.RSSAnon, st.RSSFile = m.RSS, m.Anon, m.File
 	return st, err
 }
 
-// parseVmRSS returns VmRSS of a /proc/PID/status in bytes.
-func parseVmRSS(status string) (int64, error) {
-	for _, line := range strings.Split(status, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parsing %q: %w", line, err)
-			}
-			return kb << 10, nil
-		}
+// MemStatus is a process's memory use in bytes, from /proc/PID/status:
+// peak and current resident set, and the current one split into anonymous
+// memory (Go heap, stacks, runtime) and file pages (mostly the binary's
+// own text and data, which grow as more of its code runs, up to its size).
+// Threads counts its OS threads (each has a stack of its own).
+type MemStatus struct{ HWM, RSS, Anon, File, Threads int64 }
+
+// ReadMemStatus reads pid's memory use.
+func ReadMemStatus(pid int) (MemStatus, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return MemStatus{}, fmt.Errorf("reading memory use of pid %d: %w", pid, err)
 	}
-	return 0, errors.New("no VmRSS in /proc/PID/status")
+	return ParseMemStatus(string(b))
+}
+
+// ParseMemStatus reads VmHWM, VmRSS, RssAnon, RssFile and Threads of a
+// /proc/PID/status.
+func ParseMemStatus(s string) (MemStatus, error) {
+	var m MemStatus
+	fields := map[string]*int64{"VmHWM": &m.HWM, "VmRSS": &m.RSS, "RssAnon": &m.Anon, "RssFile": &m.File, "Threads": &m.Threads}
+	found := 0
+	for _, line := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		dst := fields[k]
+		if !ok || dst == nil {
+			continue
+		}
+		if k == "Threads" {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return MemStatus{}, fmt.Errorf("malformed %s line %q", k, line)
+			}
+			*dst = n
+		} else {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return MemStatus{}, fmt.Errorf("malformed %s line %q", k, line)
+			}
+			*dst = kb * 1024
+		}
+		found++
+	}
+	if found != len(fields) {
+		return MemStatus{}, errors.New("no VmHWM, VmRSS, RssAnon, RssFile and Threads in /proc/PID/status")
+	}
+	return m, nil
 }
 
 // Metrics are the samples of a Prometheus text exposition by series, as

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -103,14 +104,20 @@ process_resident_memory_bytes 1.6105472e+07
 	}
 }
 
-func TestParseVmRSS(t *testing.T) {
-	status := "Name:\twgbird\nVmPeak:\t 1788792 kB\nVmRSS:\t   17152 kB\nThreads:\t9\n"
-	got, err := parseVmRSS(status)
-	if err != nil || got != 17152<<10 {
-		t.Errorf("parseVmRSS = %d, %v; want %d", got, err, 17152<<10)
+func TestParseMemStatus(t *testing.T) {
+	status := "Name:\twgbird\nVmPeak:\t 1250000 kB\nVmHWM:\t   13456 kB\nVmRSS:\t   13400 kB\nRssAnon:\t    2640 kB\nRssFile:\t   10760 kB\nRssShmem:\t       0 kB\nThreads:\t7\n"
+	mem, err := ParseMemStatus(status)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := parseVmRSS("Name:\tx\n"); err == nil {
-		t.Error("parseVmRSS without VmRSS succeeded")
+	if diff := cmp.Diff(MemStatus{HWM: 13456 << 10, RSS: 13400 << 10, Anon: 2640 << 10, File: 10760 << 10, Threads: 7}, mem); diff != "" {
+		t.Errorf("ParseMemStatus (-want +got):\n%s", diff)
+	}
+	if _, err := ParseMemStatus("Name:\tx\nVmHWM:\t1 kB\n"); err == nil {
+		t.Error("ParseMemStatus without Vm lines: no error")
+	}
+	if _, err := ParseMemStatus(strings.Replace(status, "13400 kB", "13.4 MB", 1)); err == nil {
+		t.Error("ParseMemStatus with a malformed VmRSS: no error")
 	}
 }
 

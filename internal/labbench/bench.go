@@ -614,8 +614,8 @@ func (b *bench) runIdle(ctx context.Context) IdleResult {
 	}
 	after, err := cpuTime(pid)
 	if err == nil {
-		var mem memStatus
-		mem, err = memory(pid)
+		var mem lab.MemStatus
+		mem, err = lab.ReadMemStatus(pid)
 		res.PeakRSS, res.RSS, res.RSSAnon, res.RSSFile = mem.HWM, mem.RSS, mem.Anon, mem.File
 	}
 	if err != nil || l.WgbirdPid(server) != pid {
@@ -696,45 +696,6 @@ func parseStatCPU(s string) (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * clockTick, nil
-}
-
-// memStatus is a process's memory use in bytes: peak and current
-// resident set, and the current one split into anonymous memory (heap,
-// stacks) and file pages (mostly the binary's own text).
-type memStatus struct{ HWM, RSS, Anon, File int64 }
-
-// memory reads a process's memory use.
-func memory(pid int) (memStatus, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return memStatus{}, fmt.Errorf("reading memory use: %w", err)
-	}
-	return parseStatusMem(string(b))
-}
-
-// parseStatusMem reads VmHWM, VmRSS, RssAnon and RssFile of
-// /proc/PID/status.
-func parseStatusMem(s string) (memStatus, error) {
-	var m memStatus
-	fields := map[string]*int64{"VmHWM": &m.HWM, "VmRSS": &m.RSS, "RssAnon": &m.Anon, "RssFile": &m.File}
-	found := 0
-	for _, line := range strings.Split(s, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		dst := fields[k]
-		if !ok || dst == nil {
-			continue
-		}
-		var kb int64
-		if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
-			return memStatus{}, fmt.Errorf("malformed %s line %q", k, line)
-		}
-		*dst = kb * 1024
-		found++
-	}
-	if found != len(fields) {
-		return memStatus{}, errors.New("no VmHWM, VmRSS, RssAnon and RssFile in /proc/PID/status")
-	}
-	return m, nil
 }
 
 // --- the machine -----------------------------------------------------------

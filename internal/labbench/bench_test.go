@@ -186,17 +186,6 @@ func TestParseProc(t *testing.T) {
 	if _, err := parseStatCPU("garbage"); err == nil {
 		t.Error("parseStatCPU(garbage): no error")
 	}
-	status := "Name:\twgbird\nVmPeak:\t 1250000 kB\nVmHWM:\t   13456 kB\nVmRSS:\t   13400 kB\nRssAnon:\t    2640 kB\nRssFile:\t   10760 kB\nRssShmem:\t       0 kB\nThreads:\t7\n"
-	mem, err := parseStatusMem(status)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(memStatus{HWM: 13456 << 10, RSS: 13400 << 10, Anon: 2640 << 10, File: 10760 << 10}, mem); diff != "" {
-		t.Errorf("parseStatusMem (-want +got):\n%s", diff)
-	}
-	if _, err := parseStatusMem("Name:\tx\nVmHWM:\t1 kB\n"); err == nil {
-		t.Error("parseStatusMem without Vm lines: no error")
-	}
 	if got := cpuModel("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7763 64-Core Processor\n"); got != "AMD EPYC 7763 64-Core Processor" {
 		t.Errorf("cpuModel = %q", got)
 	}
