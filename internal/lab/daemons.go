@@ -280,13 +280,14 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 }
 
 // runWgbird starts wgbird on server with the config file conf and waits up
-// to wait for its control socket to answer.
+// to wait for its control socket to answer. It runs with --pprof: the soak
+// reads its heap through the control socket (see WgbirdHeap).
 func (l *Lab) runWgbird(ctx context.Context, server, conf string, wait time.Duration) error {
 	logFile := l.WgbirdLog(server)
 	pid, err := startDaemon(daemon{
 		ns:      l.NS(server),
 		wgDir:   l.path(server, "wireguard"),
-		argv:    []string{l.cfg.Wgbird, "run", "--config", conf},
+		argv:    []string{l.cfg.Wgbird, "run", "--pprof", "--config", conf},
 		pidFile: l.path(server, "wgbird.pid"),
 		logFile: logFile,
 	})
