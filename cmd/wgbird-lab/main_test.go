@@ -22,7 +22,9 @@ func TestRunArgs(t *testing.T) {
 		{args: []string{"--wait", "1s", "heal", "s1"}, code: 2, stderr: "--wait not accepted"},
 		{args: []string{"up", "--rise", "x"}, code: 2, stderr: "invalid value"},
 		{args: []string{"soak", "--help"}, code: 0, stdout: "--cycles N"},
-		{args: []string{"soak", "--cycles", "0"}, code: 2, stderr: "--cycles and --settle must be positive"},
+		{args: []string{"soak", "--cycles", "0"}, code: 2, stderr: "--cycles, --settle and --heap-slack must be positive"},
+		{args: []string{"soak", "--help"}, code: 0, stdout: "--heap-slack B"},
+		{args: []string{"soak", "--cycles", "10", "--warm-up", "11", "--wgbird", "x"}, code: 2, stderr: "--warm-up must be between 0 and --cycles (10)"},
 		{args: []string{"soak", "extra"}, code: 2, stderr: "takes no arguments"},
 		{args: []string{"soak", "--seed", "x"}, code: 2, stderr: "invalid value"},
 	}

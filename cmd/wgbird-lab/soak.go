@@ -29,7 +29,11 @@ time in four, both), each in a mode chosen at random, waits until the
 router's kernel table matches the truth and checks that it stays so,
 heals, and waits for both nexthops again, no sooner than rise allows.
 Prints a line per cycle, the mismatches (must be 0), and each wgbird's
-goroutines, fds and RSS at the start and the end (must be flat). Tears
+goroutines, fds and RSS at the start and the end (must be flat), and its
+heap in use (after a forced GC, read through the control socket: the lab
+runs wgbird with --pprof) and RSS before the first cycle, after the
+warm-up, every 100 cycles and at the end: the heap in use must not grow
+by more than the slack from the warm-up to the end. Tears
 the lab down however it ends, Ctrl-C included. Exits 1 when a mismatch
 or a leak was found. Needs root; a cycle takes about 3 s.
 
@@ -38,6 +42,12 @@ flags:
   --seed S           seed of the random choices (default 0: from the clock;
                      the seed is printed, and repeats a run)
   --settle D         wait this long for the table to reach the truth (default 20s)
+  --warm-up N        cycles before the heap's baseline (default: a fifth of
+                     the cycles, at most 100)
+  --heap-slack B     heap growth allowed after the warm-up, in bytes
+                     (default %d)
+  --profiles DIR     keep each wgbird's heap profile at every checkpoint in
+                     DIR (heap-s1-0100.pb.gz: go tool pprof -base A B)
   --no-probe         run wgbird without its active probe (key-rotate left out)
   --keep             leave the lab up at the end
   --wgbird PATH      wgbird binary (default: wgbird next to this executable)
@@ -62,7 +72,10 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	settle := fs.Duration("settle", 20*time.Second, "wait for the truth")
 	noProbe := fs.Bool("no-probe", false, "run wgbird without the probe")
 	keep := fs.Bool("keep", false, "leave the lab up")
-	usage := func(w io.Writer) { fmt.Fprintf(w, soakUsage, defaultSoakDir, defaultSoakPrefix) }
+	warmUp := fs.Int("warm-up", 0, "cycles before the heap's baseline")
+	heapSlack := fs.Int64("heap-slack", lab.SoakHeapSlack, "heap growth allowed, bytes")
+	profiles := fs.String("profiles", "", "keep heap profiles in DIR")
+	usage := func(w io.Writer) { fmt.Fprintf(w, soakUsage, lab.SoakHeapSlack, defaultSoakDir, defaultSoakPrefix) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)
@@ -76,9 +89,19 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wgbird-lab soak: takes no arguments, got %q\n", fs.Args())
 		return 2
 	}
-	if *cycles < 1 || *settle <= 0 {
-		fmt.Fprintln(stderr, "wgbird-lab soak: --cycles and --settle must be positive")
+	if *cycles < 1 || *settle <= 0 || *heapSlack <= 0 {
+		fmt.Fprintln(stderr, "wgbird-lab soak: --cycles, --settle and --heap-slack must be positive")
 		return 2
+	}
+	if *warmUp < 0 || *warmUp > *cycles {
+		fmt.Fprintf(stderr, "wgbird-lab soak: --warm-up must be between 0 and --cycles (%d)\n", *cycles)
+		return 2
+	}
+	if *profiles != "" {
+		if err := os.MkdirAll(*profiles, 0o755); err != nil {
+			fmt.Fprintf(stderr, "wgbird-lab soak: --profiles: %v\n", err)
+			return 1
+		}
 	}
 	if u.wgbird == "" {
 		fmt.Fprintln(stderr, "wgbird-lab soak: the soak needs wgbird: pass --wgbird PATH")
@@ -99,7 +122,7 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := soak(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Bird: u.bird, Thresholds: u.thresholds, NoProbe: *noProbe, Log: c.logger(stderr)},
-		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle}, *keep)
+		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle, WarmUp: *warmUp, HeapSlack: *heapSlack, ProfileDir: *profiles}, *keep)
 	if err != nil {
 		fmt.Fprintf(stderr, "wgbird-lab soak: %v (seed %d)\n", err, res.Seed)
 		return 1

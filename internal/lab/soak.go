@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,19 @@ type SoakOptions struct {
 	// Settle bounds each wait for the router's table to reach the truth
 	// (default 20 s: a BIRD restart waits for BGP to re-form).
 	Settle time.Duration
+	// WarmUp is the number of cycles after which each wgbird's heap is
+	// the baseline of the heap check (default: a fifth of the cycles, at
+	// most SoakWarmUpMax): what a wgbird allocates once, the first time it
+	// sees each fault, is in the baseline; what it keeps per fault grows
+	// from there to the end.
+	WarmUp int
+	// HeapSlack is the growth of the heap in use, and of the live heap,
+	// allowed between the warm-up and the end (default SoakHeapSlack).
+	HeapSlack int64
+	// ProfileDir, if set, receives each wgbird's heap profile at every
+	// memory checkpoint: heap-s1-0100.pb.gz after cycle 100 (go tool pprof
+	// -base heap-s1-0100.pb.gz heap-s1-0500.pb.gz shows what grew).
+	ProfileDir string
 }
 
 // Slack of the leak check at the end of a soak: wgbird's figures at the
@@ -32,7 +46,26 @@ const (
 	SoakGoroutineSlack = 2
 	SoakFDSlack        = 2
 	SoakRSSSlack       = 16 << 20
+	// SoakHeapSlack bounds the growth of the heap in use and of the live
+	// heap (both after a forced GC) from the warm-up to the end.
+	SoakHeapSlack = 256 << 10
+	// SoakWarmUpMax caps the default warm-up: a 500-cycle soak compares
+	// cycle 100 with the end.
+	SoakWarmUpMax = 100
+	// soakMemEvery: the memory figures are also taken every this many
+	// cycles, for the README's table (start, after 100, after 500).
+	soakMemEvery = 100
 )
+
+// MemSample is one wgbird's memory at a checkpoint of a soak.
+type MemSample struct {
+	// Cycle is the number of cycles done (0: before the first).
+	Cycle int
+	// Mem is the resident set (anonymous and file pages); Heap the Go
+	// heap right after a forced GC.
+	Mem  MemStatus
+	Heap HeapStats
+}
 
 // SoakResult is what a soak found.
 type SoakResult struct {
@@ -49,6 +82,12 @@ type SoakResult struct {
 	// Start and End are each server's wgbird before the first and after
 	// the last cycle.
 	Start, End map[string]ProcStats
+	// WarmUp is the cycle whose heap is the baseline of the heap check;
+	// Memory each server's figures at every checkpoint: before the first
+	// cycle, after the warm-up, every 100 cycles and at the end.
+	WarmUp    int
+	HeapSlack int64
+	Memory    map[string][]MemSample
 	// Leaks describes figures that grew beyond the slack, or a wgbird
 	// that was restarted (crashed) on the way.
 	Leaks []string
@@ -84,7 +123,15 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 	if opts.Seed == 0 {
 		opts.Seed = uint64(time.Now().UnixNano())
 	}
-	res := SoakResult{Seed: opts.Seed, Modes: map[Mode]int{}, Start: map[string]ProcStats{}, End: map[string]ProcStats{}}
+	if opts.WarmUp <= 0 {
+		opts.WarmUp = min(opts.Cycles/5, SoakWarmUpMax)
+	}
+	opts.WarmUp = min(opts.WarmUp, opts.Cycles)
+	if opts.HeapSlack <= 0 {
+		opts.HeapSlack = SoakHeapSlack
+	}
+	res := SoakResult{Seed: opts.Seed, Modes: map[Mode]int{}, Start: map[string]ProcStats{}, End: map[string]ProcStats{},
+		WarmUp: opts.WarmUp, HeapSlack: opts.HeapSlack, Memory: map[string][]MemSample{}}
 	if l.cfg.Wgbird == "" {
 		return res, errors.New("soak: the lab runs no wgbird")
 	}
@@ -120,6 +167,9 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 			return res, err
 		}
 		res.Start[s.Name] = st
+	}
+	if err := l.soakMemory(ctx, &res, 0, opts.ProfileDir, out); err != nil {
+		return res, err
 	}
 
 	mismatch := func(cycle int, format string, a ...any) {
@@ -205,6 +255,11 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 			}
 		}
 		fmt.Fprintln(out, line)
+		if (c == opts.WarmUp || c%soakMemEvery == 0) && c < opts.Cycles {
+			if err := l.soakMemory(ctx, &res, c, opts.ProfileDir, out); err != nil {
+				return res, err
+			}
+		}
 	}
 
 	// The end figures, at rest: the last heal's rise has passed.
@@ -216,6 +271,14 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 		}
 		res.End[s.Name] = st
 		res.Leaks = append(res.Leaks, leaks(s.Name, res.Start[s.Name], st)...)
+	}
+	if err := l.soakMemory(ctx, &res, opts.Cycles, opts.ProfileDir, out); err != nil {
+		return res, err
+	}
+	for _, s := range Servers {
+		if x := heapLeak(s.Name, res.Memory[s.Name], opts.WarmUp, opts.HeapSlack); x != "" {
+			res.Leaks = append(res.Leaks, x)
+		}
 	}
 	if err := w.Err(); err != nil {
 		return res, fmt.Errorf("soak: watching the router's table: %w", err)
@@ -302,6 +365,72 @@ func leaks(server string, start, end ProcStats) []string {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
+func kib(b int64) float64 { return float64(b) / (1 << 10) }
+
+// soakMemory takes each wgbird's memory after cycle (0: before the first),
+// prints it, and keeps each heap profile in dir if set.
+func (l *Lab) soakMemory(ctx context.Context, res *SoakResult, cycle int, dir string, out io.Writer) error {
+	line := fmt.Sprintf("memory after cycle %d:", cycle)
+	for i, s := range Servers {
+		pid := l.WgbirdPid(s.Name)
+		if pid == 0 {
+			return fmt.Errorf("soak: wgbird is not running on %s", s.Name)
+		}
+		h, err := l.WgbirdHeap(ctx, s.Name)
+		if err != nil {
+			return fmt.Errorf("soak: %w", err)
+		}
+		m, err := ReadMemStatus(pid)
+		if err != nil {
+			return fmt.Errorf("soak: %w", err)
+		}
+		if dir != "" {
+			path := filepath.Join(dir, fmt.Sprintf("heap-%s-%04d.pb.gz", s.Name, cycle))
+			if err := l.SaveWgbirdHeapProfile(ctx, s.Name, path); err != nil {
+				return fmt.Errorf("soak: %w", err)
+			}
+		}
+		res.Memory[s.Name] = append(res.Memory[s.Name], MemSample{Cycle: cycle, Mem: m, Heap: h})
+		if i > 0 {
+			line += ";"
+		}
+		line += fmt.Sprintf(" %s heap in use %.0f KiB (live %.0f, released %.0f), RSS %.1f MiB (anon %.1f, file %.1f; Go runtime sys %.1f), %d threads",
+			s.Name, kib(h.Inuse), kib(h.Alloc), kib(h.Released), mib(m.RSS), mib(m.Anon), mib(m.File), mib(h.RuntimeSys), m.Threads)
+	}
+	fmt.Fprintln(out, line)
+	return nil
+}
+
+// heapLeak compares a wgbird's heap after the warm-up with the end's: ""
+// when neither the heap in use nor the live heap grew by more than slack.
+// Both are read right after a forced GC: the live heap is what wgbird
+// holds, to the byte; the heap in use adds the free space of the spans
+// those objects are in, which a leak can fill before it grows.
+func heapLeak(server string, samples []MemSample, warmUp int, slack int64) string {
+	base, ok := sampleAt(samples, warmUp)
+	if !ok || len(samples) == 0 {
+		return fmt.Sprintf("%s: no heap figures after the warm-up (cycle %d)", server, warmUp)
+	}
+	end := samples[len(samples)-1]
+	inuse, live := end.Heap.Inuse-base.Heap.Inuse, end.Heap.Alloc-base.Heap.Alloc
+	if inuse <= slack && live <= slack {
+		return ""
+	}
+	return fmt.Sprintf("%s: from cycle %d to %d, heap in use %.0f -> %.0f KiB (%+.0f), live heap %.0f -> %.0f KiB (%+.0f); slack %.0f KiB",
+		server, base.Cycle, end.Cycle, kib(base.Heap.Inuse), kib(end.Heap.Inuse), kib(inuse),
+		kib(base.Heap.Alloc), kib(end.Heap.Alloc), kib(live), kib(slack))
+}
+
+// sampleAt returns the sample taken after cycle.
+func sampleAt(samples []MemSample, cycle int) (MemSample, bool) {
+	for _, m := range samples {
+		if m.Cycle == cycle {
+			return m, true
+		}
+	}
+	return MemSample{}, false
+}
+
 // Write prints the summary: mismatches, modes and each wgbird's figures.
 func (r SoakResult) Write(w io.Writer) {
 	fmt.Fprintf(w, "soak: seed %d: %d cycles, %d steps, %d mismatches, in %s\n", r.Seed, r.Cycles, r.Steps, len(r.Mismatches), r.Took.Round(time.Second))
@@ -316,6 +445,21 @@ func (r SoakResult) Write(w io.Writer) {
 		a, b := r.Start[s.Name], r.End[s.Name]
 		fmt.Fprintf(w, "wgbird %s: goroutines %d -> %d, fds %d -> %d, RSS %.1f -> %.1f MiB\n",
 			s.Name, a.Goroutines, b.Goroutines, a.FDs, b.FDs, mib(a.RSS), mib(b.RSS))
+		if ms := r.Memory[s.Name]; len(ms) > 0 {
+			col := func(f func(MemSample) string) string {
+				var out []string
+				for _, m := range ms {
+					out = append(out, f(m))
+				}
+				return strings.Join(out, " / ")
+			}
+			fmt.Fprintf(w, "wgbird %s: after cycle %s: heap in use %s KiB, live heap %s KiB, RSS %s MiB (anonymous %s MiB)\n", s.Name,
+				col(func(m MemSample) string { return fmt.Sprint(m.Cycle) }),
+				col(func(m MemSample) string { return fmt.Sprintf("%.0f", kib(m.Heap.Inuse)) }),
+				col(func(m MemSample) string { return fmt.Sprintf("%.0f", kib(m.Heap.Alloc)) }),
+				col(func(m MemSample) string { return fmt.Sprintf("%.1f", mib(m.Mem.RSS)) }),
+				col(func(m MemSample) string { return fmt.Sprintf("%.1f", mib(m.Mem.Anon)) }))
+		}
 	}
 	for _, m := range r.Mismatches {
 		fmt.Fprintf(w, "MISMATCH %s\n", m)
@@ -324,7 +468,7 @@ func (r SoakResult) Write(w io.Writer) {
 		fmt.Fprintf(w, "NOT FLAT %s\n", l)
 	}
 	if r.OK() {
-		fmt.Fprintf(w, "soak: the router's table matched the truth at every step; goroutines, fds and RSS flat (slack %d, %d, %d MiB)\n",
-			SoakGoroutineSlack, SoakFDSlack, SoakRSSSlack>>20)
+		fmt.Fprintf(w, "soak: the router's table matched the truth at every step; goroutines, fds and RSS flat (slack %d, %d, %d MiB); heap in use and live heap flat from cycle %d (slack %d KiB)\n",
+			SoakGoroutineSlack, SoakFDSlack, SoakRSSSlack>>20, r.WarmUp, r.HeapSlack>>10)
 	}
 }
