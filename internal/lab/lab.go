@@ -67,6 +67,10 @@ type Config struct {
 	// type wireguard) instead of wireguard-go; the kill and hang modes,
 	// which act on the wireguard-go process, are refused.
 	KernelWireGuard bool `json:",omitempty"`
+	// WgbirdExtra is TOML appended to every server's wgbird.toml, after
+	// its service: the soak adds an exec check and a hook (SoakWgbirdExtra)
+	// so that their runs are part of what it measures.
+	WgbirdExtra string `json:",omitempty"`
 	// Log receives what the lab does (discarded if nil).
 	Log *slog.Logger `json:"-"`
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/wgbird/wgbird/internal/config"
 )
 
 func TestParseHeapProfile(t *testing.T) {
@@ -92,5 +94,32 @@ func TestSoakResultWritesMemory(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary has no %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// The soak's exec check and hook are valid config, on the service, and
+// come after the probe table.
+func TestSoakWgbirdExtra(t *testing.T) {
+	l := New(Config{Dir: t.TempDir(), WgbirdExtra: SoakWgbirdExtra})
+	if err := l.makeDirs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.makeKeys(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := l.wgbirdConf("s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("wgbird.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	svc := cfg.Services[0]
+	if len(svc.Exec) != 1 || svc.Exec[0].Name != "soak" || svc.Probe == nil {
+		t.Errorf("service has exec %+v and probe %v, want the soak's exec check and the probe:\n%s", svc.Exec, svc.Probe, text)
+	}
+	if diff := cmp.Diff([]string{"/bin/true"}, cfg.Hook.Command); diff != "" {
+		t.Errorf("hook command (-want +got):\n%s", diff)
 	}
 }

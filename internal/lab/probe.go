@@ -25,17 +25,20 @@ func ProbeTable(keyFile, serverPublicKey string) string {
 }
 
 // wgbirdConf is the wgbird.toml of server: WgbirdConf, plus ProbeTable
-// unless the lab runs without the probe.
+// unless the lab runs without the probe, plus Config.WgbirdExtra.
 func (l *Lab) wgbirdConf(server string) (string, error) {
 	text := WgbirdConf(l.path(server, ""), l.cfg.Thresholds)
-	if l.cfg.NoProbe {
-		return text, nil
+	if !l.cfg.NoProbe {
+		pub, err := l.publicKey(server)
+		if err != nil {
+			return "", err
+		}
+		text += ProbeTable(l.ProbeKeyFile(server), pub)
 	}
-	pub, err := l.publicKey(server)
-	if err != nil {
-		return "", err
+	if l.cfg.WgbirdExtra != "" {
+		text += "\n" + l.cfg.WgbirdExtra
 	}
-	return text + ProbeTable(l.ProbeKeyFile(server), pub), nil
+	return text, nil
 }
 
 // rotateKey is the KeyRotate fault: wg0's private key replaced by a fresh

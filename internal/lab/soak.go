@@ -57,6 +57,18 @@ const (
 	soakMemEvery = 100
 )
 
+// SoakWgbirdExtra is what `wgbird-lab soak` adds to each wgbird.toml
+// (Config.WgbirdExtra): an exec check run every interval and a hook run on
+// every transition, both /bin/true, so that what wgbird keeps per exec run
+// and per hook run is measured with the rest.
+const SoakWgbirdExtra = `[[service.exec]]
+name = "soak"
+command = ["/bin/true"]
+
+[hook]
+command = ["/bin/true"]
+`
+
 // MemSample is one wgbird's memory at a checkpoint of a soak.
 type MemSample struct {
 	// Cycle is the number of cycles done (0: before the first).
