@@ -12,10 +12,34 @@ const (
 	PathDrain   = "/v1/drain"
 	PathUndrain = "/v1/undrain"
 	PathPeers   = "/v1/peers"
-	// PathPprof is the root of Go's runtime profiles, served only with
-	// Options.Pprof: /debug/pprof/heap?gc=1 and the rest of net/http/pprof.
-	PathPprof = "/debug/pprof/"
+	// PathPprof is the root of Go's runtime profiles and PathMemory the
+	// heap after a forced GC (MemoryReply), both served only with
+	// `wgbird run --pprof`.
+	PathPprof  = "/debug/pprof/"
+	PathMemory = "/debug/memory"
 )
+
+// MemoryReply is the answer to GET /debug/memory: the Go runtime's memory
+// right after two forced GCs (the second frees what sync.Pools kept
+// through the first), read before the reply allocates anything. Bytes.
+type MemoryReply struct {
+	// HeapLive is the heap the GC found reachable (/gc/heap/live:bytes):
+	// what wgbird holds, to the byte.
+	HeapLive uint64 `json:"heap_live"`
+	// HeapInuse is bytes in spans with at least one object: HeapLive plus
+	// those spans' free space (runtime.MemStats.HeapInuse).
+	HeapInuse uint64 `json:"heap_inuse"`
+	// HeapSys is the heap's address space from the OS, HeapReleased the
+	// part of it returned since: HeapSys - HeapReleased - HeapInuse is
+	// heap kept for reuse, resident until the scavenger returns it.
+	HeapSys      uint64 `json:"heap_sys"`
+	HeapReleased uint64 `json:"heap_released"`
+	HeapObjects  uint64 `json:"heap_objects"`
+	StackInuse   uint64 `json:"stack_inuse"`
+	// Sys is all the memory the runtime obtained from the OS.
+	Sys   uint64 `json:"sys"`
+	NumGC uint32 `json:"num_gc"`
+}
 
 // StatusReply is the answer to GET /v1/status.
 type StatusReply struct {

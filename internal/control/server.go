@@ -57,9 +57,9 @@ type Options struct {
 	// Version is reported by GET /v1/status.
 	Version string
 	Log     *slog.Logger
-	// Pprof serves Go's runtime profiles at /debug/pprof/ on the socket
-	// (wgbird run --pprof): heap, goroutines, allocations, for finding
-	// what grows. Off by default.
+	// Pprof serves Go's runtime profiles at /debug/pprof/ and the heap
+	// after a forced GC at /debug/memory on the socket (wgbird run
+	// --pprof): for finding what grows. Off by default.
 	Pprof bool
 }
 
@@ -162,6 +162,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET "+api.PathPprof+"profile", pprof.Profile)
 		mux.HandleFunc("GET "+api.PathPprof+"symbol", pprof.Symbol)
 		mux.HandleFunc("GET "+api.PathPprof+"trace", pprof.Trace)
+		mux.HandleFunc("GET "+api.PathMemory, handleMemory)
 	}
 	return mux
 }

@@ -1,75 +1,71 @@
 package lab
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/api"
 )
 
-// The lab's wgbirds run with --pprof: their Go runtime profiles are served
-// on the control socket, so a soak can measure the heap after a forced GC
-// and keep heap profiles to compare (go tool pprof -base A B).
+// The lab's wgbirds run with --pprof: their heap after a forced GC and
+// their Go runtime profiles are served on the control socket, so a soak
+// can measure the heap and keep heap profiles to compare (go tool pprof
+// -base A B).
 
-// HeapStats are a wgbird's Go heap figures right after a forced GC, from
-// the runtime.MemStats its text heap profile ends with.
+// HeapStats are a wgbird's Go heap right after two forced GCs, from
+// GET /debug/memory on its control socket (api.MemoryReply), in bytes.
 type HeapStats struct {
+	// Live is the heap the GC found reachable: what wgbird holds.
+	Live int64
 	// Inuse is HeapInuse: bytes in spans that hold at least one object,
-	// live objects plus the free space of those spans. What a leak grows.
+	// Live plus the free space of those spans.
 	Inuse int64
-	// Alloc is HeapAlloc: bytes of live objects (after the GC).
-	Alloc int64
 	// Sys is HeapSys: heap address space obtained from the OS; Released
 	// (HeapReleased) the part of it returned to the OS since.
 	Sys, Released int64
 	// Objects is HeapObjects; NumGC the GCs so far.
 	Objects, NumGC int64
-	// RuntimeSys is Sys: all the memory the Go runtime obtained from the
-	// OS (heap, stacks, its own structures), released parts included.
+	// RuntimeSys is all the memory the Go runtime obtained from the OS
+	// (heap, stacks, its own structures), released parts included.
 	RuntimeSys int64
 }
 
-// WgbirdHeap forces a GC in server's wgbird and returns its heap figures
-// (GET /debug/pprof/heap?gc=1&debug=1 on the control socket). It asks
-// twice and reads the second answer: objects in a sync.Pool survive one
-// GC (as its victim cache), and the first profile's own buffers are garbage
-// by the second; what is left is what wgbird holds.
+// WgbirdHeap forces two GCs in server's wgbird and returns its heap
+// figures, read before the answer is built (GET /debug/memory).
 func (l *Lab) WgbirdHeap(ctx context.Context, server string) (HeapStats, error) {
-	if _, err := l.wgbirdPprof(ctx, server, "heap?gc=1&debug=1"); err != nil {
-		return HeapStats{}, err
-	}
-	text, err := l.wgbirdPprof(ctx, server, "heap?gc=1&debug=1")
+	b, err := l.wgbirdDebug(ctx, server, api.PathMemory)
 	if err != nil {
 		return HeapStats{}, err
 	}
-	h, err := parseHeapProfile(string(text))
-	if err != nil {
-		return h, fmt.Errorf("wgbird's heap profile on %s: %w", server, err)
+	var r api.MemoryReply
+	if err := json.Unmarshal(b, &r); err != nil {
+		return HeapStats{}, fmt.Errorf("wgbird's %s on %s: %w", api.PathMemory, server, err)
 	}
-	return h, nil
+	return HeapStats{
+		Live: int64(r.HeapLive), Inuse: int64(r.HeapInuse), Sys: int64(r.HeapSys), Released: int64(r.HeapReleased),
+		Objects: int64(r.HeapObjects), NumGC: int64(r.NumGC), RuntimeSys: int64(r.Sys),
+	}, nil
 }
 
 // SaveWgbirdHeapProfile forces a GC in server's wgbird and writes its heap
 // profile (pprof's protobuf, gzipped) to path.
 func (l *Lab) SaveWgbirdHeapProfile(ctx context.Context, server, path string) error {
-	b, err := l.wgbirdPprof(ctx, server, "heap?gc=1")
+	b, err := l.wgbirdDebug(ctx, server, api.PathPprof+"heap?gc=1")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
 }
 
-// wgbirdPprof GETs /debug/pprof/NAME from server's wgbird control socket.
-// Unix sockets are found by path: no namespace needed.
-func (l *Lab) wgbirdPprof(ctx context.Context, server, name string) ([]byte, error) {
+// wgbirdDebug GETs path from server's wgbird control socket. Unix sockets
+// are found by path: no namespace needed.
+func (l *Lab) wgbirdDebug(ctx context.Context, server, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	sock := l.ControlSocket(server)
@@ -80,61 +76,21 @@ func (l *Lab) wgbirdPprof(ctx context.Context, server, name string) ([]byte, err
 		},
 		DisableKeepAlives: true,
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://wgbird/debug/pprof/"+name, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://wgbird"+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reading wgbird's %s profile on %s: %w", name, server, err)
+		return nil, fmt.Errorf("reading wgbird's %s on %s: %w", path, server, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("reading wgbird's %s profile on %s: %w", name, server, err)
+		return nil, fmt.Errorf("reading wgbird's %s on %s: %w", path, server, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("reading wgbird's %s profile on %s: %s (does it run with --pprof?)", name, server, resp.Status)
+		return nil, fmt.Errorf("reading wgbird's %s on %s: %s (does it run with --pprof?)", path, server, resp.Status)
 	}
 	return b, nil
-}
-
-// parseHeapProfile reads the runtime.MemStats lines ("# HeapInuse = 123")
-// at the end of a text heap profile (?debug=1).
-func parseHeapProfile(text string) (HeapStats, error) {
-	var h HeapStats
-	fields := map[string]*int64{
-		"HeapInuse": &h.Inuse, "HeapAlloc": &h.Alloc, "HeapSys": &h.Sys,
-		"HeapReleased": &h.Released, "HeapObjects": &h.Objects, "NumGC": &h.NumGC,
-		"Sys": &h.RuntimeSys,
-	}
-	seen := 0
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "# ")
-		if !ok {
-			continue
-		}
-		k, v, ok := strings.Cut(line, " = ")
-		p := fields[k]
-		if !ok || p == nil {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return h, fmt.Errorf("parsing %q: %w", line, err)
-		}
-		*p = n
-		delete(fields, k)
-		seen++
-	}
-	if err := sc.Err(); err != nil {
-		return h, err
-	}
-	if len(fields) > 0 {
-		missing := slices.Sorted(maps.Keys(fields))
-		return h, fmt.Errorf("no runtime.MemStats %s in the heap profile (%d found)", strings.Join(missing, ", "), seen)
-	}
-	return h, nil
 }

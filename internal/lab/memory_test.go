@@ -1,8 +1,6 @@
 package lab
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,44 +9,9 @@ import (
 	"github.com/wgbird/wgbird/internal/config"
 )
 
-func TestParseHeapProfile(t *testing.T) {
-	// testdata/heap_debug1.txt: runtime/pprof's heap profile at debug=1 of a
-	// program that holds 3 MiB, captured after runtime.GC().
-	got, err := parseHeapProfile(readTestdata(t, "heap_debug1.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := HeapStats{Inuse: 3481600, Alloc: 3213584, Sys: 8093696, Released: 4546560, Objects: 123, NumGC: 1, RuntimeSys: 12159256}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("heap stats (-want +got):\n%s", diff)
-	}
-}
-
-func TestParseHeapProfileErrors(t *testing.T) {
-	full := readTestdata(t, "heap_debug1.txt")
-	for name, text := range map[string]string{
-		"empty":        "",
-		"no HeapInuse": strings.Replace(full, "# HeapInuse = ", "# HeapInuseX = ", 1),
-		"not a number": strings.Replace(full, "# HeapInuse = 3481600", "# HeapInuse = 3.4e6", 1),
-	} {
-		if h, err := parseHeapProfile(text); err == nil {
-			t.Errorf("%s: no error, got %+v", name, h)
-		}
-	}
-}
-
-func readTestdata(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestHeapLeak(t *testing.T) {
 	at := func(cycle int, inuse, live int64) MemSample {
-		return MemSample{Cycle: cycle, Heap: HeapStats{Inuse: inuse << 10, Alloc: live << 10}}
+		return MemSample{Cycle: cycle, Heap: HeapStats{Inuse: inuse << 10, Live: live << 10}}
 	}
 	samples := []MemSample{at(0, 1000, 400), at(20, 1500, 450), at(100, 1600, 460), at(200, 1856, 716)}
 	for _, tt := range []struct {
@@ -80,9 +43,9 @@ func TestHeapLeak(t *testing.T) {
 func TestSoakResultWritesMemory(t *testing.T) {
 	r := SoakResult{Seed: 7, Cycles: 500, WarmUp: 100, HeapSlack: 256 << 10, Memory: map[string][]MemSample{
 		"s1": {
-			{Cycle: 0, Mem: MemStatus{RSS: 13 << 20, Anon: 3 << 20}, Heap: HeapStats{Inuse: 1500 << 10, Alloc: 400 << 10}},
-			{Cycle: 100, Mem: MemStatus{RSS: 17 << 20, Anon: 7 << 20}, Heap: HeapStats{Inuse: 1600 << 10, Alloc: 450 << 10}},
-			{Cycle: 500, Mem: MemStatus{RSS: 18 << 20, Anon: 8 << 20}, Heap: HeapStats{Inuse: 1620 << 10, Alloc: 455 << 10}},
+			{Cycle: 0, Mem: MemStatus{RSS: 13 << 20, Anon: 3 << 20}, Heap: HeapStats{Inuse: 1500 << 10, Live: 400 << 10}},
+			{Cycle: 100, Mem: MemStatus{RSS: 17 << 20, Anon: 7 << 20}, Heap: HeapStats{Inuse: 1600 << 10, Live: 450 << 10}},
+			{Cycle: 500, Mem: MemStatus{RSS: 18 << 20, Anon: 8 << 20}, Heap: HeapStats{Inuse: 1620 << 10, Live: 455 << 10}},
 		},
 	}}
 	var b strings.Builder

@@ -407,7 +407,7 @@ func (l *Lab) soakMemory(ctx context.Context, res *SoakResult, cycle int, dir st
 			line += ";"
 		}
 		line += fmt.Sprintf(" %s heap in use %.0f KiB (live %.0f, released %.0f), RSS %.1f MiB (anon %.1f, file %.1f; Go runtime sys %.1f), %d threads",
-			s.Name, kib(h.Inuse), kib(h.Alloc), kib(h.Released), mib(m.RSS), mib(m.Anon), mib(m.File), mib(h.RuntimeSys), m.Threads)
+			s.Name, kib(h.Inuse), kib(h.Live), kib(h.Released), mib(m.RSS), mib(m.Anon), mib(m.File), mib(h.RuntimeSys), m.Threads)
 	}
 	fmt.Fprintln(out, line)
 	return nil
@@ -424,13 +424,13 @@ func heapLeak(server string, samples []MemSample, warmUp int, slack int64) strin
 		return fmt.Sprintf("%s: no heap figures after the warm-up (cycle %d)", server, warmUp)
 	}
 	end := samples[len(samples)-1]
-	inuse, live := end.Heap.Inuse-base.Heap.Inuse, end.Heap.Alloc-base.Heap.Alloc
+	inuse, live := end.Heap.Inuse-base.Heap.Inuse, end.Heap.Live-base.Heap.Live
 	if inuse <= slack && live <= slack {
 		return ""
 	}
 	return fmt.Sprintf("%s: from cycle %d to %d, heap in use %.0f -> %.0f KiB (%+.0f), live heap %.0f -> %.0f KiB (%+.0f); slack %.0f KiB",
 		server, base.Cycle, end.Cycle, kib(base.Heap.Inuse), kib(end.Heap.Inuse), kib(inuse),
-		kib(base.Heap.Alloc), kib(end.Heap.Alloc), kib(live), kib(slack))
+		kib(base.Heap.Live), kib(end.Heap.Live), kib(live), kib(slack))
 }
 
 // sampleAt returns the sample taken after cycle.
@@ -468,7 +468,7 @@ func (r SoakResult) Write(w io.Writer) {
 			fmt.Fprintf(w, "wgbird %s: after cycle %s: heap in use %s KiB, live heap %s KiB, RSS %s MiB (anonymous %s MiB)\n", s.Name,
 				col(func(m MemSample) string { return fmt.Sprint(m.Cycle) }),
 				col(func(m MemSample) string { return fmt.Sprintf("%.0f", kib(m.Heap.Inuse)) }),
-				col(func(m MemSample) string { return fmt.Sprintf("%.0f", kib(m.Heap.Alloc)) }),
+				col(func(m MemSample) string { return fmt.Sprintf("%.0f", kib(m.Heap.Live)) }),
 				col(func(m MemSample) string { return fmt.Sprintf("%.1f", mib(m.Mem.RSS)) }),
 				col(func(m MemSample) string { return fmt.Sprintf("%.1f", mib(m.Mem.Anon)) }))
 		}
