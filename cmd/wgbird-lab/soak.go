@@ -23,21 +23,26 @@ const (
 
 const soakUsage = `usage: wgbird-lab soak [flags]
 
-Brings up a lab of its own (namespaces PREFIX-*), then runs CYCLES
-fail/heal cycles over both servers: each cycle breaks one server (or, one
-time in four, both), each in a mode chosen at random, waits until the
-router's kernel table matches the truth and checks that it stays so,
-heals, and waits for both nexthops again, no sooner than rise allows.
-Prints a line per cycle, the mismatches (must be 0), and each wgbird's
-goroutines, fds and RSS at the start and the end (must be flat), and its
-heap in use, live heap (both after a forced GC, read through the control
-socket: the lab runs wgbird with --pprof) and RSS before the first cycle,
-after the warm-up, every 100 cycles and at the end: neither heap may grow
-by more than the slack from the warm-up to the end. Each wgbird also runs
-an exec check (every interval) and a hook (every transition), both
-/bin/true, so that their runs are measured too. Tears the lab down
-however it ends, Ctrl-C included. Exits 1 when a mismatch or a leak was
-found. Needs root; a cycle takes about 5 s.
+Brings up a lab of its own (namespaces PREFIX-*; the home network unless
+--routed, with client, client2 and idle), then runs CYCLES fail/heal
+cycles over both servers: each cycle breaks one server (or, one time in
+four, both), each in a mode chosen at random, waits until the router's
+kernel table matches the truth and checks that it stays so, heals, and
+waits for both nexthops again, no sooner than rise allows. After every
+cycle it reads each client's endpoint for the server peer: one that is
+not the service address (the router's public address, or the VIP with
+--routed) is a client pinned off the VIP; it is printed, counted (target
+0) and put back. Prints a line per cycle, the mismatches (must be 0), and
+each wgbird's goroutines, fds and RSS at the start and the end (must be
+flat), and its heap in use, live heap (both after a forced GC, read
+through the control socket: the lab runs wgbird with --pprof) and RSS
+before the first cycle, after the warm-up, every 100 cycles and at the
+end: neither heap may grow by more than the slack from the warm-up to the
+end. Each wgbird also runs an exec check (every interval) and a hook
+(every transition), both /bin/true, so that their runs are measured too.
+Tears the lab down however it ends, Ctrl-C included. Exits 1 when a
+mismatch or a leak was found (or a pin, with --fail-on-pin). Needs root;
+a cycle takes about 5 s.
 
 flags:
   --cycles N         fail/heal cycles (default 500)
@@ -50,6 +55,8 @@ flags:
                      (default %d)
   --profiles DIR     keep each wgbird's heap profile at every checkpoint in
                      DIR (heap-s1-0100.pb.gz: go tool pprof -base A B)
+  --fail-on-pin      exit 1 when a client was found off the service address
+  --routed           no home network: clients reach the VIP routed, no NAT
   --no-probe         run wgbird without its active probe (key-rotate left out)
   --keep             leave the lab up at the end
   --wgbird PATH      wgbird binary (default: wgbird next to this executable)
@@ -77,6 +84,7 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	warmUp := fs.Int("warm-up", 0, "cycles before the heap's baseline")
 	heapSlack := fs.Int64("heap-slack", lab.SoakHeapSlack, "heap growth allowed, bytes")
 	profiles := fs.String("profiles", "", "keep heap profiles in DIR")
+	failOnPin := fs.Bool("fail-on-pin", false, "exit 1 when a client was found off the service address")
 	usage := func(w io.Writer) { fmt.Fprintf(w, soakUsage, lab.SoakHeapSlack, defaultSoakDir, defaultSoakPrefix) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -109,6 +117,10 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wgbird-lab soak: the soak needs wgbird: pass --wgbird PATH")
 		return 2
 	}
+	if u.servers != 2 {
+		fmt.Fprintln(stderr, "wgbird-lab soak: the soak runs two servers (--servers 2)")
+		return 2
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "wgbird-lab soak: needs root (network namespaces, mounts)")
 		return 1
@@ -123,14 +135,17 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := soak(ctx, stdout, lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Bird: u.bird, Thresholds: u.thresholds, NoProbe: *noProbe, WgbirdExtra: lab.SoakWgbirdExtra, Log: c.logger(stderr)},
-		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle, WarmUp: *warmUp, HeapSlack: *heapSlack, ProfileDir: *profiles}, *keep)
+	cfg := u.config(c, c.logger(stderr))
+	cfg.NoProbe, cfg.WgbirdExtra = *noProbe, lab.SoakWgbirdExtra
+	cfg.SecondClient, cfg.IdleClient = true, true
+	res, err := soak(ctx, stdout, cfg,
+		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle, WarmUp: *warmUp, HeapSlack: *heapSlack, ProfileDir: *profiles, FailOnPin: *failOnPin}, *keep)
 	if err != nil {
 		fmt.Fprintf(stderr, "wgbird-lab soak: %v (seed %d)\n", err, res.Seed)
 		return 1
 	}
 	if !res.OK() {
-		fmt.Fprintf(stderr, "wgbird-lab soak: %d mismatches, %d figures not flat (repeat with --seed %d)\n", len(res.Mismatches), len(res.Leaks), res.Seed)
+		fmt.Fprintf(stderr, "wgbird-lab soak: %d mismatches, %d figures not flat, %d clients off the service address (repeat with --seed %d)\n", len(res.Mismatches), len(res.Leaks), len(res.Pins), res.Seed)
 		return 1
 	}
 	return 0

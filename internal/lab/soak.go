@@ -34,6 +34,10 @@ type SoakOptions struct {
 	// HeapSlack is the growth of the heap in use, and of the live heap,
 	// allowed between the warm-up and the end (default SoakHeapSlack).
 	HeapSlack int64
+	// FailOnPin makes a client found off the service address after a
+	// cycle a failure of the soak; without it, pins are counted and
+	// printed (issue 13's target is 0).
+	FailOnPin bool
 	// ProfileDir, if set, receives each wgbird's heap profile at every
 	// memory checkpoint: heap-s1-0100.pb.gz after cycle 100 (go tool pprof
 	// -base heap-s1-0100.pb.gz heap-s1-0500.pb.gz shows what grew).
@@ -100,14 +104,42 @@ type SoakResult struct {
 	WarmUp    int
 	HeapSlack int64
 	Memory    map[string][]MemSample
+	// EndpointChecks counts the reads of a client's endpoint for the
+	// server peer, one per client after every cycle; Pins lists those that
+	// were not Lab.Endpoint (the VIP, or the router's public address): a
+	// client pinned off it does not follow the next failover.
+	EndpointChecks int
+	Pins           []Pin
+	// FailOnPin makes a pin a failure (SoakOptions.FailOnPin).
+	FailOnPin bool
 	// Leaks describes figures that grew beyond the slack, or a wgbird
 	// that was restarted (crashed) on the way.
 	Leaks []string
 	Took  time.Duration
 }
 
-// OK reports whether the soak found nothing wrong.
-func (r SoakResult) OK() bool { return len(r.Mismatches) == 0 && len(r.Leaks) == 0 }
+// Pin is a client found pinned off the service address after a cycle, or
+// whose endpoint could not be read (Err).
+type Pin struct {
+	Cycle    int
+	Client   string
+	Endpoint netip.AddrPort
+	Err      string `json:",omitempty"`
+}
+
+func (p Pin) String() string {
+	if p.Err != "" {
+		return fmt.Sprintf("cycle %d: %s's endpoint unreadable: %s", p.Cycle, p.Client, p.Err)
+	}
+	return fmt.Sprintf("cycle %d: %s's endpoint is %s", p.Cycle, p.Client, p.Endpoint)
+}
+
+// OK reports whether the soak found nothing wrong. A client pinned off
+// the VIP counts only with FailOnPin: issue 13's target of 0 is reported
+// either way.
+func (r SoakResult) OK() bool {
+	return len(r.Mismatches) == 0 && len(r.Leaks) == 0 && (!r.FailOnPin || len(r.Pins) == 0)
+}
 
 // soakFault is one server broken in one mode within a cycle.
 type soakFault struct {
@@ -143,7 +175,7 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 		opts.HeapSlack = SoakHeapSlack
 	}
 	res := SoakResult{Seed: opts.Seed, Modes: map[Mode]int{}, Start: map[string]ProcStats{}, End: map[string]ProcStats{},
-		WarmUp: opts.WarmUp, HeapSlack: opts.HeapSlack, Memory: map[string][]MemSample{}}
+		WarmUp: opts.WarmUp, HeapSlack: opts.HeapSlack, Memory: map[string][]MemSample{}, FailOnPin: opts.FailOnPin}
 	if l.cfg.Wgbird == "" {
 		return res, errors.New("soak: the lab runs no wgbird")
 	}
@@ -266,6 +298,7 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 				}
 			}
 		}
+		line += l.soakEndpoints(ctx, &res, c)
 		fmt.Fprintln(out, line)
 		if (c == opts.WarmUp || c%soakMemEvery == 0) && c < opts.Cycles {
 			if err := l.soakMemory(ctx, &res, c, opts.ProfileDir, out); err != nil {
@@ -299,6 +332,47 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 	res.Took = time.Since(start)
 	res.Write(out)
 	return res, nil
+}
+
+// soakEndpoints reads every client's endpoint for the server peer after
+// cycle. A client found elsewhere than Lab.Endpoint is recorded and put
+// back on it, so that every cycle is judged on its own. It returns what
+// the cycle's line says about it ("" when all are on the VIP).
+func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) string {
+	var pins []string
+	for _, c := range l.Clients() {
+		res.EndpointChecks++
+		ep, err := l.ClientEndpoint(ctx, c.Name)
+		switch {
+		case err != nil:
+			res.Pins = append(res.Pins, Pin{Cycle: cycle, Client: c.Name, Err: err.Error()})
+			pins = append(pins, c.Name+" unreadable")
+			continue
+		case ep == l.Endpoint():
+			continue
+		}
+		res.Pins = append(res.Pins, Pin{Cycle: cycle, Client: c.Name, Endpoint: ep})
+		pins = append(pins, c.Name+" on "+ep.String())
+		if err := l.setClientEndpoint(ctx, c.Name, l.Endpoint()); err != nil {
+			pins = append(pins, "not put back: "+err.Error())
+		}
+	}
+	if len(pins) == 0 {
+		return ""
+	}
+	return "  PINNED " + strings.Join(pins, ", ")
+}
+
+// setClientEndpoint sets the client's endpoint for the server peer.
+func (l *Lab) setClientEndpoint(ctx context.Context, client string, ep netip.AddrPort) error {
+	server, err := l.publicKey(Servers[0].Name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = l.wg(ctx, client, "set", WGInterface, "peer", server, "endpoint", ep.String())
+	return err
 }
 
 // healAll heals every server.
@@ -473,8 +547,14 @@ func (r SoakResult) Write(w io.Writer) {
 				col(func(m MemSample) string { return fmt.Sprintf("%.1f", mib(m.Mem.Anon)) }))
 		}
 	}
+	if r.EndpointChecks > 0 {
+		fmt.Fprintf(w, "endpoints: %d of %d client endpoint checks (one per client after every cycle) off the service address (target 0)\n", len(r.Pins), r.EndpointChecks)
+	}
 	for _, m := range r.Mismatches {
 		fmt.Fprintf(w, "MISMATCH %s\n", m)
+	}
+	for _, p := range r.Pins {
+		fmt.Fprintf(w, "PINNED %s\n", p)
 	}
 	for _, l := range r.Leaks {
 		fmt.Fprintf(w, "NOT FLAT %s\n", l)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestSoakShort is `make soak` cut short for CI: fail/heal cycles over both
@@ -45,6 +47,9 @@ func TestSoakShort(t *testing.T) {
 	for _, x := range res.Leaks {
 		t.Errorf("seed %d: not flat: %s", res.Seed, x)
 	}
+	// Issue 13's target: 0 clients off the service address. Reported, not
+	// failed, until VIP-sourced WireGuard traffic is in the daemon.
+	t.Logf("seed %d: %d of %d client endpoint checks off the service address (target 0)", res.Seed, len(res.Pins), res.EndpointChecks)
 	if !res.OK() {
 		t.Logf("repeat with WGBIRD_SOAK_SEED=%d\n%s", res.Seed, l.logs())
 	}
@@ -58,4 +63,35 @@ func (w testWriter) Write(p []byte) (int, error) {
 		w.t.Log(line)
 	}
 	return len(p), nil
+}
+
+// TestSoakSeesAPinnedClient: the soak's endpoint check reports a client
+// whose endpoint is a server's own (here set by hand, as a handshake from
+// that server's unicast address would) and puts it back on the service
+// address.
+func TestSoakSeesAPinnedClient(t *testing.T) {
+	l := faultLab(t)
+	ctx := context.Background()
+	direct := l.DirectEndpoint(Servers[0])
+	if err := l.setClientEndpoint(ctx, "client", direct); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.setClientEndpoint(ctx, "client", l.Endpoint()) })
+	var res SoakResult
+	line := l.soakEndpoints(ctx, &res, 7)
+	want := []Pin{{Cycle: 7, Client: "client", Endpoint: direct}}
+	if diff := cmp.Diff(want, res.Pins); diff != "" {
+		t.Errorf("pins (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(line, "PINNED client on "+direct.String()) {
+		t.Errorf("cycle line %q does not name the pin", line)
+	}
+	if ep, err := l.ClientEndpoint(ctx, "client"); err != nil || ep != l.Endpoint() {
+		t.Errorf("after the check the client's endpoint is %s (%v), want it put back on %s", ep, err, l.Endpoint())
+	}
+	// Put back, the next check finds nothing.
+	res = SoakResult{}
+	if line := l.soakEndpoints(ctx, &res, 8); line != "" || len(res.Pins) != 0 || res.EndpointChecks != len(l.Clients()) {
+		t.Errorf("second check: line %q, pins %v, %d checks", line, res.Pins, res.EndpointChecks)
+	}
 }

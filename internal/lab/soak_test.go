@@ -1,0 +1,33 @@
+package lab
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// A pinned client is reported either way and fails the soak only with
+// FailOnPin.
+func TestSoakResultPins(t *testing.T) {
+	pin := Pin{Cycle: 12, Client: "client2", Endpoint: netip.MustParseAddrPort("198.18.0.1:1024")}
+	for _, failOnPin := range []bool{false, true} {
+		r := SoakResult{Cycles: 100, EndpointChecks: 300, Pins: []Pin{pin, {Cycle: 40, Client: "idle", Err: "idle has no server peer"}}, FailOnPin: failOnPin}
+		if r.OK() == failOnPin {
+			t.Errorf("FailOnPin %v: OK() = %v with 2 pins", failOnPin, r.OK())
+		}
+		var b strings.Builder
+		r.Write(&b)
+		for _, want := range []string{
+			"endpoints: 2 of 300 client endpoint checks (one per client after every cycle) off the service address (target 0)\n",
+			"PINNED cycle 12: client2's endpoint is 198.18.0.1:1024\n",
+			"PINNED cycle 40: idle's endpoint unreadable: idle has no server peer\n",
+		} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("summary has no %q:\n%s", want, b.String())
+			}
+		}
+	}
+	if r := (SoakResult{EndpointChecks: 300, FailOnPin: true}); !r.OK() {
+		t.Error("no pins, FailOnPin: not OK")
+	}
+}
