@@ -124,14 +124,22 @@ type Pin struct {
 	Cycle    int
 	Client   string
 	Endpoint netip.AddrPort
-	Err      string `json:",omitempty"`
+	// Inside is where the router's mapping of a right-looking Endpoint
+	// leads instead of the VIP (a server's own address), if that is why.
+	Inside netip.AddrPort `json:",omitempty"`
+	Err    string         `json:",omitempty"`
 }
 
-func (p Pin) String() string {
-	if p.Err != "" {
-		return fmt.Sprintf("cycle %d: %s's endpoint unreadable: %s", p.Cycle, p.Client, p.Err)
+func (p Pin) String() string { return fmt.Sprintf("cycle %d: %s", p.Cycle, p.short()) }
+
+func (p Pin) short() string {
+	switch {
+	case p.Err != "":
+		return fmt.Sprintf("%s's endpoint unreadable: %s", p.Client, p.Err)
+	case p.Inside.IsValid():
+		return fmt.Sprintf("%s's endpoint is %s, which the router maps to %s", p.Client, p.Endpoint, p.Inside)
 	}
-	return fmt.Sprintf("cycle %d: %s's endpoint is %s", p.Cycle, p.Client, p.Endpoint)
+	return fmt.Sprintf("%s's endpoint is %s", p.Client, p.Endpoint)
 }
 
 // OK reports whether the soak found nothing wrong. A client pinned off
@@ -336,23 +344,40 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 
 // soakEndpoints reads every client's endpoint for the server peer after
 // cycle. A client found elsewhere than Lab.Endpoint is recorded and put
-// back on it, so that every cycle is judged on its own. It returns what
-// the cycle's line says about it ("" when all are on the VIP).
+// back on it, so that every cycle is judged on its own. Behind the home
+// network's NAT the endpoint can look right and be pinned all the same:
+// when a server's own packet made the router's mapping on the public port
+// (the client's DNAT entry had expired), the client's packets go to that
+// server's address; so the router's mapping of that endpoint must lead to
+// the VIP too. It returns what the cycle's line says about it ("" when all
+// are on the VIP).
 func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) string {
 	var pins []string
 	for _, c := range l.Clients() {
 		res.EndpointChecks++
 		ep, err := l.ClientEndpoint(ctx, c.Name)
-		switch {
-		case err != nil:
+		if err != nil {
 			res.Pins = append(res.Pins, Pin{Cycle: cycle, Client: c.Name, Err: err.Error()})
 			pins = append(pins, c.Name+" unreadable")
 			continue
-		case ep == l.Endpoint():
-			continue
 		}
-		res.Pins = append(res.Pins, Pin{Cycle: cycle, Client: c.Name, Endpoint: ep})
-		pins = append(pins, c.Name+" on "+ep.String())
+		pin := Pin{Cycle: cycle, Client: c.Name, Endpoint: ep}
+		if ep == l.Endpoint() {
+			inside, err := l.mappedTo(c, ep)
+			switch {
+			case err != nil:
+				pin.Err = err.Error()
+			case !inside.IsValid() || inside.Addr() == VIP.Addr():
+				continue
+			default:
+				pin.Inside = inside
+			}
+		}
+		res.Pins = append(res.Pins, pin)
+		pins = append(pins, pin.short())
+		if ep == l.Endpoint() {
+			continue // nothing to put back: the mapping goes with its timeout
+		}
 		if err := l.setClientEndpoint(ctx, c.Name, l.Endpoint()); err != nil {
 			pins = append(pins, "not put back: "+err.Error())
 		}
@@ -361,6 +386,25 @@ func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) str
 		return ""
 	}
 	return "  PINNED " + strings.Join(pins, ", ")
+}
+
+// mappedTo returns where the router's NAT sends the client's packets to
+// ep: the inside end of its mapping, or the zero AddrPort when there is no
+// mapping (the client's next packet makes one to the VIP) or no NAT.
+func (l *Lab) mappedTo(c Client, ep netip.AddrPort) (netip.AddrPort, error) {
+	if l.cfg.Routed {
+		return netip.AddrPort{}, nil
+	}
+	ms, err := l.MappingsOf(c.Name)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	for _, m := range ms {
+		if m.Client.Port() == uint16(c.Port) && m.Public == ep {
+			return m.Inside, nil
+		}
+	}
+	return netip.AddrPort{}, nil
 }
 
 // setClientEndpoint sets the client's endpoint for the server peer.

@@ -83,7 +83,7 @@ func TestSoakSeesAPinnedClient(t *testing.T) {
 	if diff := cmp.Diff(want, res.Pins); diff != "" {
 		t.Errorf("pins (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(line, "PINNED client on "+direct.String()) {
+	if !strings.Contains(line, "PINNED client's endpoint is "+direct.String()) {
 		t.Errorf("cycle line %q does not name the pin", line)
 	}
 	if ep, err := l.ClientEndpoint(ctx, "client"); err != nil || ep != l.Endpoint() {

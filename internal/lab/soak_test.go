@@ -27,6 +27,10 @@ func TestSoakResultPins(t *testing.T) {
 			}
 		}
 	}
+	nat := Pin{Cycle: 3, Client: "idle", Endpoint: netip.MustParseAddrPort("198.18.0.1:51820"), Inside: netip.MustParseAddrPort("10.0.5.1:51820")}
+	if got, want := nat.String(), "cycle 3: idle's endpoint is 198.18.0.1:51820, which the router maps to 10.0.5.1:51820"; got != want {
+		t.Errorf("pin = %q, want %q", got, want)
+	}
 	if r := (SoakResult{EndpointChecks: 300, FailOnPin: true}); !r.OK() {
 		t.Error("no pins, FailOnPin: not OK")
 	}
