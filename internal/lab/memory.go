@@ -31,10 +31,16 @@ type HeapStats struct {
 	Sys, Released int64
 	// Objects is HeapObjects; NumGC the GCs so far.
 	Objects, NumGC int64
+	// StackInuse is the goroutines' (and threads') stacks.
+	StackInuse int64
 	// RuntimeSys is all the memory the Go runtime obtained from the OS
 	// (heap, stacks, its own structures), released parts included.
 	RuntimeSys int64
 }
+
+// Idle is heap the runtime keeps for reuse: neither in use nor given back
+// to the OS, so resident until the scavenger returns it.
+func (h HeapStats) Idle() int64 { return h.Sys - h.Inuse - h.Released }
 
 // WgbirdHeap forces two GCs in server's wgbird and returns its heap
 // figures, read before the answer is built (GET /debug/memory).
@@ -49,7 +55,7 @@ func (l *Lab) WgbirdHeap(ctx context.Context, server string) (HeapStats, error) 
 	}
 	return HeapStats{
 		Live: int64(r.HeapLive), Inuse: int64(r.HeapInuse), Sys: int64(r.HeapSys), Released: int64(r.HeapReleased),
-		Objects: int64(r.HeapObjects), NumGC: int64(r.NumGC), RuntimeSys: int64(r.Sys),
+		Objects: int64(r.HeapObjects), NumGC: int64(r.NumGC), StackInuse: int64(r.StackInuse), RuntimeSys: int64(r.Sys),
 	}, nil
 }
 

@@ -524,8 +524,8 @@ func (l *Lab) soakMemory(ctx context.Context, res *SoakResult, cycle int, dir st
 		if i > 0 {
 			line += ";"
 		}
-		line += fmt.Sprintf(" %s heap in use %.0f KiB (live %.0f, released %.0f), RSS %.1f MiB (anon %.1f, file %.1f; Go runtime sys %.1f), %d threads",
-			s.Name, kib(h.Inuse), kib(h.Live), kib(h.Released), mib(m.RSS), mib(m.Anon), mib(m.File), mib(h.RuntimeSys), m.Threads)
+		line += fmt.Sprintf(" %s heap in use %.0f KiB (live %.0f), idle %.0f KiB, stacks %.0f KiB, RSS %.1f MiB (anon %.1f, file %.1f), %d threads",
+			s.Name, kib(h.Inuse), kib(h.Live), kib(h.Idle()), kib(h.StackInuse), mib(m.RSS), mib(m.Anon), mib(m.File), m.Threads)
 	}
 	fmt.Fprintln(out, line)
 	return nil
