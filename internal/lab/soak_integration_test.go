@@ -4,12 +4,14 @@ package lab
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // TestSoakShort is `make soak` cut short for CI: fail/heal cycles over both
@@ -80,7 +82,7 @@ func TestSoakSeesAPinnedClient(t *testing.T) {
 	var res SoakResult
 	line := l.soakEndpoints(ctx, &res, 7)
 	want := []Pin{{Cycle: 7, Client: "client", Endpoint: direct}}
-	if diff := cmp.Diff(want, res.Pins); diff != "" {
+	if diff := cmp.Diff(want, res.Pins, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 		t.Errorf("pins (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(line, "PINNED client's endpoint is "+direct.String()) {
