@@ -80,6 +80,14 @@ type Service struct {
 	QuietPeriod     time.Duration
 	Exec            []Exec
 	Probe           *Probe // nil = no probe
+
+	// Client continuity (issue 13).
+	VIPSource       bool         // WireGuard's packets leave from the VIP
+	VIPSourceTable  int          // 0 = vipsrc.DefaultTable + the service's position
+	Takeover        bool         // take over clients that arrive without a session
+	Group           []netip.Addr // the anycast group's members; none = no group
+	GroupPort       int
+	GroupSecretFile string // "" = derive the group key from the WireGuard private key
 }
 
 // Exec is one [[service.exec]] check.
@@ -116,6 +124,7 @@ const (
 	DefaultFall             = 2
 	DefaultMinPeers         = 1
 	DefaultQuietPeriod      = 10 * time.Second
+	DefaultGroupPort        = 51871
 	DefaultExecTimeout      = 2 * time.Second
 	DefaultProbeTimeout     = 250 * time.Millisecond // or Interval/2, if shorter
 	DefaultHookTimeout      = 10 * time.Second

@@ -59,6 +59,12 @@ listen_port = 51820
 min_peers = 0
 max_handshake_age = "3m"
 quiet_period = "30s"
+vip_source = false
+vip_source_table = 1000
+takeover = false
+group = ["10.0.5.1", "10.0.7.1", "fd00:5::1"]
+group_port = 51999
+group_secret_file = "/etc/wgbird/group.secret"
 
   [[service.exec]]
   command = ["/usr/local/bin/check-dns", "192.168.20.53"]
@@ -94,6 +100,9 @@ func minimalService() Service {
 		Fall:         2,
 		MinPeers:     1,
 		QuietPeriod:  10 * time.Second,
+		VIPSource:    true,
+		Takeover:     true,
+		GroupPort:    51871,
 	}
 }
 
@@ -136,6 +145,10 @@ func TestParseValid(t *testing.T) {
 				MinPeers:        0,
 				MaxHandshakeAge: 3 * time.Minute,
 				QuietPeriod:     30 * time.Second,
+				VIPSourceTable:  1000,
+				Group:           []netip.Addr{netip.MustParseAddr("10.0.5.1"), netip.MustParseAddr("10.0.7.1"), netip.MustParseAddr("fd00:5::1")},
+				GroupPort:       51999,
+				GroupSecretFile: "/etc/wgbird/group.secret",
 				Exec: []Exec{
 					{Name: "exec1", Command: []string{"/usr/local/bin/check-dns", "192.168.20.53"}, Timeout: 2 * time.Second},
 					{Name: "upstream", Command: []string{"/bin/ping", "-c1", "-W1", "10.0.0.1"}, Timeout: time.Second},
@@ -223,7 +236,7 @@ service = [
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 				t.Errorf("Parse mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -248,10 +261,10 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key at top level", "foo = 1\n" + minimal, "/etc/wgbird/wgbird.toml:1: foo: unknown key (known keys: bird, control, shutdown, metrics, hook, service)"},
 		{"unknown table", "[birdd]\nsocket = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:1: birdd: unknown key (known keys: bird, control, shutdown, metrics, hook, service)"},
 		{"unknown key in bird", "[bird]\nsockett = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: bird.sockett: unknown key (known keys: socket, timeout)"},
-		{"unknown key in service", minimal + "intervall = \"1s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].intervall: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec, probe)"},
+		{"unknown key in service", minimal + "intervall = \"1s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].intervall: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
 		{"unknown key in exec", minimal + "[[service.exec]]\ncommand = [\"/bin/true\"]\ncmd = \"x\"\n", "/etc/wgbird/wgbird.toml:7: service[1].exec[1].cmd: unknown key (known keys: name, command, timeout)"},
-		{"unknown dotted key in second service", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"192.168.21.1/24\"]\nprotocols = [\"wg_vip5\"]\nfoo.bar = 1\n", "/etc/wgbird/wgbird.toml:9: service[2].foo: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec, probe)"},
-		{"unknown key in inline table", "service = [{ interface = \"wg0\", vips = [\"192.168.20.1/24\"], protocols = [\"wg_vip4\"], x = 1 }]\n", "/etc/wgbird/wgbird.toml:1: service[1].x: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, exec, probe)"},
+		{"unknown dotted key in second service", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"192.168.21.1/24\"]\nprotocols = [\"wg_vip5\"]\nfoo.bar = 1\n", "/etc/wgbird/wgbird.toml:9: service[2].foo: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
+		{"unknown key in inline table", "service = [{ interface = \"wg0\", vips = [\"192.168.20.1/24\"], protocols = [\"wg_vip4\"], x = 1 }]\n", "/etc/wgbird/wgbird.toml:1: service[1].x: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
 
 		// Wrong types.
 		{"rise is a string", minimal + "rise = \"three\"\n", "/etc/wgbird/wgbird.toml:5: service[1].rise: must be an integer, got string"},
@@ -276,6 +289,11 @@ func TestParseErrors(t *testing.T) {
 		{"timeout above default interval", minimal + "timeout = \"2s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].timeout: must be less than interval (1s), got 2s"},
 		{"fast_interval above interval", minimal + "fast_interval = \"2s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].fast_interval: must not exceed interval (1s), got 2s"},
 		{"zero quiet_period", minimal + "quiet_period = \"0s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].quiet_period: must be positive, got 0s"},
+		{"group member not an address", minimal + "group = [\"10.0.5.1\", \"server7\"]\n", "/etc/wgbird/wgbird.toml:5: service[1].group: member 2: \"server7\" is not an IP address (want such as \"10.0.5.1\")"},
+		{"group member twice", minimal + "group = [\"10.0.5.1\", \"::ffff:10.0.5.1\"]\n", "/etc/wgbird/wgbird.toml:5: service[1].group: member 10.0.5.1 listed twice"},
+		{"group port is the listen port", minimal + "listen_port = 51871\n", "/etc/wgbird/wgbird.toml:5: service[1].listen_port: must differ from service[1].group_port (51871): the group needs a port of its own"},
+		{"vip_source_table main", minimal + "vip_source_table = 254\n", "/etc/wgbird/wgbird.toml:5: service[1].vip_source_table: must not be the kernel's default, main or local table (253-255), got 254"},
+		{"takeover not a boolean", minimal + "takeover = \"yes\"\n", "/etc/wgbird/wgbird.toml:5: service[1].takeover: must be true or false, got string"},
 		{"zero bird timeout", "[bird]\ntimeout = \"0s\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: bird.timeout: must be positive, got 0s"},
 		{"negative shutdown delay", "[shutdown]\ndelay = \"-2s\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: shutdown.delay: must not be negative, got -2s"},
 
@@ -407,7 +425,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if diff := cmp.Diff([]Service{minimalService()}, cfg.Services, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff([]Service{minimalService()}, cfg.Services, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("Load services mismatch (-want +got):\n%s", diff)
 	}
 

@@ -56,6 +56,12 @@ type fileService struct {
 	MinPeers        int        `toml:"min_peers"`
 	MaxHandshakeAge duration   `toml:"max_handshake_age"`
 	QuietPeriod     duration   `toml:"quiet_period"`
+	VIPSource       bool       `toml:"vip_source"`
+	VIPSourceTable  int        `toml:"vip_source_table"`
+	Takeover        bool       `toml:"takeover"`
+	Group           []string   `toml:"group"`
+	GroupPort       int        `toml:"group_port"`
+	GroupSecretFile string     `toml:"group_secret_file"`
 	Exec            []fileExec `toml:"exec"`
 	Probe           *fileProbe `toml:"probe"`
 }
@@ -242,6 +248,8 @@ func wantKind(t reflect.Type) string {
 		return "string"
 	case t.Kind() == reflect.Int:
 		return "integer"
+	case t.Kind() == reflect.Bool:
+		return "boolean"
 	case t.Kind() == reflect.Slice:
 		return "array"
 	}
@@ -260,6 +268,8 @@ func describe(t reflect.Type, path string) string {
 		return "a string"
 	case t.Kind() == reflect.Int:
 		return "an integer"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return "an array of strings"
 	case t.Kind() == reflect.Slice:

@@ -174,6 +174,9 @@ func (v *validator) service(path string, f *fileService) (s Service, nameKey str
 		Fall:        DefaultFall,
 		MinPeers:    DefaultMinPeers,
 		QuietPeriod: DefaultQuietPeriod,
+		VIPSource:   true,
+		Takeover:    true,
+		GroupPort:   DefaultGroupPort,
 	}
 	key := func(k string) string { return join(path, k) }
 	required := func(k string) bool {
@@ -230,6 +233,8 @@ func (v *validator) service(path string, f *fileService) (s Service, nameKey str
 	v.duration(key("max_handshake_age"), f.MaxHandshakeAge, &s.MaxHandshakeAge, 0, false)
 	v.duration(key("quiet_period"), f.QuietPeriod, &s.QuietPeriod, 0, true)
 
+	v.continuity(path, f, &s)
+
 	if v.has(key("exec")) {
 		s.Exec = v.execs(key("exec"), f.Exec)
 	}
@@ -237,6 +242,42 @@ func (v *validator) service(path string, f *fileService) (s Service, nameKey str
 		s.Probe = v.probe(key("probe"), f.Probe, s.Interval, intervalOK)
 	}
 	return s, nameKey
+}
+
+// continuity validates a service's client continuity keys.
+func (v *validator) continuity(path string, f *fileService, s *Service) {
+	key := func(k string) string { return join(path, k) }
+	if v.has(key("vip_source")) {
+		s.VIPSource = f.VIPSource
+	}
+	if v.has(key("takeover")) {
+		s.Takeover = f.Takeover
+	}
+	v.integer(key("vip_source_table"), f.VIPSourceTable, &s.VIPSourceTable, 1, math.MaxInt32)
+	if t := s.VIPSourceTable; t >= 253 && t <= 255 {
+		v.errorf(key("vip_source_table"), "must not be the kernel's default, main or local table (253-255), got %d", t)
+		s.VIPSourceTable = 0
+	}
+	if v.has(key("group")) {
+		seen := map[netip.Addr]bool{}
+		for i, a := range f.Group {
+			ip, err := netip.ParseAddr(a)
+			switch {
+			case err != nil || ip.Zone() != "":
+				v.errorf(key("group"), "member %d: %q is not an IP address (want such as \"10.0.5.1\")", i+1, a)
+			case seen[ip.Unmap()]:
+				v.errorf(key("group"), "member %s listed twice", ip.Unmap())
+			default:
+				seen[ip.Unmap()] = true
+				s.Group = append(s.Group, ip.Unmap())
+			}
+		}
+	}
+	v.integer(key("group_port"), f.GroupPort, &s.GroupPort, 1, 65535)
+	if s.ListenPort != 0 && s.GroupPort == s.ListenPort {
+		v.differ(key("group_port"), key("listen_port"), fmt.Sprint(s.ListenPort), ": the group needs a port of its own")
+	}
+	v.filePath(key("group_secret_file"), f.GroupSecretFile, &s.GroupSecretFile, false)
 }
 
 // probe validates [service.probe]. Whether the key files exist and are
