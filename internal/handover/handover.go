@@ -11,6 +11,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/sniff"
 )
 
@@ -61,22 +62,8 @@ type Back struct {
 	After time.Duration
 }
 
-// Stats count what the Tracker saw and did.
-type Stats struct {
-	Takeovers uint64 `json:"takeovers"`
-	// Answered takeovers got the client's handshake response; Unanswered
-	// got none within PendingFor.
-	Answered   uint64 `json:"answered"`
-	Unanswered uint64 `json:"unanswered"`
-	// Unmapped transport packets for unknown sessions came from an
-	// endpoint no member and no device knows.
-	Unmapped uint64 `json:"unmapped"`
-	// Inactive ones arrived while this server did not announce.
-	Inactive uint64 `json:"inactive"`
-	// Verified indexes turned out to be this server's own sessions,
-	// made before it started watching.
-	Verified uint64 `json:"verified"`
-}
+// Stats count what the Tracker saw and did (the status's form).
+type Stats = api.TakeoverStats
 
 // Tracker follows one service's sessions. Not safe for concurrent use.
 type Tracker struct {

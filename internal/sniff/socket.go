@@ -101,10 +101,9 @@ func (s *Socket) Read() (Packet, error) {
 // (use Run).
 func (s *Socket) Close() error { return unix.Close(s.fd) }
 
-// Run reads packets and hands each to f until ctx ends, then closes the
-// socket (Run owns it: the socket is never closed under a Read).
+// Run reads packets and hands each to f until done is closed (within
+// 200 ms) or the socket fails. Close the socket after Run has returned.
 func (s *Socket) Run(done <-chan struct{}, f func(Packet)) error {
-	defer s.Close()
 	for {
 		select {
 		case <-done:

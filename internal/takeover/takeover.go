@@ -79,33 +79,51 @@ func New(c Client) *Taker { return &Taker{c: c, inflight: map[string]bool{}} }
 // roaming would have set it). now is the time the device's handshake
 // times are compared with.
 func (t *Taker) Start(ctx context.Context, iface string, peer wgtypes.Key, endpoint netip.AddrPort, now time.Time) (Result, error) {
+	var r Result
+	err := t.bounded(ctx, iface, func() (err error) { r, err = start(t.c, iface, peer, endpoint, now); return err })
+	if errors.Is(err, errTimedOut) {
+		return Result{}, fmt.Errorf("taking over peer %s on %s: no answer from WireGuard: %w", short(peer), iface, ctx.Err())
+	}
+	return r, err
+}
+
+// Device reads the device, bounded by ctx, with the same one-in-flight
+// rule as Start.
+func (t *Taker) Device(ctx context.Context, iface string) (*wgtypes.Device, error) {
+	var d *wgtypes.Device
+	err := t.bounded(ctx, iface, func() (err error) { d, err = t.c.Device(iface); return err })
+	if errors.Is(err, errTimedOut) {
+		return nil, fmt.Errorf("reading %s: no answer from WireGuard: %w", iface, ctx.Err())
+	}
+	return d, err
+}
+
+var errTimedOut = errors.New("timed out")
+
+// bounded runs f in a goroutine of its own and waits until it returns or
+// ctx ends (errTimedOut); while it runs, no other call on iface starts
+// (ErrInFlight).
+func (t *Taker) bounded(ctx context.Context, iface string, f func() error) error {
 	t.mu.Lock()
 	if t.inflight[iface] {
 		t.mu.Unlock()
-		return Result{}, ErrInFlight
+		return ErrInFlight
 	}
 	t.inflight[iface] = true
 	t.mu.Unlock()
-
-	type answer struct {
-		r   Result
-		err error
-	}
-	ch := make(chan answer, 1)
+	done := make(chan error, 1)
 	go func() {
-		defer func() {
-			t.mu.Lock()
-			delete(t.inflight, iface)
-			t.mu.Unlock()
-		}()
-		r, err := start(t.c, iface, peer, endpoint, now)
-		ch <- answer{r, err}
+		err := f()
+		t.mu.Lock()
+		delete(t.inflight, iface)
+		t.mu.Unlock()
+		done <- err
 	}()
 	select {
-	case a := <-ch:
-		return a.r, a.err
+	case err := <-done:
+		return err
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("taking over peer %s on %s: no answer from WireGuard: %w", short(peer), iface, ctx.Err())
+		return errTimedOut
 	}
 }
 

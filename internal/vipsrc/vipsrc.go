@@ -139,7 +139,13 @@ func (s State) Detail() string {
 // It returns what is in place; the error is the first failure (also in
 // the family's Error). A VIP that is not on the host yet is reported, not
 // retried: the caller syncs again on the next address event.
-func Sync(h NL, cfg Config) (State, error) {
+func Sync(h NL, cfg Config) (State, error) { return syncAll(h, cfg, false) }
+
+// Inspect reports what is in place without changing anything (for
+// `wgbird check`).
+func Inspect(h NL, cfg Config) (State, error) { return syncAll(h, cfg, true) }
+
+func syncAll(h NL, cfg Config, dry bool) (State, error) {
 	cfg = cfg.withDefaults()
 	st := State{Port: cfg.Port, Table: cfg.Table}
 	if cfg.Port == 0 {
@@ -147,7 +153,7 @@ func Sync(h NL, cfg Config) (State, error) {
 	}
 	var first error
 	for _, f := range cfg.families() {
-		fs, err := syncFamily(h, cfg, f)
+		fs, err := syncFamily(h, cfg, f, dry)
 		st.Families = append(st.Families, fs)
 		if err != nil && first == nil {
 			first = err
@@ -156,13 +162,21 @@ func Sync(h NL, cfg Config) (State, error) {
 	return st, first
 }
 
-func syncFamily(h NL, cfg Config, f family) (FamilyState, error) {
+func syncFamily(h NL, cfg Config, f family, dry bool) (FamilyState, error) {
 	fs := FamilyState{Family: f.name, VIP: f.vip.String()}
 	fail := func(err error) (FamilyState, error) {
 		fs.Error = err.Error()
 		return fs, err
 	}
-	if err := ensureRule(h, cfg, f); err != nil {
+	if dry {
+		ok, err := hasRule(h, cfg, f)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return fail(fmt.Errorf("no rule for udp sport %d (wgbird run puts it in place)", cfg.Port))
+		}
+	} else if err := ensureRule(h, cfg, f); err != nil {
 		return fail(err)
 	}
 	fs.Rule = true
@@ -192,6 +206,22 @@ func syncFamily(h NL, cfg Config, f family) (FamilyState, error) {
 		want = nil
 	}
 	add, del := Diff(want, have)
+	if dry {
+		fs.Routes = len(want) - len(add)
+		var err error
+		switch {
+		case !local:
+			err = fmt.Errorf("VIP %s is not on this host", f.vip)
+		case fs.Want == 0:
+			err = fmt.Errorf("the main %s table has no route: no client is reachable", f.name)
+		case len(add) > 0 || len(del) > 0:
+			err = fmt.Errorf("table %d differs from main in %d routes (wgbird run keeps it in step)", cfg.Table, len(add)+len(del))
+		}
+		if err != nil {
+			fs.Error = err.Error()
+		}
+		return fs, err
+	}
 	var first error
 	for i := range del {
 		if err := h.RouteDel(&del[i]); err != nil && !errors.Is(err, unix.ESRCH) && first == nil {
@@ -264,6 +294,19 @@ func matches(r netlink.Rule, cfg Config) bool {
 	return r.Sport != nil && r.Sport.Start == uint16(cfg.Port) && r.Sport.End == uint16(cfg.Port) &&
 		r.IPProto == unix.IPPROTO_UDP && r.IifName == "lo" && r.Dport == nil && r.Src == nil && r.Dst == nil &&
 		r.Mark == 0 && !r.Invert
+}
+
+func hasRule(h NL, cfg Config, f family) (bool, error) {
+	rules, err := h.RuleList(f.af)
+	if err != nil {
+		return false, fmt.Errorf("listing %s rules: %w", f.name, err)
+	}
+	for _, r := range rules {
+		if isOurs(r, cfg) && matches(r, cfg) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func ensureRule(h NL, cfg Config, f family) error {

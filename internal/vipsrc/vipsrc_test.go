@@ -347,3 +347,23 @@ func TestParsePrefSrc(t *testing.T) {
 		t.Error("parsePrefSrc of a short message: no error")
 	}
 }
+
+func TestInspectChangesNothing(t *testing.T) {
+	f := &fakeNL{addrs: []netip.Addr{vip4}, routes: mainRoutes()[:2]}
+	cfg := Config{Port: 51820, VIP4: vip4}
+	st, err := Inspect(f, cfg)
+	if err == nil || st.InPlace() || len(f.calls) != 0 {
+		t.Fatalf("Inspect before Sync: %+v, %v, calls %q; want not in place and no change", st, err, f.calls)
+	}
+	if _, err := Sync(f, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.calls = nil
+	if st, err := Inspect(f, cfg); err != nil || !st.InPlace() || len(f.calls) != 0 {
+		t.Errorf("Inspect after Sync: %+v, %v, calls %q", st, err, f.calls)
+	}
+	f.routes = append(f.routes, netlink.Route{Family: unix.AF_INET, Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST, Dst: cidr("10.7.0.0/16"), LinkIndex: 2})
+	if st, err := Inspect(f, cfg); err == nil || st.InPlace() || len(f.calls) != 0 {
+		t.Errorf("Inspect with main ahead: %+v, %v, calls %q", st, err, f.calls)
+	}
+}
