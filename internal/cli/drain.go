@@ -106,7 +106,7 @@ a reboot. A drain that cannot be stored is not applied, and drain exits 1.
 
 With --wait, drain returns only when BIRD reports the services' protocols
 disabled and the WireGuard traffic on their interfaces has gone quiet: every
-peer's rx/tx counters unchanged for the service's quiet_period (default 10s),
+peer's received bytes unchanged for the service's quiet_period (default 10s),
 which happens once clients have moved to another server. It prints progress
 every second, and at --timeout exits 1 naming what is still active. Before a
 remote reboot:

@@ -10,7 +10,9 @@ import (
 
 // Traffic follows one service's WireGuard peers over successive reads of
 // their counters and says when the interface has gone quiet: every peer's
-// rx and tx bytes unchanged for the quiet period. A peer's history before
+// received bytes unchanged for the quiet period. Only what clients send
+// counts: a drained server's own handshake retries and keepalives move its
+// tx counters for up to 90 s after every client has gone elsewhere. A peer's history before
 // the first read is unknown, so quiet takes at least one quiet period of
 // reads. It does no I/O: feed it PeersReply values.
 type Traffic struct {
@@ -85,14 +87,14 @@ func (t *Traffic) Observe(r api.PeersReply) TrafficState {
 		if !ok {
 			pt = &peerTrack{changed: now, moved: !first, rx: p.RxBytes, tx: p.TxBytes}
 			t.peers[p.PublicKey] = pt
-		} else if p.RxBytes != pt.rx || p.TxBytes != pt.tx {
+		} else if p.RxBytes != pt.rx {
 			pt.changed, pt.moved = now, true
 			if p.RxBytes < pt.rx || p.TxBytes < pt.tx {
 				// Counters went back: the peer or device was re-created.
 				pt.hist = nil
 			}
-			pt.rx, pt.tx = p.RxBytes, p.TxBytes
 		}
+		pt.rx, pt.tx = p.RxBytes, p.TxBytes
 		pt.endpoint = p.Endpoint
 		pt.hist = append(pt.hist, point{at: now, total: p.RxBytes + p.TxBytes})
 		// Keep one point at or before the window's start, for the delta.

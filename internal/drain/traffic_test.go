@@ -119,3 +119,20 @@ func TestTrafficDeviceMissing(t *testing.T) {
 		t.Errorf("state = %+v, want quiet with the device missing", st)
 	}
 }
+
+// A drained server keeps sending handshake initiations to clients that
+// went elsewhere: its tx moves, nothing comes in, and that is quiet.
+func TestTrafficQuietIgnoresOwnRetries(t *testing.T) {
+	const period = 2 * time.Second
+	t0 := time.Unix(1700000000, 0)
+	tr := NewTraffic()
+	var st TrafficState
+	for i := range 4 {
+		r := reply(t0.Add(time.Duration(i)*time.Second), period, sample{"a": 500})
+		r.Peers[0].TxBytes = int64(148 * i) // one initiation a second
+		st = tr.Observe(r)
+	}
+	if !st.Quiet || len(st.Active) != 0 {
+		t.Errorf("state = %+v, want quiet with no active peer", st)
+	}
+}
