@@ -74,6 +74,8 @@ type ServiceStatus struct {
 	BIRDError string     `json:"bird_error,omitempty"`
 	Drain     *Drain     `json:"drain,omitempty"`
 	CheckedAt time.Time  `json:"checked_at"`
+	// Continuity is absent when neither vip_source nor takeover is on.
+	Continuity *Continuity `json:"continuity,omitempty"`
 }
 
 // Check is the outcome of one health check of a service.
@@ -182,4 +184,75 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Continuity is a service's client continuity (issue 13): VIP-sourced
+// WireGuard traffic, the anycast group and session takeovers.
+type Continuity struct {
+	// VIPSource is absent when vip_source is off.
+	VIPSource *VIPSource      `json:"vip_source,omitempty"`
+	Group     *Group          `json:"group,omitempty"`
+	Takeover  *TakeoverStatus `json:"takeover,omitempty"`
+}
+
+// VIPSource says whether WireGuard's packets leave from the VIP.
+type VIPSource struct {
+	InPlace bool   `json:"in_place"`
+	Detail  string `json:"detail"`
+}
+
+// Group is the anycast group as this member hears it.
+type Group struct {
+	Port    int           `json:"port"`
+	Error   string        `json:"error,omitempty"`
+	Members []GroupMember `json:"members"`
+}
+
+// GroupMember is one member's last word.
+type GroupMember struct {
+	Address     string    `json:"address"`
+	State       string    `json:"state"`
+	Heard       time.Time `json:"heard"`
+	Silent      bool      `json:"silent"`
+	Peers       int       `json:"peers"`
+	Refused     uint64    `json:"refused"`
+	LastRefusal string    `json:"last_refusal,omitempty"`
+}
+
+// TakeoverStatus is what session takeover did.
+type TakeoverStatus struct {
+	Enabled bool          `json:"enabled"`
+	Error   string        `json:"error,omitempty"`
+	Stats   TakeoverStats `json:"stats"`
+	Last    *Takeover     `json:"last,omitempty"`
+}
+
+// TakeoverStats count takeovers and what the watcher saw.
+type TakeoverStats struct {
+	Takeovers uint64 `json:"takeovers"`
+	// Answered takeovers got the client's handshake response; Unanswered
+	// got none within 10 s.
+	Answered   uint64 `json:"answered"`
+	Unanswered uint64 `json:"unanswered"`
+	// Unmapped transport packets for unknown sessions came from an
+	// endpoint no member and no device knows.
+	Unmapped uint64 `json:"unmapped"`
+	// Inactive ones arrived while this server did not announce.
+	Inactive uint64 `json:"inactive"`
+	// Verified indexes turned out to be this server's own sessions, made
+	// before it started watching.
+	Verified uint64 `json:"verified"`
+}
+
+// Takeover is one takeover.
+type Takeover struct {
+	Peer     string    `json:"peer"`
+	Endpoint string    `json:"endpoint"`
+	At       time.Time `json:"at"`
+	Method   string    `json:"method"`
+	Via      string    `json:"via"`
+	Error    string    `json:"error,omitempty"`
+	// FirstPacketBack is how long after At the client's handshake
+	// response arrived; 0 while none has.
+	FirstPacketBack time.Duration `json:"first_packet_back_ns"`
 }

@@ -11,12 +11,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/birdlint"
 	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/continuity"
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/statusview"
+	"github.com/wgbird/wgbird/internal/vipsrc"
 	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
@@ -67,6 +73,9 @@ type checkDeps struct {
 	// BIRDConf reads BIRD's config; an error is reported as a note.
 	BIRDConf func() (*birdlint.Conf, error)
 	Now      func() time.Time
+	// VIPSource inspects a service's VIP-sourcing without changing it;
+	// nil skips it.
+	VIPSource func(continuity.Config) (vipsrc.State, error)
 }
 
 func runCheck(ctx context.Context, env *Env, o *checkOpts) error {
@@ -91,6 +100,9 @@ func runCheck(ctx context.Context, env *Env, o *checkOpts) error {
 		},
 		BIRDConf: func() (*birdlint.Conf, error) { return readBIRDConf(cfg.BIRD.Socket, cfg.BIRD.Timeout, o.birdConfig) },
 		Now:      time.Now,
+		VIPSource: func(c continuity.Config) (vipsrc.State, error) {
+			return vipsrc.Inspect(&netlink.Handle{}, vipsrc.Config{Port: c.ListenPort, VIP4: c.VIP4, VIP6: c.VIP6, Table: c.Table, Priority: c.Priority})
+		},
 	}
 	return check(ctx, env.Stdout, cfg, deps)
 }
@@ -136,6 +148,9 @@ func check(ctx context.Context, w io.Writer, cfg *config.Config, deps checkDeps)
 		view.Warnings, view.Notes, lintErrs = rep.Warnings, rep.Notes, rep.Errors
 	} else {
 		view.Notes = append(view.Notes, "BIRD's set-up: BIRD is not reachable")
+	}
+	if deps.VIPSource != nil {
+		view.Warnings = append(view.Warnings, checkVIPSource(cfg, view.Services, deps.VIPSource)...)
 	}
 	view.Now = deps.Now()
 	if err := statusview.Render(w, view); err != nil {
@@ -203,4 +218,74 @@ func (readOnlyBIRD) Enable(_ context.Context, name string) error {
 
 func (readOnlyBIRD) Disable(_ context.Context, name string) error {
 	return fmt.Errorf("wgbird check changes nothing in BIRD: not disabling %q", name)
+}
+
+// checkVIPSource fills each service's VIP-sourcing line and warns where
+// WireGuard's packets would not leave from the VIP. It changes nothing:
+// `wgbird run` puts the set-up in place, so without a running wgbird the
+// warning is expected.
+func checkVIPSource(cfg *config.Config, svcs []api.ServiceStatus, inspect func(continuity.Config) (vipsrc.State, error)) []string {
+	cfgs, err := continuityConfigs(cfg)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var warns []string
+	if msg := kernelTooOld(); msg != "" {
+		warns = append(warns, msg)
+	}
+	for _, c := range cfgs {
+		if !c.VIPSource {
+			continue
+		}
+		if c.ListenPort == 0 {
+			// The device's port, as the daemon would take it.
+			for _, s := range svcs {
+				if s.Name == c.Service {
+					c.ListenPort = listenPortOf(s)
+				}
+			}
+		}
+		st, err := inspect(c)
+		for i := range svcs {
+			if svcs[i].Name == c.Service {
+				svcs[i].Continuity = &api.Continuity{VIPSource: &api.VIPSource{InPlace: st.InPlace(), Detail: st.Detail()}}
+			}
+		}
+		if err != nil || !st.InPlace() {
+			warns = append(warns, fmt.Sprintf("service %q: WireGuard's packets would not all leave from the VIP: %s. A running wgbird keeps it in place; without it, a takeover or a server-initiated handshake pulls clients off the VIP.", c.Service, st.Detail()))
+		}
+	}
+	return warns
+}
+
+// listenPortOf reads the port from the wireguard check's detail
+// ("listen 51820, ...").
+func listenPortOf(s api.ServiceStatus) int {
+	for _, c := range s.Checks {
+		var port int
+		if c.Name == "wireguard" {
+			if _, err := fmt.Sscanf(c.Detail, "listen %d", &port); err == nil {
+				return port
+			}
+		}
+	}
+	return 0
+}
+
+// kernelTooOld warns on a kernel before 4.17, whose policy rules cannot
+// match the UDP source port.
+func kernelTooOld() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var major, minor int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &major, &minor); err != nil {
+		return ""
+	}
+	if major < 4 || major == 4 && minor < 17 {
+		return fmt.Sprintf("kernel %s: VIP-sourced WireGuard traffic needs policy rules on the UDP source port (Linux 4.17 or newer); clients may follow a takeover off the VIP", rel)
+	}
+	return ""
 }

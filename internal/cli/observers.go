@@ -33,6 +33,17 @@ func (o observers) Transitioned(service string, tr health.Transition) {
 	}
 }
 
+// asList returns o as a list of observers (none for nil).
+func asList(o daemon.Observer) observers {
+	switch x := o.(type) {
+	case nil:
+		return nil
+	case observers:
+		return x
+	}
+	return observers{o}
+}
+
 // metricsCloseTimeout bounds how long a scrape in flight delays the stop.
 const metricsCloseTimeout = 2 * time.Second
 

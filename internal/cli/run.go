@@ -94,7 +94,16 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	defer stopObservers()
 
-	d, err := daemon.New(cfg, daemon.Deps{
+	// Client continuity: VIP-sourced WireGuard traffic, the group and
+	// session takeovers (issue 13). It is removed on exit unless systemd
+	// is restarting wgbird.
+	cont, startCont, stopCont, err := newContinuity(cfg, observer, log)
+	if err != nil {
+		return err
+	}
+	removeOnExit := true
+	defer func() { stopCont(removeOnExit) }()
+	deps := daemon.Deps{
 		BIRD:      birdc,
 		WireGuard: wg,
 		Exec:      execcheck.Run,
@@ -102,7 +111,12 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		Subscribe: link.Subscribe,
 		Log:       log,
 		Observer:  observer,
-	})
+	}
+	if cont != nil {
+		deps.Observer = append(observers{cont}, asList(observer)...)
+		deps.Continuity = cont
+	}
+	d, err := daemon.New(cfg, deps)
 	if err != nil {
 		// A probe key file missing or readable by others.
 		return withCode(ExitConfig, err)
@@ -139,6 +153,7 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		}
 	}()
 
+	startCont(ctx)
 	err = d.Run(ctx, func() {
 		log.Info("ready: first check and reconcile done")
 		if err := systemd.Ready(); err != nil {
@@ -155,5 +170,7 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	_ = systemd.Stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Delay+cfg.BIRD.Timeout*2)
 	defer cancel()
-	return d.Stop(sctx, systemd.SystemStopping(sctx))
+	stopping := systemd.SystemStopping(sctx)
+	removeOnExit = stopping || !systemd.Restarting(sctx)
+	return d.Stop(sctx, stopping)
 }

@@ -201,6 +201,9 @@ func (d *Daemon) Status() []api.ServiceStatus {
 	out := make([]api.ServiceStatus, len(d.services))
 	for i, s := range d.services {
 		out[i] = s.Status()
+		if d.deps.Continuity != nil {
+			out[i].Continuity = d.deps.Continuity.Status(s.cfg.Name)
+		}
 	}
 	return out
 }

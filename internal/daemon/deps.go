@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/check"
 	"github.com/wgbird/wgbird/internal/config"
@@ -54,6 +55,14 @@ type Deps struct {
 	// Observer, if set, is told every evaluation and transition (metrics,
 	// hooks).
 	Observer Observer
+	// Continuity, if set, reports each service's client continuity for
+	// its status (VIP-sourcing, the group, takeovers).
+	Continuity ContinuityStatus
+}
+
+// ContinuityStatus reports a service's client continuity; nil for none.
+type ContinuityStatus interface {
+	Status(service string) *api.Continuity
 }
 
 // Observer is told what the daemon sees. Calls come from the service

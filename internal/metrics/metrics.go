@@ -38,6 +38,8 @@ type Metrics struct {
 	handshakeTime  *prometheus.GaugeVec
 	birdDuration   *prometheus.HistogramVec
 	birdErrors     *prometheus.CounterVec
+	takeovers      *prometheus.CounterVec
+	takeoverBack   *prometheus.HistogramVec
 
 	mu     sync.Mutex
 	checks map[string][]string // service -> check names last exported, to delete vanished ones
@@ -113,6 +115,16 @@ func New(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version},
 	})
 	build.Set(1)
+	m.takeovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "takeovers_total",
+		Help: "Session takeovers: handshakes this server started for a client that arrived without a session, by method (keepalive, readd) and result (ok, error).",
+	}, []string{"service", "method", "result"})
+	m.takeoverBack = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "takeover_first_packet_seconds",
+		Help:    "Time from the start of a takeover to the client's handshake response, the first packet back.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, svc)
+	m.reg.MustRegister(m.takeovers, m.takeoverBack)
 	m.reg.MustRegister(
 		m.healthy, m.announced, m.drained, m.lastTransition, m.transitions,
 		m.checkOK, m.checkDuration, m.checkFailures,
@@ -122,6 +134,19 @@ func New(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// TakeoverStarted counts a takeover (continuity.Recorder).
+func (m *Metrics) TakeoverStarted(service, method, result string) {
+	if method == "" {
+		method = "none"
+	}
+	m.takeovers.WithLabelValues(service, method, result).Inc()
+}
+
+// TakeoverAnswered records a takeover's time to the first packet back.
+func (m *Metrics) TakeoverAnswered(service string, after time.Duration) {
+	m.takeoverBack.WithLabelValues(service).Observe(after.Seconds())
 }
 
 // Gatherer returns the registry, for tests and for other exporters.

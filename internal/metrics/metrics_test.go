@@ -34,6 +34,8 @@ func exercise(m *Metrics) {
 		Device: fakes.Device(51820, 3, t0.Add(-14*time.Second)), At: t0,
 	})
 	m.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Cause: health.CauseUnhealthy, Count: 2, Detail: "exec:nginx: exit status 1"})
+	m.TakeoverStarted("wg0", "readd", "ok")
+	m.TakeoverAnswered("wg0", 23*time.Millisecond)
 	b := fakes.NewBIRD(fakes.Static("wg_vip4", true))
 	ib := m.InstrumentBIRD(b)
 	ib.Protocols(context.Background())

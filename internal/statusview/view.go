@@ -184,6 +184,71 @@ func service(b *bytes.Buffer, v View, s api.ServiceStatus) {
 		}
 	}
 	tw.Flush()
+	if c := s.Continuity; c != nil {
+		continuity(b, v, c)
+	}
+}
+
+// continuity shows VIP-sourcing, takeovers and the group.
+func continuity(b *bytes.Buffer, v View, c *api.Continuity) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	if vs := c.VIPSource; vs != nil {
+		state := "in place"
+		if !vs.InPlace {
+			state = "NOT IN PLACE"
+		}
+		fmt.Fprintf(tw, "  VIP source:\t%s: %s\n", state, oneLine(vs.Detail))
+	}
+	if t := c.Takeover; t != nil {
+		line := "off"
+		switch {
+		case t.Error != "":
+			line = "NOT WORKING: " + oneLine(t.Error)
+		case t.Enabled:
+			line = fmt.Sprintf("%d (%d answered, %d unanswered)", t.Stats.Takeovers, t.Stats.Answered, t.Stats.Unanswered)
+			if l := t.Last; l != nil {
+				line += fmt.Sprintf("; last %s: peer %s at %s (%s, via %s)", when(v, l.At), shortKey(l.Peer), l.Endpoint, l.Method, l.Via)
+				if l.FirstPacketBack > 0 {
+					line += ", first packet back after " + human(l.FirstPacketBack)
+				}
+				if l.Error != "" {
+					line += ", FAILED: " + oneLine(l.Error)
+				}
+			}
+		}
+		fmt.Fprintf(tw, "  takeovers:\t%s\n", line)
+	}
+	tw.Flush()
+	if g := c.Group; g != nil {
+		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		if g.Error != "" {
+			fmt.Fprintf(tw, "  group (port %d):\tNOT RUNNING: %s\n", g.Port, oneLine(g.Error))
+		}
+		fmt.Fprintf(tw, "  GROUP MEMBER\tSTATE\tHEARD\tPEERS\tREFUSED\n")
+		for _, m := range g.Members {
+			heard := "never"
+			if !m.Heard.IsZero() {
+				heard = ago(v, m.Heard)
+			}
+			state := m.State
+			if m.Silent {
+				state = "SILENT"
+			}
+			refused := fmt.Sprint(m.Refused)
+			if m.LastRefusal != "" {
+				refused += " (" + oneLine(m.LastRefusal) + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", m.Address, state, heard, m.Peers, refused)
+		}
+		tw.Flush()
+	}
+}
+
+func shortKey(k string) string {
+	if len(k) > 8 {
+		return k[:8] + "…"
+	}
+	return k
 }
 
 // when is an absolute time in Now's location and its age.

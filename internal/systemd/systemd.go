@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -54,4 +55,48 @@ func SystemStopping(ctx context.Context) bool {
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, "systemctl", "is-system-running").Output()
 	return strings.TrimSpace(string(out)) == "stopping"
+}
+
+// Restarting reports whether systemd is restarting this process's unit
+// (`systemctl restart`, `try-restart`, an upgrade): a restart job for the
+// unit named in /proc/self/cgroup is queued. Outside systemd, or when
+// systemctl does not answer within a second, it reports false.
+func Restarting(ctx context.Context) bool {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return false
+	}
+	unit := unitOf(string(b))
+	if unit == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "systemctl", "list-jobs", "--no-legend", "--plain").Output()
+	return restartQueued(string(out), unit)
+}
+
+// unitOf returns the .service unit of a /proc/self/cgroup, "" for none.
+func unitOf(cgroup string) string {
+	for _, line := range strings.Split(cgroup, "\n") {
+		parts := strings.Split(strings.TrimSpace(line), "/")
+		for i := len(parts) - 1; i >= 0; i-- {
+			if strings.HasSuffix(parts[i], ".service") {
+				return parts[i]
+			}
+		}
+	}
+	return ""
+}
+
+// restartQueued reads `systemctl list-jobs --no-legend --plain` (JOB UNIT
+// TYPE STATE per line) for a restart job of unit.
+func restartQueued(jobs, unit string) bool {
+	for _, line := range strings.Split(jobs, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == unit && strings.Contains(f[2], "restart") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,450 @@
+// Package continuity keeps clients' tunnels alive across a failover: per
+// service it keeps WireGuard's packets VIP-sourced (vipsrc), shares the
+// peers' endpoints with the anycast group (group), watches the wire for
+// clients that arrive without a session (sniff, handover) and takes them
+// over (takeover). It is a daemon Observer: the service loops tell it
+// their state and device, and nothing in it can delay them.
+package continuity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wgbird/wgbird/internal/api"
+	"github.com/wgbird/wgbird/internal/group"
+	"github.com/wgbird/wgbird/internal/handover"
+	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/sniff"
+	"github.com/wgbird/wgbird/internal/takeover"
+	"github.com/wgbird/wgbird/internal/vipsrc"
+)
+
+// Config is one service's part.
+type Config struct {
+	Service, Interface string
+	// ListenPort is the configured WireGuard port; 0 takes the device's.
+	ListenPort int
+	VIP4, VIP6 netip.Addr
+
+	// VIPSource keeps WireGuard's packets sourced from the VIP.
+	VIPSource       bool
+	Table, Priority int
+	// Takeover watches the wire and takes clients over.
+	Takeover bool
+	// Group are the members' addresses (this server's own included or
+	// not); none: no group, takeovers find peers on this device only.
+	Group     []netip.Addr
+	GroupPort int
+	// Secret keys the group; nil derives the key from the device's
+	// private key.
+	Secret []byte
+}
+
+// Recorder counts takeovers (metrics).
+type Recorder interface {
+	// TakeoverStarted: method "keepalive" or "readd", result "ok" or
+	// "error".
+	TakeoverStarted(service, method, result string)
+	// TakeoverAnswered: the client's handshake response came back after.
+	TakeoverAnswered(service string, after time.Duration)
+}
+
+// Manager runs every service's unit.
+type Manager struct {
+	units  []*unit
+	byName map[string]*unit
+}
+
+// New returns a Manager; c reads and configures devices (wgctrl).
+func New(cfgs []Config, c takeover.Client, rec Recorder, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{byName: map[string]*unit{}}
+	taker := takeover.New(c)
+	for _, cfg := range cfgs {
+		u := &unit{
+			cfg: cfg, taker: taker, rec: rec, log: log.With("service", cfg.Service),
+			kick: make(chan struct{}, 1), tracker: handover.New(time.Now()),
+		}
+		if cfg.VIPSource {
+			u.keeper = vipsrc.NewKeeper(nil, vipsrc.Config{Port: cfg.ListenPort, VIP4: cfg.VIP4, VIP6: cfg.VIP6, Table: cfg.Table, Priority: cfg.Priority}, u.log)
+		}
+		m.units = append(m.units, u)
+		m.byName[cfg.Service] = u
+	}
+	return m
+}
+
+// Run runs until ctx ends. It leaves the VIP-sourcing in place: see
+// Remove.
+func (m *Manager) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, u := range m.units {
+		wg.Add(1)
+		go func() { defer wg.Done(); u.run(ctx) }()
+	}
+	wg.Wait()
+}
+
+// Remove removes the VIP-sourcing of every service (on exit, unless
+// wgbird is restarting).
+func (m *Manager) Remove() error {
+	var errs []error
+	for _, u := range m.units {
+		if u.keeper != nil {
+			if err := u.keeper.Remove(); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: removing VIP-sourcing: %w", u.cfg.Service, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Evaluated records a service's evaluation; it never blocks.
+func (m *Manager) Evaluated(e health.Evaluation) {
+	if u := m.byName[e.Service]; u != nil {
+		u.observe(e.State, e.Drained, e.Device)
+	}
+}
+
+// Transitioned is part of the Observer: the next evaluation carries the
+// new state.
+func (m *Manager) Transitioned(string, health.Transition) {}
+
+// Status returns the service's continuity status, nil for an unknown one.
+func (m *Manager) Status(service string) *api.Continuity {
+	u := m.byName[service]
+	if u == nil {
+		return nil
+	}
+	return u.status()
+}
+
+// unit is one service's continuity.
+type unit struct {
+	cfg    Config
+	taker  *takeover.Taker
+	rec    Recorder
+	log    *slog.Logger
+	keeper *vipsrc.Keeper
+
+	kick chan struct{}
+
+	mu       sync.Mutex
+	state    health.State
+	drained  bool
+	dev      *wgtypes.Device
+	devAt    time.Time
+	node     *group.Node
+	sniffErr string
+	groupErr string
+	last     *api.Takeover
+	// activity: when each peer's counters last moved, for the group.
+	activity map[wgtypes.Key]activity
+	stats    handover.Stats // the tracker's, copied by the loop
+
+	// Owned by the unit's loop.
+	tracker *handover.Tracker
+	ifindex int
+}
+
+type activity struct {
+	rx, tx int64
+	at     time.Time
+}
+
+func (u *unit) observe(st health.State, drained bool, dev *wgtypes.Device) {
+	u.mu.Lock()
+	u.state, u.drained = st, drained
+	if dev != nil {
+		u.dev, u.devAt = dev, time.Now()
+		u.noteActivity(dev, u.devAt)
+	}
+	u.mu.Unlock()
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// noteActivity tracks when each peer's counters moved; u.mu is held.
+func (u *unit) noteActivity(dev *wgtypes.Device, now time.Time) {
+	if u.activity == nil {
+		u.activity = map[wgtypes.Key]activity{}
+	}
+	seen := make(map[wgtypes.Key]bool, len(dev.Peers))
+	for _, p := range dev.Peers {
+		seen[p.PublicKey] = true
+		a, ok := u.activity[p.PublicKey]
+		if !ok || a.rx != p.ReceiveBytes || a.tx != p.TransmitBytes {
+			at := now
+			if !ok {
+				at = time.Time{} // unknown before the first read
+			}
+			u.activity[p.PublicKey] = activity{rx: p.ReceiveBytes, tx: p.TransmitBytes, at: at}
+		}
+	}
+	for k := range u.activity {
+		if !seen[k] {
+			delete(u.activity, k)
+		}
+	}
+}
+
+func (u *unit) port() int {
+	if u.cfg.ListenPort != 0 {
+		return u.cfg.ListenPort
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.dev != nil {
+		return u.dev.ListenPort
+	}
+	return 0
+}
+
+func (u *unit) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if u.keeper != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); u.keeper.Run(ctx) }()
+	}
+	// Wait for the port (the device's, unless configured).
+	port := u.port()
+	for port == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.kick:
+		}
+		port = u.port()
+	}
+	if u.keeper != nil {
+		u.keeper.SetPort(port)
+	}
+	if !u.cfg.Takeover {
+		<-ctx.Done()
+		return
+	}
+	if len(u.cfg.Group) > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); u.runGroup(ctx) }()
+	}
+	// A changed listen port (the device's, when none is configured) is
+	// watched anew.
+	for ctx.Err() == nil {
+		u.watch(ctx, port)
+		if p := u.port(); p != 0 {
+			port = p
+			if u.keeper != nil {
+				u.keeper.SetPort(port)
+			}
+		}
+	}
+}
+
+// watch runs the sniffer and the tracker until ctx ends or the listen
+// port changes.
+func (u *unit) watch(ctx context.Context, port int) {
+	sock, err := sniff.Open(uint16(port), "lo", u.cfg.Interface)
+	if err != nil {
+		u.mu.Lock()
+		changed := u.sniffErr != err.Error()
+		u.sniffErr = err.Error()
+		u.mu.Unlock()
+		if changed {
+			u.log.Error("session takeover off: cannot watch WireGuard's packets", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+		return
+	}
+	u.mu.Lock()
+	u.sniffErr = ""
+	u.mu.Unlock()
+	u.log.Info("session takeover on: watching for clients without a session", "port", port)
+	pkts := make(chan sniff.Packet, 256)
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+		sock.Close()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := sock.Run(wctx.Done(), func(p sniff.Packet) {
+			select {
+			case pkts <- p:
+			default: // the loop is behind; the client's next packet counts
+			}
+		}); err != nil {
+			u.log.Error("watching WireGuard's packets", "err", err)
+		}
+	}()
+	results := make(chan takeResult, 16)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-pkts:
+			take, back := u.tracker.Packet(p, u.groupLookup(), time.Now())
+			if take != nil {
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					r := u.takeOver(ctx, *take)
+					select {
+					case results <- r:
+					case <-ctx.Done():
+					}
+				}()
+			}
+			if back != nil {
+				u.answered(*back)
+			}
+		case r := <-results:
+			u.record(r)
+		case <-u.kick:
+			u.sync()
+			if p := u.port(); p != 0 && p != port {
+				u.log.Info("listen port changed: watching the new one", "from", port, "to", p)
+				return
+			}
+		case <-tick.C:
+			u.tracker.Expire(time.Now())
+		}
+		u.mu.Lock()
+		u.stats = u.tracker.Stats()
+		u.mu.Unlock()
+		if known, changed := u.tracker.Known(); changed {
+			if err := sock.SetKnown(known); err != nil {
+				u.log.Warn("updating the packet filter", "err", err)
+			}
+		}
+	}
+}
+
+// sync feeds the tracker the latest state and device.
+func (u *unit) sync() {
+	u.mu.Lock()
+	active := u.state == health.Announced && !u.drained
+	dev := u.dev
+	u.mu.Unlock()
+	u.tracker.SetActive(active)
+	if dev == nil {
+		return
+	}
+	if ifc, err := net.InterfaceByName(u.cfg.Interface); err == nil && ifc.Index != u.ifindex {
+		if u.ifindex != 0 {
+			// A new device: the old one's sessions are gone.
+			u.log.Info("WireGuard interface re-created: forgetting its sessions", "interface", u.cfg.Interface)
+			u.tracker.Forget(time.Now())
+		}
+		u.ifindex = ifc.Index
+	}
+	peers := make([]handover.Peer, 0, len(dev.Peers))
+	for _, p := range dev.Peers {
+		hp := handover.Peer{Key: p.PublicKey, LastHandshake: p.LastHandshakeTime, RxBytes: p.ReceiveBytes}
+		if p.Endpoint != nil {
+			ap := p.Endpoint.AddrPort()
+			hp.Endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		peers = append(peers, hp)
+	}
+	u.tracker.SetPeers(peers)
+}
+
+type takeResult struct {
+	take handover.Take
+	res  takeover.Result
+	err  error
+	at   time.Time
+}
+
+// takeOverTimeout bounds the wgctrl calls of one takeover.
+const takeOverTimeout = 500 * time.Millisecond
+
+func (u *unit) takeOver(ctx context.Context, t handover.Take) takeResult {
+	at := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, takeOverTimeout)
+	defer cancel()
+	r, err := u.taker.Start(ctx, u.cfg.Interface, t.Peer, t.Endpoint, at)
+	return takeResult{take: t, res: r, err: err, at: at}
+}
+
+func (u *unit) record(r takeResult) {
+	result := "ok"
+	if r.err != nil {
+		result = "error"
+		u.log.Warn("takeover failed", "peer", r.take.Peer.String(), "endpoint", r.take.Endpoint, "err", r.err)
+	} else {
+		u.log.Info("took over a client that arrived without a session", "peer", r.take.Peer.String(),
+			"endpoint", r.take.Endpoint, "method", r.res.Method, "found_via", r.take.Via, "took", r.res.Took)
+	}
+	if u.rec != nil {
+		u.rec.TakeoverStarted(u.cfg.Service, string(r.res.Method), result)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.last = &api.Takeover{Peer: r.take.Peer.String(), Endpoint: r.take.Endpoint.String(), At: r.at, Method: string(r.res.Method), Via: r.take.Via}
+	if r.err != nil {
+		u.last.Error = r.err.Error()
+	}
+}
+
+func (u *unit) answered(b handover.Back) {
+	u.log.Info("takeover answered: the client's handshake response is back", "peer", b.Peer.String(), "after", b.After.Round(time.Microsecond))
+	if u.rec != nil {
+		u.rec.TakeoverAnswered(u.cfg.Service, b.After)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.last != nil && u.last.Peer == b.Peer.String() {
+		u.last.FirstPacketBack = b.After
+	}
+}
+
+func (u *unit) status() *api.Continuity {
+	c := &api.Continuity{}
+	if u.keeper != nil {
+		st := u.keeper.State()
+		c.VIPSource = &api.VIPSource{InPlace: st.InPlace(), Detail: st.Detail()}
+	}
+	u.mu.Lock()
+	node := u.node
+	c.Takeover = &api.TakeoverStatus{Enabled: u.cfg.Takeover, Error: u.sniffErr, Last: u.last, Stats: u.stats}
+	groupErr := u.groupErr
+	u.mu.Unlock()
+	if len(u.cfg.Group) > 0 {
+		g := &api.Group{Port: u.cfg.GroupPort, Error: groupErr}
+		if node != nil {
+			node.With(func(t *group.Table) {
+				for _, ms := range t.Members(time.Now()) {
+					g.Members = append(g.Members, api.GroupMember(ms))
+				}
+			})
+		}
+		c.Group = g
+	}
+	return c
+}
