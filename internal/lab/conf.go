@@ -284,6 +284,14 @@ vips = [%q]
 protocols = [%q]
 listen_port = %d
 `, dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state", MetricsListen, WGInterface, VIP, Protocol, ListenPort)
+	// The anycast group: every server's address (a third that is not up
+	// is a silent member), the one line the seed set-up adds for session
+	// takeover.
+	members := make([]string, len(AllServers))
+	for i, s := range AllServers {
+		members[i] = fmt.Sprintf("%q", s.Addr.String())
+	}
+	fmt.Fprintf(&b, "group = [%s]\n", strings.Join(members, ", "))
 	if t.Interval > 0 {
 		fmt.Fprintf(&b, "interval = %q\n", t.Interval)
 	}

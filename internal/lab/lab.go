@@ -71,6 +71,10 @@ type Config struct {
 	// its service: the soak adds an exec check and a hook (SoakWgbirdExtra)
 	// so that their runs are part of what it measures.
 	WgbirdExtra string `json:",omitempty"`
+	// NoTakeover runs every wgbird without client continuity
+	// (`takeover = false`, `vip_source = false`): wgbird as before issue
+	// 13, the "takeover off" side of the client measurements.
+	NoTakeover bool `json:",omitempty"`
 	// Log receives what the lab does (discarded if nil).
 	Log *slog.Logger `json:"-"`
 }

@@ -28,6 +28,9 @@ func ProbeTable(keyFile, serverPublicKey string) string {
 // unless the lab runs without the probe, plus Config.WgbirdExtra.
 func (l *Lab) wgbirdConf(server string) (string, error) {
 	text := WgbirdConf(l.path(server, ""), l.cfg.Thresholds)
+	if l.cfg.NoTakeover {
+		text += "takeover = false\nvip_source = false\n"
+	}
 	if !l.cfg.NoProbe {
 		pub, err := l.publicKey(server)
 		if err != nil {
