@@ -69,10 +69,10 @@ func New(cfgs []Config, c takeover.Client, rec Recorder, log *slog.Logger) *Mana
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{byName: map[string]*unit{}}
-	taker := takeover.New(c)
+	taker, reader := takeover.New(c), takeover.New(c)
 	for _, cfg := range cfgs {
 		u := &unit{
-			cfg: cfg, taker: taker, rec: rec, log: log.With("service", cfg.Service),
+			cfg: cfg, taker: taker, reader: reader, rec: rec, log: log.With("service", cfg.Service),
 			kick: make(chan struct{}, 1), tracker: handover.New(time.Now()),
 		}
 		if cfg.VIPSource {
@@ -133,6 +133,9 @@ func (m *Manager) Status(service string) *api.Continuity {
 type unit struct {
 	cfg    Config
 	taker  *takeover.Taker
+	// reader reads the device on its own (a read in flight never holds
+	// up a takeover).
+	reader *takeover.Taker
 	rec    Recorder
 	log    *slog.Logger
 	keeper *vipsrc.Keeper
@@ -298,6 +301,9 @@ func (u *unit) watch(ctx context.Context, port int) {
 		}
 	}()
 	results := make(chan takeResult, 16)
+	refreshed := make(chan *wgtypes.Device, 1)
+	var lastRefresh time.Time
+	refreshing := false
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var inflight sync.WaitGroup
@@ -307,6 +313,23 @@ func (u *unit) watch(ctx context.Context, port int) {
 		case <-ctx.Done():
 			return
 		case p := <-pkts:
+			// A session with an endpoint the device read did not have:
+			// read it now, so the group learns the client within
+			// milliseconds, not at the next check.
+			if p.Outgoing && !u.tracker.Knows(p.Remote) && !refreshing && time.Since(lastRefresh) > refreshSpacing {
+				refreshing, lastRefresh = true, time.Now()
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					rctx, cancel := context.WithTimeout(ctx, keyRead)
+					defer cancel()
+					dev, _ := u.reader.Device(rctx, u.cfg.Interface)
+					select {
+					case refreshed <- dev:
+					case <-ctx.Done():
+					}
+				}()
+			}
 			take, back := u.tracker.Packet(p, u.groupLookup(), time.Now())
 			if take != nil {
 				inflight.Add(1)
@@ -324,6 +347,19 @@ func (u *unit) watch(ctx context.Context, port int) {
 			}
 		case r := <-results:
 			u.record(r)
+		case dev := <-refreshed:
+			refreshing = false
+			if dev != nil {
+				u.mu.Lock()
+				u.dev, u.devAt = dev, time.Now()
+				u.noteActivity(dev, u.devAt)
+				node := u.node
+				u.mu.Unlock()
+				u.sync()
+				if node != nil {
+					node.Changed()
+				}
+			}
 		case <-u.kick:
 			u.sync()
 			if p := u.port(); p != 0 && p != port {
@@ -380,6 +416,9 @@ type takeResult struct {
 	err  error
 	at   time.Time
 }
+
+// refreshSpacing is the least time between two extra device reads.
+const refreshSpacing = 100 * time.Millisecond
 
 // takeOverTimeout bounds the wgctrl calls of one takeover.
 const takeOverTimeout = 500 * time.Millisecond

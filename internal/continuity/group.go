@@ -24,7 +24,7 @@ func (u *unit) groupKey(ctx context.Context) (group.Key, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, keyRead)
 	defer cancel()
-	dev, err := u.taker.Device(ctx, u.cfg.Interface)
+	dev, err := u.reader.Device(ctx, u.cfg.Interface)
 	if err != nil {
 		return group.Key{}, err
 	}
@@ -159,6 +159,9 @@ func (u *unit) snapshot() group.Snapshot {
 			continue
 		}
 		ap := p.Endpoint.AddrPort()
+		if ap.Addr().IsLoopback() {
+			continue // the probe's peer: no client
+		}
 		e := group.Entry{Peer: p.PublicKey, Endpoint: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), HandshakeAge: -1, ActivityAge: -1}
 		latest := time.Time{}
 		if !p.LastHandshakeTime.IsZero() {

@@ -129,6 +129,12 @@ func (t *Tracker) SetPeers(peers []Peer) {
 	}
 }
 
+// Knows reports whether the device, as last read, has a peer at ep.
+func (t *Tracker) Knows(ep netip.AddrPort) bool {
+	_, ok := t.byEP[ep]
+	return ok
+}
+
 // Known returns the known indexes, newest first, and whether they changed
 // since the last call (the kernel filter then needs them).
 func (t *Tracker) Known() ([]uint32, bool) {
