@@ -131,8 +131,8 @@ func (m *Manager) Status(service string) *api.Continuity {
 
 // unit is one service's continuity.
 type unit struct {
-	cfg    Config
-	taker  *takeover.Taker
+	cfg   Config
+	taker *takeover.Taker
 	// reader reads the device on its own (a read in flight never holds
 	// up a takeover).
 	reader *takeover.Taker
