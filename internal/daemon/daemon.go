@@ -34,12 +34,16 @@ type Daemon struct {
 	read   *protoRead
 }
 
-// protoRead is one `show protocols`, shared by the passes it serves.
+// protoRead is one `show protocols`, shared by the passes it serves. It
+// is reused for the next read once done and unwatched, so the common
+// pass allocates nothing for the sharing.
 type protoRead struct {
-	started time.Time
-	done    chan struct{} // closed when protos and err are set
-	protos  []bird.Protocol
-	err     error
+	started  time.Time
+	finished bool
+	waiters  int
+	done     chan struct{} // made by the first waiter, closed when finished
+	protos   []bird.Protocol
+	err      error
 }
 
 // BIRDStatus returns the latest state of BIRD's control socket, from the
@@ -57,22 +61,44 @@ func (d *Daemon) BIRDStatus() api.BIRDStatus {
 // next. The protocols returned are shared: callers only read them.
 func (d *Daemon) protocols(ctx context.Context, since time.Time) ([]bird.Protocol, error) {
 	d.readMu.Lock()
-	r := d.read
-	if r == nil || r.started.Before(since) {
-		r = &protoRead{started: time.Now(), done: make(chan struct{})}
-		d.read = r
+	if r := d.read; r != nil && !r.started.Before(since) {
+		if !r.finished {
+			if r.done == nil {
+				r.done = make(chan struct{})
+			}
+			r.waiters++
+			d.readMu.Unlock()
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+			}
+			d.readMu.Lock()
+			r.waiters--
+			if !r.finished {
+				d.readMu.Unlock()
+				return nil, ctx.Err()
+			}
+		}
+		protos, err := r.protos, r.err
 		d.readMu.Unlock()
-		r.protos, r.err = d.readProtocols(ctx)
+		return protos, err
+	}
+	r := d.read
+	if r == nil || !r.finished || r.waiters > 0 {
+		r = &protoRead{}
+	}
+	*r = protoRead{started: time.Now()}
+	d.read = r
+	d.readMu.Unlock()
+
+	protos, err := d.readProtocols(ctx)
+	d.readMu.Lock()
+	r.protos, r.err, r.finished = protos, err, true
+	if r.done != nil {
 		close(r.done)
-		return r.protos, r.err
 	}
 	d.readMu.Unlock()
-	select {
-	case <-r.done:
-		return r.protos, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return protos, err
 }
 
 // readProtocols reads BIRD's protocols and records how BIRD answered. The

@@ -359,13 +359,13 @@ func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, 
 			c = r.last()
 		} else {
 			c = sp.Check.Run(ctx, p)
+			s.noteLink(p) // at once: events of a new link must match it
 		}
 		checks = append(checks, c)
 		if sp.Gate && !c.OK && c.Hard {
 			break
 		}
 	}
-	s.noteLink(p)
 	return health.Result{Checks: checks}, p.Device
 }
 
