@@ -199,6 +199,9 @@ type Continuity struct {
 type VIPSource struct {
 	InPlace bool   `json:"in_place"`
 	Detail  string `json:"detail"`
+	// Warnings name clients a packet would not reach from the VIP: no
+	// route to their endpoint, or another source chosen for it.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Group is the anycast group as this member hears it.

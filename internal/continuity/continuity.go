@@ -154,6 +154,8 @@ type unit struct {
 	// activity: when each peer's counters last moved, for the group.
 	activity map[wgtypes.Key]activity
 	stats    handover.Stats // the tracker's, copied by the loop
+	// routeWarnings: clients a packet would not reach from the VIP.
+	routeWarnings []string
 
 	// Owned by the unit's loop.
 	tracker *handover.Tracker
@@ -223,6 +225,8 @@ func (u *unit) run(ctx context.Context) {
 	if u.keeper != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); u.keeper.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); u.checkRoutes(ctx) }()
 	}
 	// Wait for the port (the device's, unless configured).
 	port := u.port()
@@ -465,11 +469,11 @@ func (u *unit) answered(b handover.Back) {
 
 func (u *unit) status() *api.Continuity {
 	c := &api.Continuity{}
+	u.mu.Lock()
 	if u.keeper != nil {
 		st := u.keeper.State()
-		c.VIPSource = &api.VIPSource{InPlace: st.InPlace(), Detail: st.Detail()}
+		c.VIPSource = &api.VIPSource{InPlace: st.InPlace(), Detail: st.Detail(), Warnings: u.routeWarnings}
 	}
-	u.mu.Lock()
 	node := u.node
 	c.Takeover = &api.TakeoverStatus{Enabled: u.cfg.Takeover, Error: u.sniffErr, Last: u.last, Stats: u.stats}
 	groupErr := u.groupErr
@@ -486,4 +490,69 @@ func (u *unit) status() *api.Continuity {
 		c.Group = g
 	}
 	return c
+}
+
+// routeCheckEvery is how often the route to every client is checked.
+const routeCheckEvery = 10 * time.Second
+
+// maxRouteWarnings bounds the clients named in the status.
+const maxRouteWarnings = 8
+
+// checkRoutes asks the kernel, every routeCheckEvery, which source a
+// packet from the listen port to each peer's endpoint would carry, and
+// records the clients it would not reach from the VIP: no route to them
+// (a host that cannot reach a client cannot take it over either), or
+// another source. A change is logged once.
+func (u *unit) checkRoutes(ctx context.Context) {
+	t := time.NewTicker(routeCheckEvery)
+	defer t.Stop()
+	var last string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		port := u.port()
+		u.mu.Lock()
+		dev := u.dev
+		u.mu.Unlock()
+		if port == 0 || dev == nil || !u.keeper.State().InPlace() {
+			continue
+		}
+		var warns []string
+		for _, p := range dev.Peers {
+			if p.Endpoint == nil || len(warns) >= maxRouteWarnings {
+				continue
+			}
+			ap := p.Endpoint.AddrPort()
+			ep := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			if ep.Addr().IsLoopback() {
+				continue
+			}
+			want := u.cfg.VIP4
+			if ep.Addr().Is6() {
+				want = u.cfg.VIP6
+			}
+			if !want.IsValid() {
+				continue
+			}
+			src, err := vipsrc.Source(ep, port)
+			switch {
+			case err != nil:
+				warns = append(warns, fmt.Sprintf("client %s (peer %s…): %v", ep, p.PublicKey.String()[:8], err))
+			case src != want:
+				warns = append(warns, fmt.Sprintf("client %s (peer %s…): packets would leave from %s, not the VIP %s", ep, p.PublicKey.String()[:8], src, want))
+			}
+		}
+		u.mu.Lock()
+		u.routeWarnings = warns
+		u.mu.Unlock()
+		if s := fmt.Sprint(warns); s != last {
+			last = s
+			if len(warns) > 0 {
+				u.log.Warn("VIP-sourcing does not cover every client", "clients", warns)
+			}
+		}
+	}
 }

@@ -198,6 +198,9 @@ func continuity(b *bytes.Buffer, v View, c *api.Continuity) {
 			state = "NOT IN PLACE"
 		}
 		fmt.Fprintf(tw, "  VIP source:\t%s: %s\n", state, oneLine(vs.Detail))
+		for _, w := range vs.Warnings {
+			fmt.Fprintf(tw, "  \t! %s\n", oneLine(w))
+		}
 	}
 	if t := c.Takeover; t != nil {
 		line := "off"
