@@ -80,11 +80,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
-# Benchmarks (root, about 25 minutes): every Go benchmark, then the lab's
+# Benchmarks (root, about 35 minutes): every Go benchmark, then the lab's
 # failover table against BIRD alone and ExaBGP's healthcheck (exabgp is
-# installed when missing, its service left disabled) and wgbird's idle
-# cost, written into README.md between <!-- bench:start --> and
-# <!-- bench:end -->. BENCHFLAGS="--reps 5" for a quicker run.
+# installed when missing, its service left disabled), the client's view
+# through the home network's NAT (outages, with the hang and kill timelines
+# drawn into docs/bench/*.svg) and wgbird's idle cost, written into
+# README.md between <!-- bench:start --> and <!-- bench:end -->. BENCHFLAGS="--reps 5" for a quicker run.
 BENCHFLAGS ?= --reps 20 --ref-reps 10
 bench: deps build
 	@/usr/bin/python3 -m exabgp --version >/dev/null 2>&1 || { echo "installing: exabgp"; \

@@ -35,7 +35,7 @@ about 25 minutes with the defaults (make bench: --ref-reps 10).
 
 flags:
   --wgbird PATH      wgbird binary (default: wgbird next to this executable)
-  --series LIST      comma-separated: wgbird, floor, bird, exabgp, idle (default all)
+  --series LIST      comma-separated: wgbird, client, floor, bird, exabgp, idle (default all)
   --modes LIST       comma-separated modes (default all: %s)
   --reps N           repetitions per mode for wgbird (default 20)
   --ref-reps N       repetitions per mode for the references (default: --reps)
@@ -44,6 +44,10 @@ flags:
   --idle-peers N     peers on wg0 for the idle cost (default 1000)
   --server NAME      the server to break: s1 or s2 (default s1)
   --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
+  --client-reps N    repetitions per mode of the client's view (default 5)
+  --client-modes L   modes of the client's view (default %s)
+  --svg-dir DIR      draw the client's timelines (hang, kill) as SVG files
+                     here (default: docs/bench beside --readme; none without)
   --go-bench FILE    go test -bench output to include in the block
   --readme FILE      also write the block into FILE (make bench: README.md),
                      replacing the one there: only for a full run
@@ -59,7 +63,11 @@ func printBenchUsage(w io.Writer) {
 	for i, m := range labbench.BenchModes {
 		names[i] = string(m)
 	}
-	fmt.Fprintf(w, benchUsage, strings.Join(names, ", "), labbench.DefaultBenchDir, labbench.DefaultBenchPrefix)
+	cnames := make([]string, len(labbench.ClientModes))
+	for i, m := range labbench.ClientModes {
+		cnames[i] = string(m)
+	}
+	fmt.Fprintf(w, benchUsage, strings.Join(names, ", "), strings.Join(cnames, ","), labbench.DefaultBenchDir, labbench.DefaultBenchPrefix)
 }
 
 // benchFlags are bench's flags.
@@ -73,6 +81,8 @@ type benchFlags struct {
 	server                 string
 	goBench, readme, jsonf string
 	label                  string
+	clientReps             int
+	clientModes, svgDir    string
 }
 
 func (f *benchFlags) register(fs *flag.FlagSet) {
@@ -94,6 +104,9 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.readme, "readme", "", "file to write the block into")
 	fs.StringVar(&f.jsonf, "json", "", "JSON output file")
 	fs.StringVar(&f.label, "label", "", "command name for the README")
+	fs.IntVar(&f.clientReps, "client-reps", 5, "repetitions per mode of the client's view")
+	fs.StringVar(&f.clientModes, "client-modes", "", "modes of the client's view")
+	fs.StringVar(&f.svgDir, "svg-dir", "", "directory for the timeline SVGs")
 }
 
 // runBench is `wgbird-lab bench`.
@@ -126,8 +139,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		modes, err = labbench.ParseBenchModes(f.modes)
 	}
-	if err == nil && (f.reps < 1 || f.refReps < 0 || f.idlePeers < 1 || f.bound <= 0 || f.idle <= 0) {
-		err = errors.New("--reps, --idle-peers, --bound and --idle must be positive")
+	var clientModes []lab.Mode
+	if err == nil && f.clientModes != "" {
+		clientModes, err = labbench.ParseBenchModes(f.clientModes)
+	}
+	if err == nil && (f.reps < 1 || f.refReps < 0 || f.idlePeers < 1 || f.bound <= 0 || f.idle <= 0 || f.clientReps < 1) {
+		err = errors.New("--reps, --client-reps, --idle-peers, --bound and --idle must be positive")
 	}
 	if err == nil && f.wgbird == "" {
 		err = errors.New("the benchmark needs wgbird: pass --wgbird PATH")
@@ -176,14 +193,29 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		log = f.common.logger(stderr)
 	}
 	res, err := labbench.RunBench(ctx, labbench.BenchConfig{
-		Lab:    lab.Config{Dir: f.dir, Prefix: f.prefix, Wgbird: f.wgbird, Thresholds: f.thresholds, Log: log},
+		Lab:    lab.Config{Dir: f.dir, Prefix: f.prefix, Wgbird: f.wgbird, Thresholds: f.thresholds, Log: log, Routed: f.routed},
 		Server: f.server, Series: series, Modes: modes,
 		Reps: f.reps, RefReps: f.refReps, Bound: f.bound,
 		IdleWindow: f.idle, IdlePeers: f.idlePeers,
+		ClientReps: f.clientReps, ClientModes: clientModes,
 		Progress: stdout,
 	})
 	res.GoBench = goBench
 	res.Command = label
+	svgDir := f.svgDir
+	if svgDir == "" && f.readme != "" {
+		svgDir = filepath.Join(filepath.Dir(f.readme), "docs", "bench")
+	}
+	if svgDir != "" && res.Client != nil {
+		base := "."
+		if f.readme != "" {
+			base = filepath.Dir(f.readme)
+		}
+		if derr := drawTimelines(res.Client, svgDir, base, stdout); derr != nil {
+			fmt.Fprintf(stderr, "wgbird-lab bench: %v\n", derr)
+			return 1
+		}
+	}
 	block := res.Markdown(module)
 	fmt.Fprintf(stdout, "\n%s", block)
 	if f.jsonf != "" {

@@ -56,7 +56,10 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		say("%s", line)
 	}
 
-	step("The client's WireGuard tunnel (endpoint %s:%d)", lab.VIP.Addr(), lab.ListenPort)
+	step("The client's WireGuard tunnel (endpoint %s)", l.Endpoint())
+	if !cfg.Routed {
+		say("the router port-forwards its public address %s to the VIP %s:%d and masquerades the rest, as a home router does", l.Endpoint(), lab.VIP.Addr(), lab.ListenPort)
+	}
 	if err := l.WaitTunnel(ctx, 20*time.Second); err != nil {
 		return err
 	}
@@ -82,6 +85,13 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		return err
 	}
 	defer w.Close()
+	p, err := l.StartPinger("client", lab.PingInterval)
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	say("the client pings %s through its tunnel every %s from now on", lab.TunnelServer.Addr(), lab.PingInterval)
+	time.Sleep(time.Second)
 	t0, err := l.Fail(ctx, active, lab.Hang)
 	if err != nil {
 		return err
@@ -94,11 +104,17 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	}
 	say("wgbird's check of wg0 timed out %d times in a row (fall): it disabled %s", th.Fall, lab.Protocol)
 	say("router: nexthop %s withdrawn %d ms after the hang; %s via %s", as.Addr, c.At.Sub(t0).Milliseconds(), lab.VIPPrefix, lab.FormatNexthops(c.Nexthops))
-	if _, err := l.PingTunnelUntil(wctx, 250*time.Millisecond); err != nil {
+	back, err := p.WaitAnswered(wctx, c.At)
+	if err != nil {
 		return err
 	}
-	say("client: tunnel answers again %.1f s after the hang, now through %s", time.Since(t0).Seconds(), other)
-	say("(WireGuard re-handshakes once it has had no answer for 15 s; %s holds the same key and answers)", other)
+	o := lab.LongestOutage(p.Echoes(), t0, back.Sent.Add(time.Millisecond))
+	say("client: tunnel answers again %.1f s after the hang (%d pings lost), now through %s", back.Sent.Sub(t0).Seconds(), o.Lost, other)
+	if back.Sent.Sub(t0) > 5*time.Second {
+		say("(WireGuard re-handshakes once it has had no answer for 15 s; %s holds the same key and answers)", other)
+	} else {
+		say("(%s started the handshake itself: the route moved and the client never waited for its 15 s timer)", other)
+	}
 
 	step("Healing %s (SIGCONT wireguard-go)", active)
 	h := time.Now()
@@ -113,6 +129,21 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	say("%s via %s; %s's nexthop %s never left", lab.VIPPrefix, lab.FormatNexthops(c.Nexthops), other, os.Addr)
 	if bad := w.Always(t0, time.Time{}, lab.Has(os.Addr)); bad != nil {
 		say("(it did: %s)", bad)
+	}
+	time.Sleep(3 * time.Second)
+	echoes := p.Stop()
+	fb := lab.LongestOutage(echoes, h, time.Time{})
+	if fb.Lost == 0 {
+		say("client: no ping lost across the heal and for 3 s after %s came back", active)
+	} else {
+		say("client: %d pings lost across the heal (outage %s)", fb.Lost, fb.Duration().Round(100*time.Millisecond))
+	}
+	if ep, err := l.ClientEndpoint(ctx, "client"); err == nil {
+		if ep == l.Endpoint() {
+			say("client: its endpoint is still %s", ep)
+		} else {
+			say("client: its endpoint is now %s, not %s: pinned off the VIP", ep, l.Endpoint())
+		}
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ commands:
   demo               up, show failover and recovery, down (also on Ctrl-C)
   bench              measure failover against references (wgbird-lab bench --help)
   soak               random fail/heal cycles judged by the router (wgbird-lab soak --help)
+  timeline           one failover and its return as an SVG picture (wgbird-lab timeline --help)
 
 modes:
 %s
@@ -172,6 +173,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "soak" {
 		return runSoak(args[1:], stdout, stderr) // soak.go: flags of its own
+	}
+	if len(args) > 0 && args[0] == "timeline" {
+		return runTimeline(args[1:], stdout, stderr) // timeline.go: flags of its own
 	}
 	// One flag set for every command, so flags may stand before the
 	// command (wgbird-lab --wgbird bin/wgbird demo) or after it.

@@ -109,3 +109,30 @@ func mappingOf(f *netlink.ConntrackFlow) (Mapping, bool) {
 	}
 	return m, true
 }
+
+// ForgetMappings deletes the router's connection-tracking entries of the
+// client called name, as their timeout would: its next packet, or a
+// server's, makes a new mapping.
+func (l *Lab) ForgetMappings(name string) error {
+	ns, err := netns.GetFromName(l.NS("router"))
+	if err != nil {
+		return fmt.Errorf("opening router namespace: %w", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return fmt.Errorf("opening netfilter netlink in the router namespace: %w", err)
+	}
+	defer h.Close()
+	addr := net.IP(l.ClientAddr(name).AsSlice())
+	for _, dir := range []netlink.ConntrackFilterType{netlink.ConntrackOrigSrcIP, netlink.ConntrackOrigDstIP} {
+		f := &netlink.ConntrackFilter{}
+		if err := f.AddIP(dir, addr); err != nil {
+			return fmt.Errorf("deleting the mappings of %s: %w", name, err)
+		}
+		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
+			return fmt.Errorf("deleting the mappings of %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -4,16 +4,10 @@ package lab
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // TestHomeNetwork checks the lab's home network (issue 18) in a lab of its
@@ -193,7 +187,7 @@ func TestHomeNetwork(t *testing.T) {
 			}
 			// The mapping expires (here: is removed) before the next
 			// keepalive; the server then starts a handshake.
-			if err := forgetMappings(l, l.ClientAddr(c.Name)); err != nil {
+			if err := l.ForgetMappings(c.Name); err != nil {
 				t.Fatal(err)
 			}
 			before, err := l.handshakeOf(ctx, c.Name)
@@ -332,29 +326,4 @@ func routerSysctl(t *testing.T, l *Lab, key string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(out)
-}
-
-// forgetMappings deletes the router's connection-tracking entries of the
-// client at addr, as their timeout would.
-func forgetMappings(l *Lab, addr netip.Addr) error {
-	ns, err := netns.GetFromName(l.NS("router"))
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	for _, dir := range []netlink.ConntrackFilterType{netlink.ConntrackOrigSrcIP, netlink.ConntrackOrigDstIP} {
-		f := &netlink.ConntrackFilter{}
-		if err := f.AddIP(dir, net.IP(addr.AsSlice())); err != nil {
-			return err
-		}
-		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
-			return fmt.Errorf("deleting the mappings of %s: %w", addr, err)
-		}
-	}
-	return nil
 }

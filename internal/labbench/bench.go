@@ -47,7 +47,7 @@ const (
 )
 
 // AllSeries lists every series in run order.
-var AllSeries = []BenchSeries{SeriesWgbird, SeriesFloor, SeriesBird, SeriesExaBGP, SeriesIdle}
+var AllSeries = []BenchSeries{SeriesWgbird, SeriesClient, SeriesFloor, SeriesBird, SeriesExaBGP, SeriesIdle}
 
 // BenchModes are the modes the benchmark measures: every fault of
 // WireGuard, and drain. BIRD restart and configure heal themselves, so
@@ -67,7 +67,7 @@ func ParseSeries(s string) ([]BenchSeries, error) {
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if !slices.Contains(AllSeries, BenchSeries(f)) {
-			return nil, fmt.Errorf("unknown series %q (want a comma-separated list of wgbird, floor, bird, exabgp, idle, or all)", f)
+			return nil, fmt.Errorf("unknown series %q (want a comma-separated list of wgbird, client, floor, bird, exabgp, idle, or all)", f)
 		}
 		if !slices.Contains(out, BenchSeries(f)) {
 			out = append(out, BenchSeries(f))
@@ -120,6 +120,14 @@ type BenchConfig struct {
 	// (default 60 s, 1,000 peers).
 	IdleWindow time.Duration
 	IdlePeers  int
+	// ClientReps and ClientModes are the client series' repetitions per
+	// mode and takeover setting (default 5) and modes (default
+	// ClientModes).
+	ClientReps  int
+	ClientModes []lab.Mode
+	// KeepTimelines keeps the first repetition of every client mode as a
+	// Timeline, not only of TimelineModes.
+	KeepTimelines bool
 	// Progress receives a line per repetition (discarded if nil).
 	Progress io.Writer
 }
@@ -154,6 +162,15 @@ func (c BenchConfig) withDefaults() BenchConfig {
 	}
 	if c.IdlePeers <= 0 {
 		c.IdlePeers = 1000
+	}
+	if c.ClientReps <= 0 {
+		c.ClientReps = 5
+	}
+	if c.ClientModes == nil {
+		c.ClientModes = slices.Clone(ClientModes)
+	}
+	if slices.Contains(c.Series, SeriesClient) {
+		c.Lab.IdleClient = true
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -230,6 +247,13 @@ func RunBench(ctx context.Context, cfg BenchConfig) (res *BenchResult, err error
 		case SeriesIdle:
 			id := b.runIdle(ctx)
 			res.Idle = &id
+			fmt.Fprintf(b.out, "   (%s)\n", time.Since(start).Round(time.Second))
+			continue
+		case SeriesClient:
+			res.Client = b.runClient(ctx)
+			if res.Client.Skipped != "" {
+				fmt.Fprintf(b.out, "   skipped: %s\n", res.Client.Skipped)
+			}
 			fmt.Fprintf(b.out, "   (%s)\n", time.Since(start).Round(time.Second))
 			continue
 		}

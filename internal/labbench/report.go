@@ -205,6 +205,7 @@ type BenchResult struct {
 	Bound      time.Duration  `json:"bound_ns"`
 	Series     []SeriesResult `json:"series"`
 	Idle       *IdleResult    `json:"idle,omitempty"`
+	Client     *ClientResult  `json:"client,omitempty"`
 	GoBench    []GoBench      `json:"go_bench,omitempty"`
 	// Command is how this run was started, for the README.
 	Command string `json:"command"`
@@ -537,6 +538,8 @@ func (r *BenchResult) Markdown(module string) string {
 		}
 	}
 
+	r.Client.markdown(&b)
+
 	if id := r.Idle; id != nil {
 		p("#### Idle cost of `wgbird run`\n\n")
 		if id.Skipped != "" {
@@ -803,6 +806,8 @@ func seriesTitle(s BenchSeries) string {
 		return "ExaBGP's healthcheck"
 	case SeriesIdle:
 		return "idle cost"
+	case SeriesClient:
+		return "the client's view"
 	}
 	return string(s)
 }
