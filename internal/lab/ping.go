@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -85,12 +84,7 @@ func ping(ns string, dst netip.Addr, timeout time.Duration) (time.Duration, erro
 	defer c.Close()
 	id := uint16(os.Getpid()) ^ uint16(pingID.Add(1)*7919)
 	const seq = 1
-	msg := make([]byte, 8+16)
-	msg[0] = 8 // echo request
-	binary.BigEndian.PutUint16(msg[4:], id)
-	binary.BigEndian.PutUint16(msg[6:], seq)
-	copy(msg[8:], "wgbird-lab-ping.")
-	binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+	msg := echoRequest(id, seq)
 	start := time.Now()
 	if err := c.SetDeadline(start.Add(timeout)); err != nil {
 		return 0, err
@@ -104,22 +98,10 @@ func ping(ns string, dst netip.Addr, timeout time.Duration) (time.Duration, erro
 		if err != nil {
 			return 0, fmt.Errorf("pinging %s: %w", dst, err)
 		}
-		// Raw IPv4 sockets deliver the IP header; skip it.
-		b := buf[:n]
-		if len(b) >= 20 && b[0]>>4 == 4 {
-			hl := int(b[0]&0x0f) * 4
-			if hl > len(b) {
-				continue
-			}
-			b = b[hl:]
-		}
-		if len(b) < 8 || b[0] != 0 /* echo reply */ {
-			continue
-		}
 		if src, ok := netip.AddrFromSlice(from.IP); !ok || src.Unmap() != dst {
 			continue
 		}
-		if binary.BigEndian.Uint16(b[4:]) == id && binary.BigEndian.Uint16(b[6:]) == seq {
+		if rid, rseq, ok := parseEchoReply(buf[:n]); ok && rid == id && rseq == seq {
 			return time.Since(start), nil
 		}
 	}

@@ -99,7 +99,10 @@ func TestBenchSmoke(t *testing.T) {
 		Bound:      5 * time.Second,
 		IdleWindow: 2 * time.Second,
 		IdlePeers:  100,
-		Progress:   &progress,
+		// One hang seen by the clients: about 25 s without takeover.
+		ClientReps:  1,
+		ClientModes: []lab.Mode{lab.Hang},
+		Progress:    &progress,
 	})
 	t.Logf("progress:\n%s", progress.String())
 	if err != nil {
@@ -131,6 +134,15 @@ func TestBenchSmoke(t *testing.T) {
 				t.Errorf("wgbird %s rep %d: %+v, want withdrawn and returned", mode, i+1, s)
 			}
 		}
+	}
+	// The clients saw the hang: the tunnel answered again, the idle
+	// client got an answer, and the repetition was kept as a timeline.
+	if res.Client == nil || res.Client.Skipped != "" {
+		t.Errorf("client series: %+v", res.Client)
+	} else if cm, ok := res.Client.Mode(lab.Hang, false); !ok || len(cm.Samples) != 1 || cm.Samples[0].Err != "" || cm.Samples[0].IdleWait <= 0 {
+		t.Errorf("client hang: %+v, want one sample with an outage and an idle wait", cm)
+	} else if len(res.Client.Timelines) != 1 || len(res.Client.Timelines[0].Echoes) == 0 || len(res.Client.Timelines[0].Nexthops) < 3 {
+		t.Errorf("client hang: timelines %d, want one with echoes and the withdraw and return", len(res.Client.Timelines))
 	}
 	floor, ok := res.SeriesOf(SeriesFloor).Mode(floorMode)
 	if !ok || len(floor.Samples) != 1 || !floor.Samples[0].Withdrawn || !floor.Samples[0].Returned {
