@@ -375,3 +375,29 @@ func parseEndpoints(out string) (map[string]netip.AddrPort, error) {
 	}
 	return eps, nil
 }
+
+// ResetClient starts the client called name afresh on every side: each
+// server forgets its peer (removed and configured again, so no session,
+// endpoint or cached source is left), the router forgets its mappings,
+// and the client reconnects to Endpoint. A measurement that starts from
+// here does not inherit what an earlier failover left behind.
+func (l *Lab) ResetClient(ctx context.Context, name string) error {
+	pub, err := l.publicKey(name)
+	if err != nil {
+		return err
+	}
+	for _, s := range l.Servers() {
+		if _, err := l.wg(ctx, s.Name, "set", WGInterface, "peer", pub, "remove"); err != nil {
+			return fmt.Errorf("resetting %s on %s: %w", name, s.Name, err)
+		}
+		if err := l.ensureWireGuard(ctx, s.Name); err != nil {
+			return fmt.Errorf("resetting %s on %s: %w", name, s.Name, err)
+		}
+	}
+	if !l.cfg.Routed {
+		if err := l.ForgetMappings(name); err != nil {
+			return err
+		}
+	}
+	return l.Reconnect(ctx, name)
+}

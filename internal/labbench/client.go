@@ -330,9 +330,11 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 		return fail(err)
 	}
 	for _, c := range []string{"client", "idle"} {
-		// A fresh session with the bench server: the last repetition may
-		// have left it on the other one.
-		if err := l.Reconnect(ctx, c); err != nil {
+		// Afresh on every side: the last repetition may have left the
+		// client on the other server, a server with its session or an
+		// endpoint it found itself, the router with a mapping of a
+		// server's own address.
+		if err := l.ResetClient(ctx, c); err != nil {
 			return fail(err)
 		}
 		if err := l.WaitClient(ctx, c, 20*time.Second); err != nil {
