@@ -84,7 +84,7 @@ fuzz:
 # failover table against BIRD alone and ExaBGP's healthcheck (exabgp is
 # installed when missing, its service left disabled), the client's view
 # through the home network's NAT (outages, with the hang and kill timelines
-# drawn into docs/bench/*.svg) and wgbird's idle cost, written into
+# drawn into internal/labbench/pictures/*.svg) and wgbird's idle cost, written into
 # README.md between <!-- bench:start --> and <!-- bench:end -->. BENCHFLAGS="--reps 5" for a quicker run.
 BENCHFLAGS ?= --reps 20 --ref-reps 10
 bench: deps build

@@ -47,7 +47,8 @@ flags:
   --client-reps N    repetitions per mode of the client's view (default 5)
   --client-modes L   modes of the client's view (default %s)
   --svg-dir DIR      draw the client's timelines (hang, kill) as SVG files
-                     here (default: docs/bench beside --readme; none without)
+                     here (default: internal/labbench/pictures beside
+                     --readme; none without)
   --go-bench FILE    go test -bench output to include in the block
   --readme FILE      also write the block into FILE (make bench: README.md),
                      replacing the one there: only for a full run
@@ -204,7 +205,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	res.Command = label
 	svgDir := f.svgDir
 	if svgDir == "" && f.readme != "" {
-		svgDir = filepath.Join(filepath.Dir(f.readme), "docs", "bench")
+		svgDir = filepath.Join(filepath.Dir(f.readme), "internal", "labbench", "pictures")
 	}
 	if svgDir != "" && res.Client != nil {
 		base := "."

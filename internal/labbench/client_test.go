@@ -41,7 +41,7 @@ func TestClientMarkdown(t *testing.T) {
 			{Mode: lab.Hang, Samples: []ClientSample{smp(600*time.Millisecond, 15*time.Second, 0, 15*time.Second, false), smp(700*time.Millisecond, 15200*time.Millisecond, 0, 14*time.Second, true)}},
 			{Mode: lab.Kill, Samples: []ClientSample{smp(time.Millisecond, 15*time.Second, 15*time.Second, 15*time.Second, false), {Err: "boom"}}},
 		},
-		Pictures: []Picture{{Title: "hang on s1", Path: "docs/bench/timeline-hang-takeover-off.svg"}},
+		Pictures: []Picture{{Title: "hang on s1", Path: "internal/labbench/pictures/timeline-hang-takeover-off.svg"}},
 	}
 	var b strings.Builder
 	r.markdown(&b)
@@ -51,7 +51,7 @@ func TestClientMarkdown(t *testing.T) {
 		"| kill (1 failed) | 1.0 ms | 15.00 s / 15.00 s |",
 		"| hang, takeover off: failover outage ≤ withdraw + 200 ms (p50) | 15.00 s vs 600 ms + 200 ms | **not met** |",
 		"| kill, takeover off: failback outage ≤ 200 ms | p50 15.00 s, p95 15.00 s | **not met** |",
-		"![hang on s1](docs/bench/timeline-hang-takeover-off.svg)",
+		"![hang on s1](internal/labbench/pictures/timeline-hang-takeover-off.svg)",
 		"Takeover on: not measured: not in this build.",
 	} {
 		if !strings.Contains(md, want) {
