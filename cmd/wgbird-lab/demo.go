@@ -131,12 +131,22 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		say("(it did: %s)", bad)
 	}
 	time.Sleep(3 * time.Second)
+	if open := lab.LongestOutage(p.Echoes(), h, time.Time{}); open.Lost > 0 && open.To.IsZero() {
+		say("client: the tunnel stopped answering when %s came back; waiting for it (up to 25 s)", active)
+		bctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+		_, err := p.WaitAnswered(bctx, time.Now())
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	echoes := p.Stop()
 	fb := lab.LongestOutage(echoes, h, time.Time{})
 	if fb.Lost == 0 {
 		say("client: no ping lost across the heal and for 3 s after %s came back", active)
 	} else {
-		say("client: %d pings lost across the heal (outage %s)", fb.Lost, fb.Duration().Round(100*time.Millisecond))
+		say("client: %d pings lost after the heal: the tunnel was dead %.1f s, until a new handshake", fb.Lost, fb.Duration().Seconds())
+		say("(the client's flow hashed back to %s, which holds only its old session; the client's packets on the session with %s are dropped)", active, other)
 	}
 	if ep, err := l.ClientEndpoint(ctx, "client"); err == nil {
 		if ep == l.Endpoint() {
