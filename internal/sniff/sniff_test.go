@@ -148,7 +148,7 @@ func TestFilterManyKnown(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
+func FuzzParsePacket(f *testing.F) {
 	f.Add(ipv4(client, vip, Transport, 1, 0), false)
 	f.Add(ipv6(vip6, cl6, Response, 1, 2), true)
 	f.Fuzz(func(t *testing.T, b []byte, out bool) {
