@@ -81,18 +81,8 @@ func TestContinuity(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			settle(t)
-			client, err := l.StartPinger("client", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Stop()
-			client2, err := l.StartPinger("client2", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client2.Stop()
+			client, client2 := startPingers(t, l)
 			w := watch(t, l)
-			time.Sleep(300 * time.Millisecond)
 
 			// Failover.
 			t0, err := m.fail()
@@ -158,18 +148,8 @@ func TestContinuity(t *testing.T) {
 	t.Run("a healthy server's client loses nothing", func(t *testing.T) {
 		settle(t)
 		s2 := Servers[1]
-		client, err := l.StartPinger("client", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Stop()
-		client2, err := l.StartPinger("client2", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client2.Stop()
+		client, client2 := startPingers(t, l)
 		w := watch(t, l)
-		time.Sleep(300 * time.Millisecond)
 		t0, err := l.Fail(ctx, s2.Name, Hang)
 		if err != nil {
 			t.Fatal(err)
@@ -202,6 +182,23 @@ func TestContinuity(t *testing.T) {
 		settle(t)
 		forgedGroupMessages(t, l)
 	})
+}
+
+// startPingers pings from client and client2 (stopped at cleanup) and
+// lets them run 300 ms before the fault.
+func startPingers(t *testing.T, l *Lab) (client, client2 *Pinger) {
+	t.Helper()
+	var ps [2]*Pinger
+	for i, name := range []string{"client", "client2"} {
+		p, err := l.StartPinger(name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Stop() })
+		ps[i] = p
+	}
+	time.Sleep(300 * time.Millisecond)
+	return ps[0], ps[1]
 }
 
 // idleWait pings from the idle client, which sent nothing but keepalives
