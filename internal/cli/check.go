@@ -19,6 +19,7 @@ import (
 	"github.com/wgbird/wgbird/internal/birdlint"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/continuity"
+	"github.com/wgbird/wgbird/internal/control"
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/statusview"
@@ -76,6 +77,9 @@ type checkDeps struct {
 	// VIPSource inspects a service's VIP-sourcing without changing it;
 	// nil skips it.
 	VIPSource func(continuity.Config) (vipsrc.State, error)
+	// Running reports whether a wgbird daemon answers on the control
+	// socket: only then is VIP-sourcing expected in place.
+	Running func() bool
 }
 
 func runCheck(ctx context.Context, env *Env, o *checkOpts) error {
@@ -100,6 +104,7 @@ func runCheck(ctx context.Context, env *Env, o *checkOpts) error {
 		},
 		BIRDConf: func() (*birdlint.Conf, error) { return readBIRDConf(cfg.BIRD.Socket, cfg.BIRD.Timeout, o.birdConfig) },
 		Now:      time.Now,
+		Running:  func() bool { return control.Running(cfg.Control.Socket) != nil },
 		VIPSource: func(c continuity.Config) (vipsrc.State, error) {
 			return vipsrc.Inspect(&netlink.Handle{}, vipsrc.Config{Port: c.ListenPort, VIP4: c.VIP4, VIP6: c.VIP6, Table: c.Table, Priority: c.Priority})
 		},
@@ -150,7 +155,13 @@ func check(ctx context.Context, w io.Writer, cfg *config.Config, deps checkDeps)
 		view.Notes = append(view.Notes, "BIRD's set-up: BIRD is not reachable")
 	}
 	if deps.VIPSource != nil {
-		view.Warnings = append(view.Warnings, checkVIPSource(cfg, view.Services, deps.VIPSource)...)
+		running := deps.Running != nil && deps.Running()
+		warns := checkVIPSource(cfg, view.Services, deps.VIPSource, running)
+		if running {
+			view.Warnings = append(view.Warnings, warns...)
+		} else {
+			view.Notes = append(view.Notes, warns...)
+		}
 	}
 	view.Now = deps.Now()
 	if err := statusview.Render(w, view); err != nil {
@@ -224,7 +235,7 @@ func (readOnlyBIRD) Disable(_ context.Context, name string) error {
 // WireGuard's packets would not leave from the VIP. It changes nothing:
 // `wgbird run` puts the set-up in place, so without a running wgbird the
 // warning is expected.
-func checkVIPSource(cfg *config.Config, svcs []api.ServiceStatus, inspect func(continuity.Config) (vipsrc.State, error)) []string {
+func checkVIPSource(cfg *config.Config, svcs []api.ServiceStatus, inspect func(continuity.Config) (vipsrc.State, error), running bool) []string {
 	cfgs, err := continuityConfigs(cfg)
 	if err != nil {
 		return []string{err.Error()}
@@ -251,8 +262,11 @@ func checkVIPSource(cfg *config.Config, svcs []api.ServiceStatus, inspect func(c
 				svcs[i].Continuity = &api.Continuity{VIPSource: &api.VIPSource{InPlace: st.InPlace(), Detail: st.Detail()}}
 			}
 		}
-		if err != nil || !st.InPlace() {
-			warns = append(warns, fmt.Sprintf("service %q: WireGuard's packets would not all leave from the VIP: %s. A running wgbird keeps it in place; without it, a takeover or a server-initiated handshake pulls clients off the VIP.", c.Service, st.Detail()))
+		switch {
+		case (err != nil || !st.InPlace()) && running:
+			warns = append(warns, fmt.Sprintf("service %q: WireGuard's packets would not all leave from the VIP although wgbird runs: %s", c.Service, st.Detail()))
+		case err != nil || !st.InPlace():
+			warns = append(warns, fmt.Sprintf("service %q: VIP-sourcing is not in place (no wgbird runs; `wgbird run` puts it in place): %s", c.Service, st.Detail()))
 		}
 	}
 	return warns

@@ -15,8 +15,10 @@ import (
 
 	"github.com/wgbird/wgbird/internal/birdlint"
 	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/continuity"
 	"github.com/wgbird/wgbird/internal/daemon"
 	"github.com/wgbird/wgbird/internal/fakes"
+	"github.com/wgbird/wgbird/internal/vipsrc"
 )
 
 func exitCode(err error) int {
@@ -41,10 +43,14 @@ func protocolsAll(t *testing.T) string {
 }
 
 type checkRig struct {
-	cfg  *config.Config
-	bird *fakes.BIRD
-	wg   *fakes.WireGuard
-	conf *birdlint.Conf
+	// vipsrc and running stand for the VIP-sourcing inspection and a
+	// wgbird answering on the control socket; nil vipsrc skips it.
+	vipsrc  func(continuity.Config) (vipsrc.State, error)
+	running bool
+	cfg     *config.Config
+	bird    *fakes.BIRD
+	wg      *fakes.WireGuard
+	conf    *birdlint.Conf
 }
 
 func newCheckRig(t *testing.T, protocols ...string) *checkRig {
@@ -84,8 +90,10 @@ func (r *checkRig) run(t *testing.T) (string, error) {
 			Links:     fakes.NewLinks(fakes.UpLink(vip...)),
 			Exec:      fakes.Exec(true, "exit status 0"),
 		},
-		BIRDConf: func() (*birdlint.Conf, error) { return r.conf, nil },
-		Now:      time.Now,
+		BIRDConf:  func() (*birdlint.Conf, error) { return r.conf, nil },
+		Now:       time.Now,
+		VIPSource: r.vipsrc,
+		Running:   func() bool { return r.running },
 	})
 	for _, c := range r.bird.Commands() {
 		if strings.HasPrefix(c, "enable") || strings.HasPrefix(c, "disable") {
@@ -188,5 +196,45 @@ func TestCheckConfigErrors(t *testing.T) {
 		if code != ExitConfig || stdout != "" || !strings.HasPrefix(stderr, "wgbird check: "+path) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 naming the file", path, code, stdout, stderr)
 		}
+	}
+}
+
+func TestCheckVIPSource(t *testing.T) {
+	var asked []continuity.Config
+	inPlace := false
+	inspect := func(c continuity.Config) (vipsrc.State, error) {
+		asked = append(asked, c)
+		fs := vipsrc.FamilyState{Family: "ipv4", VIP: c.VIP4.String(), Rule: inPlace, Routes: 3, Want: 3}
+		if !inPlace {
+			fs.Error = "no rule for udp sport 51820 (wgbird run puts it in place)"
+		}
+		return vipsrc.State{Port: c.ListenPort, Table: c.Table, Families: []vipsrc.FamilyState{fs}}, nil
+	}
+	for _, c := range []struct {
+		name             string
+		inPlace, running bool
+		want, notWant    string
+	}{
+		{"in place", true, true, "VIP source:  in place: ipv4: udp sport 51820 from 192.168.20.1 (table 22338, 3/3 routes)", "VIP-sourcing"},
+		{"no wgbird runs: a note", false, false, "Not verified:\n  - service \"vpn4\": VIP-sourcing is not in place (no wgbird runs;", "Warnings:"},
+		{"wgbird runs: a warning", false, true, "Warnings:\n  ! service \"vpn4\": WireGuard's packets would not all leave from the VIP", "Not verified:"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newCheckRig(t, "wg_vip4")
+			r.cfg.Services[0].VIPSource = true
+			r.vipsrc, r.running, inPlace = inspect, c.running, c.inPlace
+			out, err := r.run(t)
+			if code := exitCode(err); code != ExitOK {
+				t.Fatalf("exit %d (%v): VIP-sourcing must not make check fail:\n%s", code, err, out)
+			}
+			if !strings.Contains(out, c.want) || strings.Contains(out, c.notWant) {
+				t.Errorf("output lacks %q or has %q:\n%s", c.want, c.notWant, out)
+			}
+		})
+	}
+	// The device's port, read by the wireguard check, when listen_port
+	// is not set; the table is the service's default.
+	if len(asked) == 0 || asked[0].ListenPort != 51820 || asked[0].Table != vipsrc.DefaultTable || asked[0].VIP4 != netip.MustParseAddr("192.168.20.1") {
+		t.Errorf("inspected %+v", asked)
 	}
 }
