@@ -45,7 +45,7 @@ type Spec struct {
 // A device that is gone is a hard failure: not found (os.ErrNotExist), or
 // its UAPI socket refuses connections (syscall.ECONNREFUSED: wireguard-go
 // died and left a stale socket). Everything else that is wrong is a soft
-// failure: no answer in time or a read still in flight, no private key, a
+// failure: no answer in time, no private key, a
 // wrong or zero listen port, too few peers, a too old newest handshake, or
 // any other read error.
 func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.Check {
@@ -105,11 +105,8 @@ func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.C
 // describeError turns a Reader.Device error into a detail for a person and
 // says whether it means the device is gone.
 func describeError(name string, err error) (detail string, hard bool) {
-	var inFlight *InFlightError
 	var timeout *TimeoutError
 	switch {
-	case errors.As(err, &inFlight):
-		return fmt.Sprintf("previous read still in flight for %s", roundHuman(inFlight.For)), false
 	case errors.As(err, &timeout) && errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("wireguard-go not answering within %s", roundHuman(timeout.After)), false
 	case errors.Is(err, context.DeadlineExceeded):

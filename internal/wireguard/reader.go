@@ -14,40 +14,23 @@ import (
 // DefaultTimeout bounds a Device read whose context has no deadline.
 const DefaultTimeout = time.Second
 
-// ErrInFlight reports that a previous read of the same device has not
-// returned yet, so no new one was started. The error returned by
-// Reader.Device is an *InFlightError, which matches ErrInFlight with
-// errors.Is.
-var ErrInFlight = errors.New("previous read still in flight")
-
 // ErrClosed is returned by Reader.Device after Close.
 var ErrClosed = errors.New("wireguard reader closed")
 
-// InFlightError is returned by Reader.Device while an earlier read of the
-// same device is still waiting for its answer.
-type InFlightError struct {
-	Device string
-	// For is how long the earlier read has been in flight.
-	For time.Duration
-}
-
-func (e *InFlightError) Error() string {
-	return fmt.Sprintf("reading wireguard device %q: %v for %s", e.Device, ErrInFlight, roundHuman(e.For))
-}
-
-// Is makes errors.Is(err, ErrInFlight) true.
-func (e *InFlightError) Is(target error) bool { return target == ErrInFlight }
-
 // TimeoutError is returned by Reader.Device when the device did not answer
-// before the context was done. It unwraps to the context's error, usually
+// in time. It unwraps to the context's error, usually
 // context.DeadlineExceeded. The read itself goes on in the background until
-// the device answers or its process dies.
+// the device answers or its process dies, and later callers share it.
 type TimeoutError struct {
 	Device string
-	// After is how long Device waited: the context's deadline measured from
-	// the start of the call.
+	// After is how long the caller allowed the device to answer: its
+	// context's deadline measured from the start of the call.
 	After time.Duration
-	Err   error
+	// Pending is how long the read the caller shared had been waiting for
+	// an answer when the caller gave up: at least After when the caller
+	// started the read, more when it joined one already in flight.
+	Pending time.Duration
+	Err     error
 }
 
 func (e *TimeoutError) Error() string {
@@ -69,11 +52,20 @@ var _ client = (*wgctrl.Client)(nil)
 // wgctrl has no deadline of its own: against a hung wireguard-go (stopped,
 // or stuck) it connects to the UAPI socket, which the kernel accepts, and
 // then waits for an answer forever. Reader therefore runs each read in a
-// goroutine and gives up at the context's deadline, and it allows at most
-// one read per device in flight: while a read of a device has not returned,
-// further reads of that device fail at once with an *InFlightError. A hung
-// device thus holds one goroutine and one socket, which are released when
-// wireguard-go resumes or dies; reads of other devices are not affected.
+// goroutine, and it keeps at most one read per device in flight: a caller
+// that finds a read of its device in flight shares that read's answer
+// instead of starting another. A hung device thus holds one goroutine and
+// one socket, which are released when wireguard-go resumes or dies; reads
+// of other devices are not affected.
+//
+// Every caller leaves at its own deadline, and the device must answer
+// within the caller's allowance (its deadline measured from its call)
+// counted from when the shared read asked it: a read that has been in
+// flight longer than that already says the device did not answer in time,
+// and the caller fails at once with a *TimeoutError. So sharing a read
+// never turns a device that is too slow for a caller into one that
+// answered in time, and a monitoring script reading a device concurrently
+// with the service loop never changes the loop's result.
 //
 // A Reader is safe for concurrent use. It holds one wgctrl client for its
 // life: the client is safe for concurrent use (the userspace backend dials
@@ -83,9 +75,18 @@ var _ client = (*wgctrl.Client)(nil)
 type Reader struct {
 	c client
 
-	mu       sync.Mutex
-	inFlight map[string]time.Time // device name -> start of its pending read
-	closed   bool
+	mu      sync.Mutex
+	flights map[string]*flight // device name -> its read in flight
+	closed  bool
+}
+
+// flight is one read of a device in progress, shared by every caller that
+// asks for the device until it returns.
+type flight struct {
+	start time.Time
+	done  chan struct{} // closed once dev and err are set
+	dev   *wgtypes.Device
+	err   error
 }
 
 // NewReader opens a wgctrl client. On a machine without the WireGuard
@@ -102,71 +103,82 @@ func NewReader() (*Reader, error) {
 }
 
 func newReader(c client) *Reader {
-	return &Reader{c: c, inFlight: make(map[string]time.Time)}
+	return &Reader{c: c, flights: make(map[string]*flight)}
 }
 
 // Device reads the device name. It returns by the context's deadline (or
-// after DefaultTimeout if the context has none) with a *TimeoutError, and at
-// once with an *InFlightError while a previous read of name is pending. A
-// missing device yields an error matching os.ErrNotExist; a wireguard-go
-// that was killed leaves a stale socket and yields one matching
-// syscall.ECONNREFUSED.
+// after DefaultTimeout if the context has none), or sooner when it joins a
+// read in flight that has been waiting longer than that allowance, with a
+// *TimeoutError. A missing device yields an error matching os.ErrNotExist;
+// a wireguard-go that was killed leaves a stale socket and yields one
+// matching syscall.ECONNREFUSED. The returned device may be shared with
+// other callers and must not be modified.
 func (r *Reader) Device(ctx context.Context, name string) (*wgtypes.Device, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
 	start := time.Now()
+	deadline, hasDeadline := ctx.Deadline()
+	if !hasDeadline {
+		deadline = start.Add(DefaultTimeout)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("reading wireguard device %q: %w", name, err)
 	}
+	allowance := deadline.Sub(start)
 
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("reading wireguard device %q: %w", name, ErrClosed)
 	}
-	if since, ok := r.inFlight[name]; ok {
-		r.mu.Unlock()
-		return nil, &InFlightError{Device: name, For: start.Sub(since)}
+	f, joined := r.flights[name]
+	if !joined {
+		f = &flight{start: start, done: make(chan struct{})}
+		r.flights[name] = f
+		go r.run(name, f)
 	}
-	r.inFlight[name] = start
 	r.mu.Unlock()
 
-	type result struct {
-		dev *wgtypes.Device
-		err error
+	// The device must answer within the allowance of being asked: when
+	// this call asked it under a deadline of its own, that deadline is the
+	// limit; otherwise a timer sets it.
+	var expired <-chan time.Time
+	if joined || !hasDeadline {
+		wait := time.NewTimer(time.Until(f.start.Add(allowance)))
+		defer wait.Stop()
+		expired = wait.C
 	}
-	done := make(chan result, 1) // buffered: the reader never waits for us
-	go func() {
-		dev, err := r.c.Device(name)
-		r.mu.Lock()
-		delete(r.inFlight, name)
-		r.mu.Unlock()
-		done <- result{dev, err}
-	}()
-
+	timedOut := func(err error) error {
+		return &TimeoutError{Device: name, After: allowance, Pending: time.Since(f.start), Err: err}
+	}
 	select {
-	case res := <-done:
-		if res.err != nil {
-			return nil, fmt.Errorf("reading wireguard device %q: %w", name, res.err)
+	case <-f.done:
+		if f.err != nil {
+			return nil, fmt.Errorf("reading wireguard device %q: %w", name, f.err)
 		}
-		return res.dev, nil
+		return f.dev, nil
+	case <-expired:
+		return nil, timedOut(context.DeadlineExceeded)
 	case <-ctx.Done():
-		after := time.Since(start)
-		if deadline, ok := ctx.Deadline(); ok {
-			after = deadline.Sub(start)
-		}
-		return nil, &TimeoutError{Device: name, After: after, Err: ctx.Err()}
+		return nil, timedOut(ctx.Err())
 	}
+}
+
+// run reads the device of f and hands the answer to everyone waiting.
+func (r *Reader) run(name string, f *flight) {
+	dev, err := r.c.Device(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.flights[name] == f {
+		delete(r.flights, name)
+	}
+	f.dev, f.err = dev, err
+	close(f.done)
 }
 
 // inFlightCount returns the number of reads still waiting for an answer.
 func (r *Reader) inFlightCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.inFlight)
+	return len(r.flights)
 }
 
 // Close releases the wgctrl client. Reads still in flight end when their

@@ -20,6 +20,7 @@ type fakeClient struct {
 	devs  map[string]*wgtypes.Device
 	hung  map[string]chan struct{}
 	calls map[string]int
+	delay time.Duration // every read takes this long
 }
 
 var _ client = (*fakeClient)(nil)
@@ -49,10 +50,12 @@ func (f *fakeClient) Device(name string) (*wgtypes.Device, error) {
 	f.mu.Lock()
 	f.calls[name]++
 	wait := f.hung[name]
+	delay := f.delay
 	f.mu.Unlock()
 	if wait != nil {
 		<-wait
 	}
+	time.Sleep(delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if d, ok := f.devs[name]; ok {
@@ -118,20 +121,33 @@ func TestReaderHungDevice(t *testing.T) {
 	}
 	t.Logf("hung read returned after %v", time.Since(start))
 
-	// Further reads of wg0 fail at once without starting another read.
+	// Further reads of wg0 share the hung read: they start no other one,
+	// and as it has been waiting longer than they allow, they fail at once.
 	for range 5 {
 		start := time.Now()
-		_, err := r.Device(withTimeout(t, time.Second), "wg0")
-		var ife *InFlightError
-		if !errors.As(err, &ife) || !errors.Is(err, ErrInFlight) {
-			t.Fatalf("Device(wg0) while in flight: error = %v, want an *InFlightError", err)
+		_, err := r.Device(withTimeout(t, 50*time.Millisecond), "wg0")
+		var te *TimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Device(wg0) while in flight: error = %v, want a *TimeoutError", err)
 		}
-		if ife.For <= 0 || ife.Device != "wg0" {
-			t.Errorf("InFlightError = %+v, want device wg0 and a positive duration", ife)
+		if te.Device != "wg0" || te.Pending < te.After || te.After > 50*time.Millisecond {
+			t.Errorf("TimeoutError = %+v, want device wg0, After up to 50ms and Pending at least After", te)
 		}
-		if el := time.Since(start); el > 500*time.Millisecond {
-			t.Errorf("in-flight Device took %v, want it to return at once", el)
+		if el := time.Since(start); el > 25*time.Millisecond {
+			t.Errorf("Device(wg0) joining a read older than its allowance took %v, want it to return at once", el)
 		}
+	}
+	// A caller allowing more than the read has been pending waits for the
+	// rest of its allowance, counted from when the read asked the device.
+	pending := time.Since(start)
+	allow := pending + 100*time.Millisecond
+	joined := time.Now()
+	_, err = r.Device(withTimeout(t, allow), "wg0")
+	if !errors.As(err, &te) {
+		t.Fatalf("Device(wg0) with a longer allowance: error = %v, want a *TimeoutError", err)
+	}
+	if el := time.Since(joined); el < 50*time.Millisecond || el > allow {
+		t.Errorf("Device(wg0) with allowance %v joining a read pending for %v returned after %v, want about 100ms", allow, pending, el)
 	}
 	if n := f.callCount("wg0"); n != 2 {
 		t.Errorf("wgctrl reads of wg0 = %d, want 2 (one good, one hung)", n)
@@ -157,6 +173,95 @@ func TestReaderHungDevice(t *testing.T) {
 	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 	if _, err := r.Device(withTimeout(t, time.Second), "wg0"); err != nil {
 		t.Fatalf("Device(wg0) after release: %v", err)
+	}
+}
+
+// TestReaderShares reads a slow device from many goroutines at once: one
+// wgctrl read serves them all, and each gets its answer.
+func TestReaderShares(t *testing.T) {
+	wg0 := &wgtypes.Device{Name: "wg0", ListenPort: 51820}
+	f := newFakeClient(wg0)
+	f.delay = 50 * time.Millisecond
+	r := newReader(f)
+	defer r.Close()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev, err := r.Device(withTimeout(t, time.Second), "wg0")
+			if err == nil && dev != wg0 {
+				err = errors.New("got another device")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Device(wg0) while shared: %v", err)
+		}
+	}
+	if n := f.callCount("wg0"); n < 1 || n > 2 {
+		t.Errorf("wgctrl reads of wg0 for 10 concurrent callers = %d, want 1 (2 if the scheduler split them)", n)
+	}
+}
+
+// TestConcurrentReadsKeepResult is the bug of issue 12: a monitoring
+// script reading a device (the control socket's status and peer listing)
+// while the service loop reads it must never change the loop's check.
+// A device that answers in 20 ms passes every evaluation however busy
+// the readers are; one that answers in 80 ms fails every evaluation
+// allowing 50 ms, as it does alone: sharing a read never makes a slow
+// device look fast.
+func TestConcurrentReadsKeepResult(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		delay time.Duration
+		ok    bool
+	}{
+		{"fast device stays healthy", 20 * time.Millisecond, true},
+		{"slow device stays failing", 80 * time.Millisecond, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var priv wgtypes.Key
+			priv[0] = 1
+			dev := &wgtypes.Device{Name: "wg0", ListenPort: 51820, PrivateKey: priv, Peers: []wgtypes.Peer{{PublicKey: wgtypes.Key{2}}}}
+			f := newFakeClient(dev)
+			f.delay = tt.delay
+			r := newReader(f)
+			defer r.Close()
+			spec := Spec{Interface: "wg0", MinPeers: 1}
+
+			ctx, stop := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for i := range 4 { // status and peer readers, polling without pause
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ctx.Err() == nil {
+						rctx, cancel := context.WithTimeout(ctx, time.Duration(10+i*30)*time.Millisecond)
+						r.Device(rctx, "wg0")
+						cancel()
+					}
+				}()
+			}
+			for i := range 15 {
+				ectx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				d, err := r.Device(ectx, "wg0")
+				cancel()
+				c := Evaluate(spec, d, err, time.Now())
+				if c.OK != tt.ok {
+					t.Errorf("evaluation %d with concurrent readers: %+v, want OK %v", i, c, tt.ok)
+				}
+				time.Sleep(time.Duration(i%4) * 7 * time.Millisecond)
+			}
+			stop()
+			wg.Wait()
+		})
 	}
 }
 
