@@ -150,19 +150,8 @@ func (c *Client) setProtocol(ctx context.Context, name, action, verb string, alr
 
 // Status returns BIRD's version ("2.0.12") from `show status`.
 func (c *Client) Status(ctx context.Context) (version string, err error) {
-	r, err := c.do(ctx, "show status")
-	if err == nil {
-		err = r.Err()
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading bird status: %w", err)
-	}
-	for _, l := range r.Lines {
-		if l.Code == 1000 {
-			return strings.TrimPrefix(l.Text, "BIRD "), nil
-		}
-	}
-	return "", fmt.Errorf("reading bird status: no version line (1000) in the reply")
+	s, err := c.ReadStatus(ctx)
+	return s.Version, err
 }
 
 // Query sends one command and returns BIRD's reply; an error reply also
