@@ -12,6 +12,7 @@ import (
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 // Check is one health check of a service.
@@ -31,7 +32,7 @@ type Pass struct {
 	LinkIndex int
 	// Device is the WireGuard device as the WireGuard check read it; nil
 	// before that check, or when the read failed.
-	Device *wgtypes.Device
+	Device *wireguard.Summary
 }
 
 // Policy is when the daemon runs a check.
@@ -68,14 +69,19 @@ type Links interface {
 
 // WireGuard reads a device. Implementations bound every read by ctx.
 type WireGuard interface {
-	Device(ctx context.Context, name string) (*wgtypes.Device, error)
+	// Summary reads what the WireGuard check judges, leaving ignore out
+	// of the peer counts.
+	Summary(ctx context.Context, name string, ignore ...wgtypes.Key) (wireguard.Summary, error)
+	// Alive reports whether the device answers at all (the liveness
+	// check between passes).
+	Alive(ctx context.Context, name string) error
 }
 
 // Prober runs the active WireGuard handshake probe of one service.
 type Prober interface {
 	// Probe runs one probe against dev, the device as just read, or nil
 	// when the read failed. It returns within its own deadline.
-	Probe(ctx context.Context, dev *wgtypes.Device) health.Check
+	Probe(ctx context.Context, dev *wireguard.Summary) health.Check
 	// PublicKey is the probe peer's key: the server lists it as a peer,
 	// and min_peers must not count it.
 	PublicKey() wgtypes.Key
@@ -97,6 +103,11 @@ type Set struct {
 	// NotClients are peers the checks add to the device themselves (the
 	// probe's): no client, so min_peers and drain --wait ignore them.
 	NotClients []wgtypes.Key
+	// Liveness, when set, is the cheap check the daemon runs between
+	// scheduled passes while the service is announced: an error means
+	// something the checks decide may have failed, and the daemon runs a
+	// scheduled pass at once. It bounds itself by the service's timeout.
+	Liveness func(ctx context.Context) error
 }
 
 // ProbeError is returned when a service's prober cannot be created (its
@@ -134,6 +145,11 @@ func Build(s config.Service, d Deps) (*Set, error) {
 	set.Specs = append(set.Specs,
 		Spec{Check: &linkCheck{links: d.Links, iface: s.Interface, vips: s.VIPs}, Policy: OnEvents, Gate: true},
 		Spec{Check: newWireGuardCheck(s, d.WireGuard, set.NotClients), Policy: EveryPass})
+	set.Liveness = func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+		return d.WireGuard.Alive(ctx, s.Interface)
+	}
 	if probe != nil {
 		set.Specs = append(set.Specs, Spec{Check: probe, Policy: EveryPass})
 	}

@@ -15,11 +15,12 @@ import (
 	"github.com/wgbird/wgbird/internal/fakes"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 type prober struct{ key wgtypes.Key }
 
-func (p prober) Probe(context.Context, *wgtypes.Device) health.Check {
+func (p prober) Probe(context.Context, *wireguard.Summary) health.Check {
 	return health.Check{Name: "probe", OK: true}
 }
 func (p prober) PublicKey() wgtypes.Key { return p.key }

@@ -29,12 +29,14 @@ func newWireGuardCheck(s config.Service, wg WireGuard, notClients []wgtypes.Key)
 func (c *wireGuardCheck) Run(ctx context.Context, p *Pass) health.Check {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, c.timeout)
-	dev, err := c.wg.Device(wctx, c.spec.Interface)
+	dev, err := c.wg.Summary(wctx, c.spec.Interface, c.spec.IgnorePeers...)
 	cancel()
-	wc := wireguard.Evaluate(c.spec, dev, err, time.Now())
-	wc.Took = time.Since(start)
+	var read *wireguard.Summary
 	if err == nil {
-		p.Device = dev
+		read = &dev
+		p.Device = read
 	}
+	wc := wireguard.Evaluate(c.spec, read, err, time.Now())
+	wc.Took = time.Since(start)
 	return wc
 }

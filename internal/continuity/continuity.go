@@ -112,7 +112,9 @@ func (m *Manager) Remove() error {
 // Evaluated records a service's evaluation; it never blocks.
 func (m *Manager) Evaluated(e health.Evaluation) {
 	if u := m.byName[e.Service]; u != nil {
-		u.observe(e.State, e.Drained, e.Device)
+		// An evaluation carries only the device's figures (the check reads
+		// a summary); the unit's loop reads the full device on the kick.
+		u.observe(e.State, e.Drained, nil)
 	}
 }
 
@@ -205,6 +207,24 @@ func (u *unit) noteActivity(dev *wgtypes.Device, now time.Time) {
 	}
 }
 
+// readDevice reads the full device now and keeps it, as the refresh of
+// the takeover loop does.
+func (u *unit) readDevice(ctx context.Context) {
+	if u.reader == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, keyRead)
+	dev, err := u.reader.Device(rctx, u.cfg.Interface)
+	cancel()
+	if err != nil || dev == nil {
+		return
+	}
+	u.mu.Lock()
+	u.dev, u.devAt = dev, time.Now()
+	u.noteActivity(dev, u.devAt)
+	u.mu.Unlock()
+}
+
 func (u *unit) port() int {
 	if u.cfg.ListenPort != 0 {
 		return u.cfg.ListenPort
@@ -236,6 +256,7 @@ func (u *unit) run(ctx context.Context) {
 			return
 		case <-u.kick:
 		}
+		u.readDevice(ctx)
 		port = u.port()
 	}
 	if u.keeper != nil {
@@ -312,6 +333,21 @@ func (u *unit) watch(ctx context.Context, port int) {
 	defer tick.Stop()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	// refresh reads the device in the background; refreshed gets it.
+	refresh := func() {
+		refreshing, lastRefresh = true, time.Now()
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			rctx, cancel := context.WithTimeout(ctx, keyRead)
+			defer cancel()
+			dev, _ := u.reader.Device(rctx, u.cfg.Interface)
+			select {
+			case refreshed <- dev:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -321,18 +357,7 @@ func (u *unit) watch(ctx context.Context, port int) {
 			// read it now, so the group learns the client within
 			// milliseconds, not at the next check.
 			if p.Outgoing && !u.tracker.Knows(p.Remote) && !refreshing && time.Since(lastRefresh) > refreshSpacing {
-				refreshing, lastRefresh = true, time.Now()
-				inflight.Add(1)
-				go func() {
-					defer inflight.Done()
-					rctx, cancel := context.WithTimeout(ctx, keyRead)
-					defer cancel()
-					dev, _ := u.reader.Device(rctx, u.cfg.Interface)
-					select {
-					case refreshed <- dev:
-					case <-ctx.Done():
-					}
-				}()
+				refresh()
 			}
 			take, back := u.tracker.Packet(p, u.groupLookup(), time.Now())
 			if take != nil {
@@ -365,6 +390,11 @@ func (u *unit) watch(ctx context.Context, port int) {
 				}
 			}
 		case <-u.kick:
+			// Every evaluation: the peers' endpoints and counters, as
+			// the check's own read used to hand them over.
+			if !refreshing {
+				refresh()
+			}
 			u.sync()
 			if p := u.port(); p != 0 && p != port {
 				u.log.Info("listen port changed: watching the new one", "from", port, "to", p)

@@ -14,6 +14,7 @@ import (
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 // The fakes of the benchmarks answer from fixed values and record nothing,
@@ -34,9 +35,16 @@ func (f *benchBIRD) Enable(context.Context, string) error               { f.sets
 func (f *benchBIRD) Disable(context.Context, string) error              { f.sets++; return nil }
 func (f *benchBIRD) Status(context.Context) (string, error)             { return "2.0.12", nil }
 
-type benchWG struct{ dev *wgtypes.Device }
+type benchWG struct {
+	dev *wgtypes.Device
+	sum wireguard.Summary // of dev, made once: the benchmarks measure the service
+}
 
 func (f benchWG) Device(context.Context, string) (*wgtypes.Device, error) { return f.dev, nil }
+func (f benchWG) Summary(context.Context, string, ...wgtypes.Key) (wireguard.Summary, error) {
+	return f.sum, nil
+}
+func (f benchWG) Alive(context.Context, string) error { return nil }
 
 type benchLinks struct{ st link.State }
 
@@ -71,7 +79,7 @@ func benchService(b *testing.B, peers int, birdState string) (*service, *benchBI
 	}}}
 	d := mustNew(b, cfg, Deps{
 		BIRD:      fb,
-		WireGuard: benchWG{dev: dev},
+		WireGuard: benchWG{dev: dev, sum: wireguard.FromWgctrl(dev, nil)},
 		Links: benchLinks{st: link.State{Exists: true, Index: 7, Up: true, Running: true,
 			OperState: "unknown", Addrs: []netip.Prefix{vip}}},
 		Exec: execcheck.Run,

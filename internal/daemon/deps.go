@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/check"
@@ -23,13 +25,19 @@ type BIRD interface {
 	Status(ctx context.Context) (string, error)
 }
 
-// WireGuard reads a device; Links reads an interface's state; Prober
-// runs a service's active probe. The checks use them (internal/check).
+// Links reads an interface's state; Prober runs a service's active
+// probe. The checks use them (internal/check).
 type (
-	WireGuard = check.WireGuard
-	Links     = check.Links
-	Prober    = check.Prober
+	Links  = check.Links
+	Prober = check.Prober
 )
+
+// WireGuard reads devices: what the checks read, and the full device for
+// the control socket's peer listing.
+type WireGuard interface {
+	check.WireGuard
+	Device(ctx context.Context, name string) (*wgtypes.Device, error)
+}
 
 var (
 	_ BIRD      = (*bird.Client)(nil)

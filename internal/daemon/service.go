@@ -17,6 +17,7 @@ import (
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 // UnknownProtocolError is returned when BIRD does not know a configured
@@ -41,8 +42,9 @@ type service struct {
 	deps *Deps
 	log  *slog.Logger
 
-	machine *health.Machine
-	kick    chan struct{} // a relevant netlink event; buffered 1, coalescing
+	machine  *health.Machine
+	kick     chan struct{} // a relevant netlink event; buffered 1, coalescing
+	reloaded chan struct{} // BIRD reloaded; buffered 1, coalescing
 	// readProtocols returns BIRD's protocols as read at or after since,
 	// and records BIRD's state.
 	readProtocols func(ctx context.Context, since time.Time) ([]bird.Protocol, error)
@@ -52,6 +54,7 @@ type service struct {
 	checks     []check.Spec
 	bg         []*bgRunner
 	notClients []wgtypes.Key
+	liveness   func(context.Context) error // nil: none
 
 	// Loop-owned state.
 	linkIndex  atomic.Int32      // last seen ifindex, to match address events
@@ -75,13 +78,14 @@ func newService(cfg config.Service, deps *Deps, protocols func(context.Context, 
 		log:           deps.Log.With("service", cfg.Name),
 		machine:       health.NewMachine(health.Thresholds{Rise: cfg.Rise, Fall: cfg.Fall}),
 		kick:          make(chan struct{}, 1),
+		reloaded:      make(chan struct{}, 1),
 		readProtocols: protocols,
 	}
 	set, err := check.Build(cfg, check.Deps{Links: deps.Links, WireGuard: deps.WireGuard, Exec: deps.Exec, NewProber: deps.NewProber})
 	if err != nil {
 		return nil, err
 	}
-	s.checks, s.notClients = set.Specs, set.NotClients
+	s.checks, s.notClients, s.liveness = set.Specs, set.NotClients, set.Liveness
 	s.bg = make([]*bgRunner, len(s.checks))
 	for i, sp := range s.checks {
 		if sp.Policy == check.Background {
@@ -194,6 +198,24 @@ func (s *service) run(ctx context.Context, ready func()) error {
 	s.lastPass.Store(time.Now().UnixNano())
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// live paces the liveness check between scheduled passes: armed while
+	// the service is announced and no withdrawal is pending (then passes
+	// run every fast_interval anyway).
+	live := time.NewTimer(time.Hour)
+	live.Stop()
+	defer live.Stop()
+	liveArmed := false
+	armLive := func() {
+		want := s.liveness != nil && s.cfg.FastInterval < s.cfg.Interval && s.machine.Started() &&
+			s.machine.State() == health.Announced && !s.machine.Pending()
+		switch {
+		case want && !liveArmed:
+			live.Reset(s.cfg.FastInterval)
+		case !want && liveArmed:
+			live.Stop()
+		}
+		liveArmed = want
+	}
 	for {
 		scheduled := false
 		select {
@@ -201,7 +223,20 @@ func (s *service) run(ctx context.Context, ready func()) error {
 			return nil
 		case <-timer.C:
 			scheduled = true
+		case <-live.C:
+			liveArmed = false
+			if s.liveness(ctx) == nil {
+				armLive()
+				continue
+			}
+			// Something the checks decide may have failed: a scheduled
+			// pass now, which reschedules the next.
+			timer.Stop()
+			scheduled = true
 		case <-s.kick:
+		case <-s.reloaded:
+			s.reconcileNow(ctx)
+			continue
 		}
 		if err := s.check(ctx, scheduled); err != nil {
 			return err
@@ -218,6 +253,36 @@ func (s *service) run(ctx context.Context, ready func()) error {
 			}
 			timer.Reset(next)
 		}
+		armLive()
+	}
+}
+
+// birdReloaded asks the loop to correct BIRD at once: BIRD has restarted
+// or read its configuration again, which sets every protocol back to the
+// configuration's state. It never blocks.
+func (s *service) birdReloaded() {
+	select {
+	case s.reloaded <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileNow reads BIRD's protocols and corrects them to the service's
+// state, without evaluating anything.
+func (s *service) reconcileNow(ctx context.Context) {
+	if !s.machine.Started() {
+		return
+	}
+	protos, err := s.readProtocols(ctx, time.Now())
+	if err != nil {
+		s.birdFailed(actionRead, err)
+		return
+	}
+	s.birdOK(actionRead)
+	if protos = s.reconcile(ctx, protos); protos != nil {
+		s.mu.Lock()
+		s.protos = controlled(protos, s.cfg.Protocols)
+		s.mu.Unlock()
 	}
 }
 
@@ -313,7 +378,7 @@ func (s *service) observe(ctx context.Context, res health.Result, protos []bird.
 }
 
 // record stores an evaluation in the status and tells the observer.
-func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes.Device) {
+func (s *service) record(res health.Result, protos []bird.Protocol, dev *wireguard.Summary) {
 	s.mu.Lock()
 	s.status.Healthy = res.Healthy()
 	s.results = res.Checks
@@ -325,7 +390,11 @@ func (s *service) record(res health.Result, protos []bird.Protocol, dev *wgtypes
 	drained := s.drain != nil
 	s.mu.Unlock()
 	if o := s.deps.Observer; o != nil {
-		o.Evaluated(health.Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, Device: dev, At: time.Now()})
+		e := health.Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, At: time.Now()}
+		if dev != nil {
+			e.Device = &health.DeviceStats{Peers: dev.Peers, NewestHandshake: dev.Newest}
+		}
+		o.Evaluated(e)
 	}
 }
 
@@ -350,7 +419,7 @@ func (s *service) recordEvent(ran []health.Check) {
 // ends the pass: the answer is known, and the WireGuard read may cost a
 // whole deadline if wireguard-go hangs. It returns the device as read, or
 // nil.
-func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, *wgtypes.Device) {
+func (s *service) evaluate(ctx context.Context, scheduled bool) (health.Result, *wireguard.Summary) {
 	p := &check.Pass{Scheduled: scheduled}
 	checks := make([]health.Check, 0, len(s.checks))
 	for i, sp := range s.checks {

@@ -2,6 +2,7 @@ package fakes
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/wgbird/wgbird/internal/execcheck"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 var (
@@ -221,13 +223,16 @@ func (b *BIRD) Status(context.Context) (string, error) {
 }
 
 // WireGuard returns one device for every name (or, made by
-// NewWireGuards, one per name), or an error.
+// NewWireGuards, one per name), or an error, to every kind of read; a
+// liveness check gets the error SetAlive gave, or else that error.
 type WireGuard struct {
-	mu    sync.Mutex
-	dev   *wgtypes.Device
-	devs  map[string]*wgtypes.Device
-	err   error
-	reads int
+	mu       sync.Mutex
+	dev      *wgtypes.Device
+	devs     map[string]*wgtypes.Device
+	err      error
+	aliveErr error
+	reads    int
+	alive    int
 }
 
 // NewWireGuard returns a WireGuard reader answering dev for every name.
@@ -280,6 +285,45 @@ func (w *WireGuard) Device(_ context.Context, name string) (*wgtypes.Device, err
 	d.Name = name
 	d.Peers = append([]wgtypes.Peer(nil), dev.Peers...)
 	return &d, nil
+}
+
+// Summary implements check.WireGuard: the device's summary as
+// wireguard.Reader makes it.
+func (w *WireGuard) Summary(ctx context.Context, name string, ignore ...wgtypes.Key) (wireguard.Summary, error) {
+	d, err := w.Device(ctx, name)
+	if err != nil {
+		return wireguard.Summary{}, err
+	}
+	if d == nil {
+		return wireguard.Summary{}, fmt.Errorf("fake device %s: not set", name)
+	}
+	return wireguard.FromWgctrl(d, ignore), nil
+}
+
+// Alive implements check.WireGuard: the error SetAlive gave, or the one
+// Set gave.
+func (w *WireGuard) Alive(context.Context, string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.alive++
+	if w.aliveErr != nil {
+		return w.aliveErr
+	}
+	return w.err
+}
+
+// SetAlive sets the liveness check's own answer (nil: Set's error).
+func (w *WireGuard) SetAlive(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.aliveErr = err
+}
+
+// AliveCount returns how many liveness checks were answered.
+func (w *WireGuard) AliveCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.alive
 }
 
 // Device returns a device listening on port with peers peers, the newest
@@ -344,14 +388,14 @@ type Prober struct {
 
 	mu   sync.Mutex
 	ok   bool
-	devs []*wgtypes.Device
+	devs []*wireguard.Summary
 }
 
 // NewProber returns a Prober whose probes pass.
 func NewProber(key wgtypes.Key) *Prober { return &Prober{Key: key, ok: true} }
 
 // Probe implements check.Prober.
-func (p *Prober) Probe(_ context.Context, dev *wgtypes.Device) health.Check {
+func (p *Prober) Probe(_ context.Context, dev *wireguard.Summary) health.Check {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.devs = append(p.devs, dev)
@@ -372,8 +416,8 @@ func (p *Prober) Set(ok bool) {
 }
 
 // Devices returns the devices the probes were given, one per probe.
-func (p *Prober) Devices() []*wgtypes.Device {
+func (p *Prober) Devices() []*wireguard.Summary {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]*wgtypes.Device(nil), p.devs...)
+	return append([]*wireguard.Summary(nil), p.devs...)
 }

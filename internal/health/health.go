@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
 // Check is the outcome of one health check of a service.
@@ -82,10 +80,19 @@ type Evaluation struct {
 	Result  Result
 	State   State
 	Drained bool
-	// Device is the WireGuard device as read for this evaluation; nil when
-	// it was not read or the read failed.
-	Device *wgtypes.Device
+	// Device is what this evaluation read of the WireGuard device; nil
+	// when it was not read or the read failed.
+	Device *DeviceStats
 	At     time.Time
+}
+
+// DeviceStats are the figures of a WireGuard device read that metrics
+// show.
+type DeviceStats struct {
+	// Peers counts every peer, the probe's too.
+	Peers int
+	// NewestHandshake is the newest handshake of any peer; zero if none.
+	NewestHandshake time.Time
 }
 
 // State is what a service is doing towards BIRD.

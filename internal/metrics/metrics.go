@@ -192,13 +192,8 @@ func (m *Metrics) Evaluated(e health.Evaluation) {
 		m.handshakeTime.DeleteLabelValues(s)
 		return
 	}
-	m.peers.WithLabelValues(s).Set(float64(len(e.Device.Peers)))
-	var newest time.Time
-	for _, p := range e.Device.Peers {
-		if p.LastHandshakeTime.After(newest) {
-			newest = p.LastHandshakeTime
-		}
-	}
+	m.peers.WithLabelValues(s).Set(float64(e.Device.Peers))
+	newest := e.Device.NewestHandshake
 	if newest.IsZero() || newest.Unix() <= 0 {
 		m.handshakeAge.DeleteLabelValues(s)
 		m.handshakeTime.DeleteLabelValues(s)

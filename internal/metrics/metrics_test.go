@@ -31,7 +31,7 @@ func exercise(m *Metrics) {
 	}}
 	m.Evaluated(health.Evaluation{
 		Service: "wg0", Result: ok, State: health.Announced,
-		Device: fakes.Device(51820, 3, t0.Add(-14*time.Second)), At: t0,
+		Device: &health.DeviceStats{Peers: 3, NewestHandshake: t0.Add(-14 * time.Second)}, At: t0,
 	})
 	m.Transitioned("wg0", health.Transition{From: health.Announced, To: health.Withdrawn, Cause: health.CauseUnhealthy, Count: 2, Detail: "exec:nginx: exit status 1"})
 	m.TakeoverStarted("wg0", "readd", "ok")
@@ -130,7 +130,7 @@ func TestEvaluated(t *testing.T) {
 
 func TestNoHandshakeYet(t *testing.T) {
 	m := New("test")
-	m.Evaluated(health.Evaluation{Service: "wg0", Device: fakes.Device(51820, 2, time.Time{}), At: t0})
+	m.Evaluated(health.Evaluation{Service: "wg0", Device: &health.DeviceStats{Peers: 2}, At: t0})
 	if got := testutil.ToFloat64(m.peers.WithLabelValues("wg0")); got != 2 {
 		t.Errorf("peers = %v, want 2", got)
 	}

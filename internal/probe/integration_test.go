@@ -264,7 +264,7 @@ func TestIntegrationHelper(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b, err := json.Marshal(p.Probe(ctx, dev))
+	b, err := json.Marshal(p.Probe(ctx, summarize(p, dev)))
 	if err != nil {
 		t.Fatal(err)
 	}

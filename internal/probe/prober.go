@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 // DefaultTimeout bounds the wait for an answer when Config.Timeout is zero.
@@ -118,12 +120,14 @@ func NewProber(cfg Config) (*Prober, error) {
 func (p *Prober) PublicKey() PublicKey { return p.pub }
 
 // Probe runs one probe and returns the check (Name "probe"). dev is the
-// latest snapshot of the device read through wgctrl, or nil when it could
-// not be read; the probe then needs ServerPublicKey and Endpoint. With a
+// latest summary of the device, read with the probe peer's key among the
+// peers to ignore (its Ignored then says whether the probe peer is
+// configured), or nil when it could not be read; the probe then needs
+// ServerPublicKey and Endpoint. With a
 // snapshot, the probe first checks that the server key is the expected one
 // and that the probe peer is configured, and says so when not. Probe waits
 // at most the timeout, or until ctx ends.
-func (p *Prober) Probe(ctx context.Context, dev *wgtypes.Device) health.Check {
+func (p *Prober) Probe(ctx context.Context, dev *wireguard.Summary) health.Check {
 	c := health.Check{Name: "probe"}
 	remote, ep, detail := p.target(dev)
 	if detail != "" {
@@ -158,7 +162,7 @@ func (p *Prober) Probe(ctx context.Context, dev *wgtypes.Device) health.Check {
 }
 
 // target decides whom to probe, or why not.
-func (p *Prober) target(dev *wgtypes.Device) (PublicKey, netip.AddrPort, string) {
+func (p *Prober) target(dev *wireguard.Summary) (PublicKey, netip.AddrPort, string) {
 	if dev == nil {
 		switch {
 		case p.server == nil:
@@ -169,22 +173,13 @@ func (p *Prober) target(dev *wgtypes.Device) (PublicKey, netip.AddrPort, string)
 		return *p.server, *p.endpoint, ""
 	}
 	remote := PublicKey(dev.PublicKey)
-	// wgctrl reports the zero private key's public key when none is set, so
-	// the private key decides.
-	if dev.PrivateKey == (wgtypes.Key{}) || remote == (PublicKey{}) {
+	if !dev.PrivateKey || remote == (PublicKey{}) {
 		return remote, netip.AddrPort{}, fmt.Sprintf("%s has no private key", dev.Name)
 	}
 	if p.server != nil && *p.server != remote {
 		return remote, netip.AddrPort{}, fmt.Sprintf("server public key is %s, want %s (key rotated?)", remote, p.server)
 	}
-	found := false
-	for i := range dev.Peers {
-		if PublicKey(dev.Peers[i].PublicKey) == p.pub {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if !slices.Contains(dev.Ignored, wgtypes.Key(p.pub)) {
 		return remote, netip.AddrPort{}, fmt.Sprintf("probe peer %s is not configured on %s", p.pub, dev.Name)
 	}
 	if p.endpoint != nil {
@@ -296,7 +291,7 @@ func dialUDP(ctx context.Context, addr netip.AddrPort) (packetConn, error) {
 
 // Probe runs a single probe with a fresh Prober; a daemon keeps a Prober per
 // service instead, so the keys are read once and timestamps stay monotonic.
-func Probe(ctx context.Context, cfg Config, dev *wgtypes.Device) health.Check {
+func Probe(ctx context.Context, cfg Config, dev *wireguard.Summary) health.Check {
 	p, err := NewProber(cfg)
 	if err != nil {
 		return health.Check{Name: "probe", Detail: err.Error()}

@@ -18,6 +18,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 // tempDir is a temporary directory with this helper's prefix.
@@ -59,6 +60,16 @@ func snapshot(server PrivateKey, peers ...PublicKey) *wgtypes.Device {
 		d.Peers = append(d.Peers, wgtypes.Peer{PublicKey: wgtypes.Key(p)})
 	}
 	return d
+}
+
+// summarize is what the daemon's WireGuard check hands p for dev: its
+// summary with p's peer among the ignored.
+func summarize(p *Prober, dev *wgtypes.Device) *wireguard.Summary {
+	if dev == nil {
+		return nil
+	}
+	s := wireguard.FromWgctrl(dev, []wgtypes.Key{wgtypes.Key(p.PublicKey())})
+	return &s
 }
 
 var durationRE = regexp.MustCompile(`\bin [0-9.]+(ns|µs|ms|s)`)
@@ -169,7 +180,7 @@ func TestProbeAgainstWireguardGo(t *testing.T) {
 				cfg.PresharedKeyFile = writeKey(t, tempDir(t), "psk", PrivateKey(vecPSK).String())
 			}
 			p := testProber(t, cfg, local, r.dial)
-			got := normal(p.Probe(context.Background(), tt.dev))
+			got := normal(p.Probe(context.Background(), summarize(p, tt.dev)))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Probe (-want +got):\n%s\nwireguard-go log:\n%s", diff, r.log())
 			}
@@ -196,7 +207,7 @@ func TestProbeUnderLoad(t *testing.T) {
 		}
 	}
 	p := testProber(t, Config{Timeout: 5 * time.Second}, vecLocal, r.dial)
-	got := normal(p.Probe(context.Background(), snapshot(vecServer, vecLocal.PublicKey())))
+	got := normal(p.Probe(context.Background(), summarize(p, snapshot(vecServer, vecLocal.PublicKey()))))
 	want := health.Check{Name: "probe", OK: true, Detail: "handshake answered by 127.0.0.1:51820 in D, after a cookie reply (server under load)"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Probe (-want +got):\n%s", diff)
@@ -212,13 +223,13 @@ func TestProbeTimestampMonotonic(t *testing.T) {
 	ahead := testProber(t, Config{}, vecLocal, r.dial)
 	ahead.last = NewTimestamp(time.Now().Add(time.Hour)) // sent before the clock stepped back an hour
 	for i := range 2 {
-		if c := ahead.Probe(context.Background(), dev); !c.OK {
+		if c := ahead.Probe(context.Background(), summarize(ahead, dev)); !c.OK {
 			t.Fatalf("probe %d after the clock step: %+v", i, c)
 		}
 		time.Sleep(25 * time.Millisecond) // wireguard-go's flood limit is 20ms per peer
 	}
 	fresh := testProber(t, Config{Timeout: 100 * time.Millisecond}, vecLocal, r.dial)
-	got := fresh.Probe(context.Background(), dev)
+	got := fresh.Probe(context.Background(), summarize(fresh, dev))
 	want := health.Check{Name: "probe", Detail: "no handshake response within 100ms"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Probe by a Prober without the memory (-want +got):\n%s", diff)
@@ -368,7 +379,7 @@ func TestProbeFakes(t *testing.T) {
 				ctx = context.Background()
 			}
 			p := testProber(t, Config{Timeout: 100 * time.Millisecond}, vecLocal, fakeDial(tt.conn))
-			got := p.Probe(ctx, dev)
+			got := p.Probe(ctx, summarize(p, dev))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Probe (-want +got):\n%s", diff)
 			}
@@ -441,7 +452,7 @@ func BenchmarkProbe(b *testing.B) {
 			time.Sleep(wait)
 			b.StartTimer()
 		}
-		c := probers[j].Probe(context.Background(), dev)
+		c := probers[j].Probe(context.Background(), summarize(probers[j], dev))
 		last[j] = time.Now()
 		if !c.OK {
 			b.Fatalf("probe %d: %+v", i, c)

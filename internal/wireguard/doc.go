@@ -1,3 +1,30 @@
-// Package wireguard reads a WireGuard device through wgctrl with a deadline
-// and judges whether it is healthy enough to announce its service.
+// Package wireguard reads a WireGuard device with a deadline and judges
+// whether it is healthy enough to announce its service.
+//
+// Which path runs when:
+//
+//   - Reader.Summary, the WireGuard check of every scheduled pass (every
+//     interval, every fast_interval while a withdrawal is pending): for a
+//     wireguard-go device (a UAPI socket in /var/run/wireguard) it sends
+//     "get=1" and parses the answer as it streams in, keeping only what the
+//     checks use (key set, listen port, peer counts, newest handshake):
+//     about 0.4 ms of wgbird's time for 1,000 peers and no allocation per
+//     peer. For kernel WireGuard (no socket) it reads through wgctrl's
+//     generic netlink and summarizes that.
+//   - Reader.Alive, the liveness check between scheduled passes (every
+//     fast_interval while the service is announced): an empty UAPI "set",
+//     which changes nothing and which wireguard-go answers with errno=0
+//     after taking its configuration lock, so a hung or stopped
+//     wireguard-go shows as a missed deadline within fast_interval +
+//     timeout instead of at the next interval. Kernel WireGuard cannot hang
+//     as a process can: Alive does no I/O for a device without a UAPI
+//     socket (one that is gone is seen by the link check, and by the next
+//     scheduled read).
+//   - Reader.Device, the control socket's peer listing (drain --wait):
+//     wgctrl's full structures, on demand only.
+//
+// Every read shares the read of the same device in flight when that
+// answers its question, and waits for it otherwise, so a device has at
+// most one connection and one goroutine in flight however many callers
+// ask, and a hung wireguard-go costs exactly that.
 package wireguard

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -39,16 +38,15 @@ type Spec struct {
 	IgnorePeers []wgtypes.Key
 }
 
-// Evaluate judges the result of one Reader.Device call at time now. It does
-// no I/O.
+// Evaluate judges the result of one Reader.Summary call at time now, which
+// must have left spec.IgnorePeers out of its counts. It does no I/O.
 //
 // A device that is gone is a hard failure: not found (os.ErrNotExist), or
 // its UAPI socket refuses connections (syscall.ECONNREFUSED: wireguard-go
 // died and left a stale socket). Everything else that is wrong is a soft
-// failure: no answer in time, no private key, a
-// wrong or zero listen port, too few peers, a too old newest handshake, or
-// any other read error.
-func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.Check {
+// failure: no answer in time, no private key, a wrong or zero listen port,
+// too few peers, a too old newest handshake, or any other read error.
+func Evaluate(spec Spec, dev *Summary, err error, now time.Time) health.Check {
 	c := health.Check{Name: CheckName}
 	name := spec.Interface
 	if name == "" && dev != nil {
@@ -64,7 +62,7 @@ func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.C
 	}
 
 	var problems []string
-	if dev.PrivateKey == (wgtypes.Key{}) {
+	if !dev.PrivateKey {
 		problems = append(problems, "private key not set")
 	}
 	switch {
@@ -75,11 +73,10 @@ func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.C
 	case spec.ListenPort != 0 && dev.ListenPort != spec.ListenPort:
 		problems = append(problems, fmt.Sprintf("listen port %d, want %d", dev.ListenPort, spec.ListenPort))
 	}
-	counted := countedPeers(dev.Peers, spec.IgnorePeers)
-	if len(counted) < spec.MinPeers {
-		problems = append(problems, fmt.Sprintf("%s, want at least %d", peers(len(counted)), spec.MinPeers))
+	if dev.Counted < spec.MinPeers {
+		problems = append(problems, fmt.Sprintf("%s, want at least %d", peers(dev.Counted), spec.MinPeers))
 	}
-	newest := newestHandshake(counted)
+	newest := dev.NewestCounted
 	if spec.MaxHandshakeAge > 0 {
 		switch {
 		case newest.IsZero():
@@ -98,7 +95,7 @@ func Evaluate(spec Spec, dev *wgtypes.Device, err error, now time.Time) health.C
 	if !newest.IsZero() {
 		hs = fmt.Sprintf("newest handshake %s ago", age(now.Sub(newest)))
 	}
-	c.Detail = fmt.Sprintf("listen %d, %s, %s", dev.ListenPort, peers(len(counted)), hs)
+	c.Detail = fmt.Sprintf("listen %d, %s, %s", dev.ListenPort, peers(dev.Counted), hs)
 	return c
 }
 
@@ -119,30 +116,6 @@ func describeError(name string, err error) (detail string, hard bool) {
 		return fmt.Sprintf("device %s gone: its UAPI socket refuses connections (wireguard-go not running)", name), true
 	}
 	return err.Error(), false
-}
-
-// countedPeers returns ps without the peers whose key is in ignore.
-func countedPeers(ps []wgtypes.Peer, ignore []wgtypes.Key) []wgtypes.Peer {
-	if len(ignore) == 0 {
-		return ps
-	}
-	out := make([]wgtypes.Peer, 0, len(ps))
-	for _, p := range ps {
-		if !slices.Contains(ignore, p.PublicKey) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func newestHandshake(ps []wgtypes.Peer) time.Time {
-	var newest time.Time
-	for i := range ps {
-		if t := ps[i].LastHandshakeTime; t.After(newest) {
-			newest = t
-		}
-	}
-	return newest
 }
 
 func peers(n int) string {

@@ -337,11 +337,14 @@ func TestDeviceGone(t *testing.T) {
 	}
 }
 
-// BenchmarkDevice10kPeers reads and evaluates a real wireguard-go device
-// holding 10,000 peers.
-func BenchmarkDevice10kPeers(b *testing.B) {
-	const peers = 10000
-	d := startDevice(b, "wgtBbench")
+// BenchmarkDevice1kPeers and BenchmarkDevice10kPeers read and evaluate a
+// real wireguard-go device as the service loop does (Reader.Summary over
+// UAPI): the time includes wireguard-go's own, to write its answer.
+func BenchmarkDevice1kPeers(b *testing.B)  { benchDevice(b, "wgtBbench1k", 1000) }
+func BenchmarkDevice10kPeers(b *testing.B) { benchDevice(b, "wgtBbench", 10000) }
+
+func benchDevice(b *testing.B, name string, peers int) {
+	d := startDevice(b, name)
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "[Interface]\nPrivateKey = %s\nListenPort = 51820\n", newKey(b))
 	for i := range peers {
@@ -356,16 +359,34 @@ func BenchmarkDevice10kPeers(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		dev, err := r.Device(ctx, d.name)
+		s, err := r.Summary(ctx, d.name)
 		cancel()
 		if err != nil {
-			b.Fatalf("Device: %v", err)
+			b.Fatalf("Summary: %v", err)
 		}
-		if len(dev.Peers) != peers {
-			b.Fatalf("device has %d peers, want %d", len(dev.Peers), peers)
+		if s.Peers != peers {
+			b.Fatalf("device has %d peers, want %d", s.Peers, peers)
 		}
-		if c := Evaluate(spec, dev, nil, time.Now()); !c.OK {
+		if c := Evaluate(spec, &s, nil, time.Now()); !c.OK {
 			b.Fatalf("Evaluate = %+v, want OK", c)
+		}
+	}
+}
+
+// BenchmarkAliveDevice is the liveness check against a real wireguard-go:
+// an empty UAPI set.
+func BenchmarkAliveDevice(b *testing.B) {
+	d := startDevice(b, "wgtBalive")
+	d.wgRun(b, newKey(b).String()+"\n", "set", d.name, "private-key", "/dev/stdin", "listen-port", "51820")
+	r := newTestReader(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := r.Alive(ctx, d.name)
+		cancel()
+		if err != nil {
+			b.Fatalf("Alive: %v", err)
 		}
 	}
 }

@@ -1,9 +1,16 @@
 package wireguard
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,16 +18,30 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
-// DefaultTimeout bounds a Device read whose context has no deadline.
+// DefaultTimeout bounds a read whose context has no deadline.
 const DefaultTimeout = time.Second
 
-// ErrClosed is returned by Reader.Device after Close.
+// SocketDir is where wireguard-go listens for UAPI connections, one socket
+// NAME.sock per device; wgctrl and wg(8) look there too.
+const SocketDir = "/var/run/wireguard"
+
+// flightTimeout bounds one UAPI exchange with wireguard-go, whoever waits
+// for it: a hung wireguard-go holds one connection that long, then the
+// next caller dials afresh. Callers leave at their own, shorter deadlines.
+const flightTimeout = 30 * time.Second
+
+// bufSize is the read buffer of a UAPI answer: a read of 10,000 peers
+// (about 2.5 MB of text) takes under a hundred read calls.
+const bufSize = 32 << 10
+
+// ErrClosed is returned by a Reader's reads after Close.
 var ErrClosed = errors.New("wireguard reader closed")
 
-// TimeoutError is returned by Reader.Device when the device did not answer
-// in time. It unwraps to the context's error, usually
+// TimeoutError is returned by a Reader's reads when the device did not
+// answer in time. It unwraps to the context's error, usually
 // context.DeadlineExceeded. The read itself goes on in the background until
-// the device answers or its process dies, and later callers share it.
+// the device answers, its process dies or 30 s pass, and later callers
+// share it.
 type TimeoutError struct {
 	Device string
 	// After is how long the caller allowed the device to answer: its
@@ -47,16 +68,15 @@ type client interface {
 
 var _ client = (*wgctrl.Client)(nil)
 
-// Reader reads WireGuard devices through wgctrl with a deadline.
+// Reader reads WireGuard devices with a deadline. See the package
+// documentation for which path runs when.
 //
-// wgctrl has no deadline of its own: against a hung wireguard-go (stopped,
-// or stuck) it connects to the UAPI socket, which the kernel accepts, and
-// then waits for an answer forever. Reader therefore runs each read in a
-// goroutine, and it keeps at most one read per device in flight: a caller
-// that finds a read of its device in flight shares that read's answer
-// instead of starting another. A hung device thus holds one goroutine and
-// one socket, which are released when wireguard-go resumes or dies; reads
-// of other devices are not affected.
+// It keeps at most one read per device in flight: a caller that finds a
+// read of its device in flight shares that read's answer when the read
+// answers its question (a wgctrl read answers every one, a summary a
+// liveness one), and otherwise waits for it to end before asking
+// its own. A hung device thus holds one connection and one goroutine;
+// reads of other devices are not affected.
 //
 // Every caller leaves at its own deadline, and the device must answer
 // within the caller's allowance (its deadline measured from its call)
@@ -67,53 +87,110 @@ var _ client = (*wgctrl.Client)(nil)
 // answered in time, and a monitoring script reading a device concurrently
 // with the service loop never changes the loop's result.
 //
-// A Reader is safe for concurrent use. It holds one wgctrl client for its
-// life: the client is safe for concurrent use (the userspace backend dials
-// a fresh connection per read and keeps no state; the kernel backend's
-// generic netlink connection is documented as safe for concurrent use), so
-// no lock is held across a read.
+// A Reader is safe for concurrent use.
 type Reader struct {
-	c client
+	c   client // kernel WireGuard
+	dir string // UAPI sockets
+
+	bufs sync.Pool // *bufio.Reader of bufSize
 
 	mu      sync.Mutex
 	flights map[string]*flight // device name -> its read in flight
 	closed  bool
 }
 
-// flight is one read of a device in progress, shared by every caller that
-// asks for the device until it returns.
+// op is what a flight asks the device.
+type op int
+
+const (
+	opAlive   op = iota // does it answer at all
+	opSummary           // Summary
+	opWgctrl            // *wgtypes.Device, for Reader.Device
+)
+
+// flight is one read of a device in progress, shared by every caller
+// whose question it answers until it returns.
 type flight struct {
-	start time.Time
-	done  chan struct{} // closed once dev and err are set
-	dev   *wgtypes.Device
-	err   error
+	op     op
+	ignore []wgtypes.Key
+	start  time.Time
+	done   chan struct{} // closed once the results are set
+
+	sum  Summary
+	wdev *wgtypes.Device // opWgctrl, and opSummary of a kernel device
+	err  error
 }
 
-// NewReader opens a wgctrl client. On a machine without the WireGuard
-// kernel module wgctrl uses only the userspace backend, which finds
-// wireguard-go devices by their UAPI sockets in /var/run/wireguard; a
-// client opened before the module was loaded is opened again once a kernel
-// WireGuard link it cannot read exists (see reopening).
+// answers reports whether f's answer also answers a read of o with ignore.
+func (f *flight) answers(o op, ignore []wgtypes.Key) bool {
+	switch f.op {
+	case opWgctrl:
+		return true
+	case opSummary:
+		return o == opAlive || o == opSummary && slices.Equal(f.ignore, ignore)
+	}
+	return o == opAlive
+}
+
+// NewReader opens a wgctrl client for kernel WireGuard. On a machine
+// without the WireGuard kernel module wgctrl uses only its userspace
+// backend, which the Reader needs for nothing but Device.
 func NewReader() (*Reader, error) {
-	c, err := openWgctrl()
+	c, err := wgctrl.New()
 	if err != nil {
 		return nil, fmt.Errorf("opening wgctrl client: %w", err)
 	}
-	return newReader(c), nil
+	return newReader(c, SocketDir), nil
 }
 
-func newReader(c client) *Reader {
-	return &Reader{c: c, flights: make(map[string]*flight)}
+func newReader(c client, dir string) *Reader {
+	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight)}
+	r.bufs.New = func() any { return bufio.NewReaderSize(nil, bufSize) }
+	return r
 }
 
-// Device reads the device name. It returns by the context's deadline (or
-// after DefaultTimeout if the context has none), or sooner when it joins a
-// read in flight that has been waiting longer than that allowance, with a
-// *TimeoutError. A missing device yields an error matching os.ErrNotExist;
-// a wireguard-go that was killed leaves a stale socket and yields one
-// matching syscall.ECONNREFUSED. The returned device may be shared with
-// other callers and must not be modified.
+// Alive reports whether the device answers at all: for wireguard-go an
+// empty UAPI set (which changes nothing and costs it no more than taking a
+// lock), answered with errno=0; a full read in flight answers it too. A
+// device without a UAPI socket is kernel WireGuard, which cannot hang as a
+// process can, or gone, which the link check sees: Alive returns nil
+// without I/O. Errors are those of Summary.
+func (r *Reader) Alive(ctx context.Context, name string) error {
+	_, err := r.do(ctx, name, opAlive, nil)
+	return err
+}
+
+// Summary reads what the checks use of the device, leaving the peers in
+// ignore out of Counted and NewestCounted. It returns by the context's
+// deadline (or after DefaultTimeout if the context has none), or sooner
+// when it joins a read in flight that has been waiting longer than that
+// allowance, with a *TimeoutError. A missing device yields an error
+// matching os.ErrNotExist; a wireguard-go that was killed leaves a stale
+// socket and yields one matching syscall.ECONNREFUSED.
+func (r *Reader) Summary(ctx context.Context, name string, ignore ...wgtypes.Key) (Summary, error) {
+	f, err := r.do(ctx, name, opSummary, ignore)
+	if err != nil {
+		return Summary{}, err
+	}
+	if f.wdev != nil && !(f.op == opSummary && slices.Equal(f.ignore, ignore)) {
+		return FromWgctrl(f.wdev, ignore), nil
+	}
+	return f.sum, nil
+}
+
+// Device reads the device through wgctrl, with its full structures.
+// Deadlines and errors are those of Summary. The returned device may be
+// shared with other callers and must not be modified.
 func (r *Reader) Device(ctx context.Context, name string) (*wgtypes.Device, error) {
+	f, err := r.do(ctx, name, opWgctrl, nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.wdev, nil
+}
+
+// do runs or joins a read of o and returns its flight, or the error.
+func (r *Reader) do(ctx context.Context, name string, o op, ignore []wgtypes.Key) (*flight, error) {
 	start := time.Now()
 	deadline, hasDeadline := ctx.Deadline()
 	if !hasDeadline {
@@ -123,55 +200,138 @@ func (r *Reader) Device(ctx context.Context, name string) (*wgtypes.Device, erro
 		return nil, fmt.Errorf("reading wireguard device %q: %w", name, err)
 	}
 	allowance := deadline.Sub(start)
-
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, fmt.Errorf("reading wireguard device %q: %w", name, ErrClosed)
-	}
-	f, joined := r.flights[name]
-	if !joined {
-		f = &flight{start: start, done: make(chan struct{})}
-		r.flights[name] = f
-		go r.run(name, f)
-	}
-	r.mu.Unlock()
-
-	// The device must answer within the allowance of being asked: when
-	// this call asked it under a deadline of its own, that deadline is the
-	// limit; otherwise a timer sets it.
-	var expired <-chan time.Time
-	if joined || !hasDeadline {
-		wait := time.NewTimer(time.Until(f.start.Add(allowance)))
-		defer wait.Stop()
-		expired = wait.C
-	}
-	timedOut := func(err error) error {
-		return &TimeoutError{Device: name, After: allowance, Pending: time.Since(f.start), Err: err}
-	}
-	select {
-	case <-f.done:
-		if f.err != nil {
-			return nil, fmt.Errorf("reading wireguard device %q: %w", name, f.err)
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("reading wireguard device %q: %w", name, ErrClosed)
 		}
-		return f.dev, nil
-	case <-expired:
-		return nil, timedOut(context.DeadlineExceeded)
-	case <-ctx.Done():
-		return nil, timedOut(ctx.Err())
+		f, joined := r.flights[name]
+		if !joined {
+			f = &flight{op: o, ignore: ignore, start: time.Now(), done: make(chan struct{})}
+			r.flights[name] = f
+			go r.run(name, f)
+		}
+		r.mu.Unlock()
+
+		// The device must answer within the allowance of being asked, and
+		// the caller leaves at its deadline: when this call asked the
+		// device under a deadline of its own, the context says when;
+		// otherwise a timer does.
+		var expired <-chan time.Time
+		var timer *time.Timer
+		if joined || !hasDeadline {
+			limit := f.start.Add(allowance)
+			if deadline.Before(limit) {
+				limit = deadline
+			}
+			timer = time.NewTimer(time.Until(limit))
+			expired = timer.C
+		}
+		var err error
+		select {
+		case <-f.done:
+		case <-expired:
+			err = context.DeadlineExceeded
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		switch {
+		case err != nil:
+			return nil, &TimeoutError{Device: name, After: allowance, Pending: time.Since(f.start), Err: err}
+		case f.err != nil:
+			return nil, fmt.Errorf("reading wireguard device %q: %w", name, f.err)
+		case f.answers(o, ignore):
+			return f, nil
+		}
+		// The device answered a lesser question: now ask ours.
 	}
 }
 
 // run reads the device of f and hands the answer to everyone waiting.
 func (r *Reader) run(name string, f *flight) {
-	dev, err := r.c.Device(name)
+	switch f.op {
+	case opAlive:
+		f.err = r.alive(name)
+	case opSummary:
+		f.sum, f.wdev, f.err = r.read(name, f.ignore)
+	case opWgctrl:
+		f.wdev, f.err = r.c.Device(name)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.flights[name] == f {
 		delete(r.flights, name)
 	}
-	f.dev, f.err = dev, err
 	close(f.done)
+}
+
+// errKernel says a device has no UAPI socket: kernel WireGuard, or none.
+var errKernel = errors.New("no UAPI socket")
+
+// exchange sends one UAPI request to wireguard-go's socket of name and
+// parses the answer with parse, within flightTimeout. It returns errKernel
+// when there is no socket.
+func (r *Reader) exchange(name, request string, parse func(*bufio.Reader) error) error {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("bad interface name %q: %w", name, fs.ErrNotExist)
+	}
+	deadline := time.Now().Add(flightTimeout)
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial("unix", filepath.Join(r.dir, name+".sock"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return errKernel
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(conn, request); err != nil {
+		return fmt.Errorf("sending UAPI request: %w", err)
+	}
+	br := r.bufs.Get().(*bufio.Reader)
+	br.Reset(conn)
+	defer func() { br.Reset(nil); r.bufs.Put(br) }()
+	return parse(br)
+}
+
+func (r *Reader) alive(name string) error {
+	err := r.exchange(name, "set=1\n\n", func(br *bufio.Reader) error {
+		_, err := parseUAPI(br, nil)
+		return err
+	})
+	if errors.Is(err, errKernel) {
+		return nil
+	}
+	return err
+}
+
+// read reads the summary of name: over UAPI for wireguard-go, through
+// wgctrl for kernel WireGuard, whose device it then returns too.
+func (r *Reader) read(name string, ignore []wgtypes.Key) (Summary, *wgtypes.Device, error) {
+	var s Summary
+	err := r.exchange(name, "get=1\n\n", func(br *bufio.Reader) (err error) {
+		s, err = parseUAPI(br, ignore)
+		return err
+	})
+	if errors.Is(err, errKernel) {
+		wd, err := r.c.Device(name)
+		if err != nil {
+			return Summary{}, nil, err
+		}
+		return FromWgctrl(wd, ignore), wd, nil
+	}
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	s.Name = name
+	return s, nil, nil
 }
 
 // inFlightCount returns the number of reads still waiting for an answer.
@@ -182,7 +342,8 @@ func (r *Reader) inFlightCount() int {
 }
 
 // Close releases the wgctrl client. Reads still in flight end when their
-// devices answer or die; Device fails with ErrClosed afterwards.
+// devices answer or die, or at their 30 s bound; reads fail with ErrClosed
+// afterwards.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -198,7 +359,7 @@ func (r *Reader) Close() error {
 }
 
 // roundHuman rounds a duration for people: 1.2s, 250ms, 80ms. A wait
-// measured from the start of Device to the deadline is a little shorter
+// measured from the start of a read to the deadline is a little shorter
 // than the timeout the caller set (249.6ms for 250ms); the rounding hides
 // that.
 func roundHuman(d time.Duration) time.Duration {

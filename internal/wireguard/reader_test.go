@@ -94,7 +94,7 @@ func TestReaderHungDevice(t *testing.T) {
 	wg0 := &wgtypes.Device{Name: "wg0", ListenPort: 51820}
 	wg1 := &wgtypes.Device{Name: "wg1", ListenPort: 51821}
 	f := newFakeClient(wg0, wg1)
-	r := newReader(f)
+	r := newReader(f, t.TempDir())
 	defer r.Close()
 
 	got, err := r.Device(withTimeout(t, time.Second), "wg0")
@@ -182,7 +182,7 @@ func TestReaderShares(t *testing.T) {
 	wg0 := &wgtypes.Device{Name: "wg0", ListenPort: 51820}
 	f := newFakeClient(wg0)
 	f.delay = 50 * time.Millisecond
-	r := newReader(f)
+	r := newReader(f, t.TempDir())
 	defer r.Close()
 
 	var wg sync.WaitGroup
@@ -232,7 +232,7 @@ func TestConcurrentReadsKeepResult(t *testing.T) {
 			dev := &wgtypes.Device{Name: "wg0", ListenPort: 51820, PrivateKey: priv, Peers: []wgtypes.Peer{{PublicKey: wgtypes.Key{2}}}}
 			f := newFakeClient(dev)
 			f.delay = tt.delay
-			r := newReader(f)
+			r := newReader(f, t.TempDir())
 			defer r.Close()
 			spec := Spec{Interface: "wg0", MinPeers: 1}
 
@@ -244,16 +244,24 @@ func TestConcurrentReadsKeepResult(t *testing.T) {
 					defer wg.Done()
 					for ctx.Err() == nil {
 						rctx, cancel := context.WithTimeout(ctx, time.Duration(10+i*30)*time.Millisecond)
-						r.Device(rctx, "wg0")
+						if i%2 == 0 {
+							r.Device(rctx, "wg0") // the peer listing
+						} else {
+							r.Summary(rctx, "wg0") // wgbird check
+						}
 						cancel()
 					}
 				}()
 			}
 			for i := range 15 {
 				ectx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-				d, err := r.Device(ectx, "wg0")
+				d, err := r.Summary(ectx, "wg0")
 				cancel()
-				c := Evaluate(spec, d, err, time.Now())
+				var sum *Summary
+				if err == nil {
+					sum = &d
+				}
+				c := Evaluate(spec, sum, err, time.Now())
 				if c.OK != tt.ok {
 					t.Errorf("evaluation %d with concurrent readers: %+v, want OK %v", i, c, tt.ok)
 				}
@@ -266,7 +274,7 @@ func TestConcurrentReadsKeepResult(t *testing.T) {
 }
 
 func TestReaderErrors(t *testing.T) {
-	r := newReader(newFakeClient())
+	r := newReader(newFakeClient(), t.TempDir())
 
 	_, err := r.Device(withTimeout(t, time.Second), "wg9")
 	if !errors.Is(err, os.ErrNotExist) {

@@ -155,10 +155,15 @@ func newTestReader(tb testing.TB) *Reader {
 	return r
 }
 
-func read(t *testing.T, r *Reader, name string, timeout time.Duration) (*wgtypes.Device, error) {
+// read reads the summary the WireGuard check judges; nil on an error.
+func read(t *testing.T, r *Reader, name string, timeout time.Duration) (*Summary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return r.Device(ctx, name)
+	s, err := r.Summary(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 func TestDeviceHealth(t *testing.T) {
@@ -224,21 +229,31 @@ func TestDeviceHealth(t *testing.T) {
 			if tt.wgArgs != nil {
 				d.wgRun(t, k.String()+"\n", append([]string{"set", tt.dev}, tt.wgArgs...)...)
 			}
-			dev, err := read(t, r, tt.dev, 2*time.Second)
+			sum, err := read(t, r, tt.dev, 2*time.Second)
+			if err != nil {
+				t.Fatalf("Summary(%s): %v", tt.dev, err)
+			}
+			// wgctrl reads the same device the same way.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			dev, err := r.Device(ctx, tt.dev)
+			cancel()
 			if err != nil {
 				t.Fatalf("Device(%s): %v", tt.dev, err)
 			}
 			if dev.Name != tt.dev || dev.Type != deviceType {
 				t.Errorf("Device(%s) = name %q type %v, want name %q type %v", tt.dev, dev.Name, dev.Type, tt.dev, deviceType)
 			}
+			if diff := cmp.Diff(FromWgctrl(dev, nil), *sum); diff != "" {
+				t.Errorf("Summary and wgctrl's read disagree (-wgctrl +summary):\n%s", diff)
+			}
 			spec := tt.spec
 			spec.Interface = tt.dev
-			got := Evaluate(spec, dev, nil, time.Now())
+			got := Evaluate(spec, sum, nil, time.Now())
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Evaluate (-want +got):\n%s", diff)
 			}
-			if got.OK && dev.PrivateKey != k {
-				t.Errorf("private key read back differs from the one set")
+			if got.OK && (dev.PrivateKey != k || sum.PublicKey != k.PublicKey()) {
+				t.Errorf("keys read back differ from the one set")
 			}
 		})
 	}
