@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/fakes"
+)
+
+// reloadingBIRD is a fakeBIRD that answers `show status` and can be
+// reloaded as `birdc configure` does: every protocol back to the config
+// file's state (disabled) and a new reconfiguration time.
+type reloadingBIRD struct {
+	*fakes.BIRD
+	mu       sync.Mutex
+	reloads  int
+	enabled  chan string
+	statuses int
+}
+
+var _ BIRDStatusReader = (*reloadingBIRD)(nil)
+
+func (f *reloadingBIRD) ReadStatus(context.Context) (bird.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses++
+	return bird.Status{Version: "2.0.12", LastReboot: "boot", LastReconfig: time.Unix(int64(f.reloads), 0).String()}, nil
+}
+
+func (f *reloadingBIRD) Enable(ctx context.Context, name string) error {
+	err := f.BIRD.Enable(ctx, name)
+	f.enabled <- name
+	return err
+}
+
+func (f *reloadingBIRD) configure() {
+	f.BIRD.SetState("wg_vip4", false)
+	f.mu.Lock()
+	f.reloads++
+	f.mu.Unlock()
+}
+
+// TestBIRDReloadCorrected: after a reload set wg_vip4 back to disabled,
+// the service enables it again within fast_interval, though its next
+// pass is an hour away, and only the reloaded generation causes it.
+func TestBIRDReloadCorrected(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Interval, s.FastInterval = time.Hour, 20*time.Millisecond
+	})
+	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	r.d.deps.BIRD = rb
+	runRig(t, r)
+	time.Sleep(100 * time.Millisecond) // several status reads, no reload
+	if got := r.bird.Take(); slices.Contains(got, "enable wg_vip4") {
+		t.Fatalf("BIRD commands without a reload: %v, want no enable", got)
+	}
+
+	start := time.Now()
+	rb.configure()
+	select {
+	case name := <-rb.enabled:
+		took := time.Since(start)
+		t.Logf("re-enabled %s %s after the reload", name, took.Round(time.Millisecond))
+		if took > 500*time.Millisecond {
+			t.Errorf("re-enabled %s after the reload, want within fast_interval (20ms) and scheduling", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("not re-enabled after the reload; BIRD saw %v", r.bird.Take())
+	}
+	if got := r.bird.Take(); !slices.Equal(got, []string{"show protocols", "enable wg_vip4"}) {
+		t.Errorf("BIRD commands since: %v, want one read and one enable", got)
+	}
+	rb.mu.Lock()
+	n := rb.statuses
+	rb.mu.Unlock()
+	if n < 5 {
+		t.Errorf("%d status reads, want one every fast_interval", n)
+	}
+}
