@@ -44,10 +44,11 @@ const (
 	SeriesBird   BenchSeries = "bird"   // BIRD + BFD, no sidecar, static protocol enabled
 	SeriesExaBGP BenchSeries = "exabgp" // ExaBGP's healthcheck instead of BIRD + wgbird
 	SeriesIdle   BenchSeries = "idle"   // CPU and RSS of an idle wgbird with many peers
+	SeriesReload BenchSeries = "reload" // birdc configure on a healthy server: the nexthop's blip
 )
 
 // AllSeries lists every series in run order.
-var AllSeries = []BenchSeries{SeriesWgbird, SeriesClient, SeriesFloor, SeriesBird, SeriesExaBGP, SeriesIdle}
+var AllSeries = []BenchSeries{SeriesWgbird, SeriesClient, SeriesFloor, SeriesBird, SeriesExaBGP, SeriesIdle, SeriesReload}
 
 // BenchModes are the modes the benchmark measures: every fault of
 // WireGuard, and drain. BIRD restart and configure heal themselves, so
@@ -254,6 +255,11 @@ func RunBench(ctx context.Context, cfg BenchConfig) (res *BenchResult, err error
 			if res.Client.Skipped != "" {
 				fmt.Fprintf(b.out, "   skipped: %s\n", res.Client.Skipped)
 			}
+			fmt.Fprintf(b.out, "   (%s)\n", time.Since(start).Round(time.Second))
+			continue
+		case SeriesReload:
+			rl := b.runReload(ctx)
+			res.Reload = &rl
 			fmt.Fprintf(b.out, "   (%s)\n", time.Since(start).Round(time.Second))
 			continue
 		}
