@@ -22,14 +22,16 @@ const timelineUsage = `usage: wgbird-lab timeline [flags]
 
 Brings a lab of its own up (the bench's), breaks s1 once in MODE with the
 client pinging through its tunnel every 100 ms, heals it, and draws what
-was measured as an SVG file: the router's nexthops, the client's pings (a
-dot per answered ping, red for lost ones) and wgbird's transitions, on one
-clock. Needs root; about a minute.
+was measured as SVG files, once with wgbird's takeover off and once on:
+the router's nexthops, the client's pings (a dot per answered ping, red for
+lost ones) and wgbird's transitions, on one clock. Needs root; about a
+minute.
 
 flags:
   --wgbird PATH      wgbird binary (default: wgbird next to this executable)
   --mode MODE        the fault (default hang)
-  --out FILE         the SVG file (default timeline-MODE.svg)
+  --out DIR          where to write timeline-MODE-takeover-off.svg and -on.svg
+                     (default .)
   --routed           no home network NAT
   --dir DIR, --prefix PREFIX, -v   as for bench
 `
@@ -41,7 +43,7 @@ func runTimeline(args []string, stdout, stderr io.Writer) int {
 	var f benchFlags
 	f.register(fs)
 	mode := fs.String("mode", "hang", "fault mode")
-	out := fs.String("out", "", "SVG file")
+	out := fs.String("out", ".", "directory for the SVG files")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, timelineUsage)
@@ -63,9 +65,6 @@ func runTimeline(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "wgbird-lab timeline: %v\n", err)
 		return 2
-	}
-	if *out == "" {
-		*out = "timeline-" + string(m.Mode) + ".svg"
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "wgbird-lab timeline: needs root (network namespaces, mounts)")
@@ -90,11 +89,13 @@ func runTimeline(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wgbird-lab timeline: nothing to draw: %s\n", reason)
 		return 1
 	}
-	if err := writeSVG(*out, res.Client.Timelines[0]); err != nil {
+	if err := drawTimelines(res.Client, *out, *out, stdout); err != nil {
 		fmt.Fprintf(stderr, "wgbird-lab timeline: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s\nwrote %s\n", labplot.Title(res.Client.Timelines[0]), *out)
+	for _, p := range res.Client.Pictures {
+		fmt.Fprintf(stdout, "%s: %s\n", p.Path, p.Title)
+	}
 	return 0
 }
 

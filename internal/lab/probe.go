@@ -44,6 +44,10 @@ func (l *Lab) wgbirdConf(server string) (string, error) {
 	return text, nil
 }
 
+// SetTakeover turns client continuity on or off (Config.NoTakeover) for
+// the wgbirds started from now on: a bench restarts them to measure both.
+func (l *Lab) SetTakeover(on bool) { l.cfg.NoTakeover = !on }
+
 // rotateKey is the KeyRotate fault: wg0's private key replaced by a fresh
 // one. It returns the instant just before the key changed.
 func (l *Lab) rotateKey(ctx context.Context, server string) (t0 time.Time, err error) {

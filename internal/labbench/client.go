@@ -250,8 +250,7 @@ func (b *bench) runClient(ctx context.Context) *ClientResult {
 	l := b.l
 	th := l.Config().Thresholds.Effective()
 	r := &ClientResult{Reps: b.cfg.ClientReps,
-		TakeoverNA: "takeover is not in this build of wgbird: \"off\" is wgbird as it is",
-		Setup: fmt.Sprintf("The lab's home network: the router port-forwards 198.18.0.1:%d to the VIP; the client (keepalive %d s) pings 100.64.0.1 through its tunnel every %s, the idle client (keepalive %d s) starts %s after the withdrawal. Faults on %s, where the router's hash sends both; wgbird on both servers with the lab's config (interval %s, rise %d, fall %d).",
+		Setup: fmt.Sprintf("The lab's home network: the router port-forwards 198.18.0.1:%d to the VIP; the client (keepalive %d s) pings 100.64.0.1 through its tunnel every %s, the idle client (keepalive %d s) starts %s after the withdrawal. Faults on %s, where the router's hash sends both; wgbird on both servers with the lab's config (interval %s, rise %d, fall %d); takeover on is wgbird's default (VIP-sourced packets and session takeover in the group of both servers), off is `takeover = false` and `vip_source = false`.",
 			lab.ListenPort, lab.KeepaliveSeconds, lab.PingInterval, lab.IdleKeepaliveSeconds, idleStart, b.srv.Name, th.Interval, th.Rise, th.Fall)}
 	for _, c := range []string{"client", "idle"} {
 		if home, err := l.HomeServer(c); err != nil || home.Name != b.srv.Name {
@@ -259,21 +258,23 @@ func (b *bench) runClient(ctx context.Context) *ClientResult {
 			return r
 		}
 	}
-	// wgbird on both servers with the lab's own config (the wgbird series
-	// left the bench config on the bench server).
-	for _, s := range l.Servers() {
-		if pid := l.WgbirdPid(s.Name); pid > 0 {
-			if err := lab.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
+	for _, takeover := range []bool{false, true} {
+		// wgbird on both servers with the lab's own config, continuity
+		// off or on (the wgbird series left the bench config on the
+		// bench server).
+		l.SetTakeover(takeover)
+		for _, s := range l.Servers() {
+			if pid := l.WgbirdPid(s.Name); pid > 0 {
+				if err := lab.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
+					r.Skipped = err.Error()
+					return r
+				}
+			}
+			if err := l.Heal(ctx, s.Name); err != nil {
 				r.Skipped = err.Error()
 				return r
 			}
 		}
-		if err := l.Heal(ctx, s.Name); err != nil {
-			r.Skipped = err.Error()
-			return r
-		}
-	}
-	for _, takeover := range []bool{false} {
 		for _, mode := range b.cfg.ClientModes {
 			if ctx.Err() != nil {
 				return r

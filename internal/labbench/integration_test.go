@@ -99,7 +99,7 @@ func TestBenchSmoke(t *testing.T) {
 		Bound:      5 * time.Second,
 		IdleWindow: 2 * time.Second,
 		IdlePeers:  100,
-		// One hang seen by the clients: about 25 s without takeover.
+		// One hang seen by the clients, takeover off (about 25 s) and on.
 		ClientReps:  1,
 		ClientModes: []lab.Mode{lab.Hang},
 		Progress:    &progress,
@@ -139,10 +139,20 @@ func TestBenchSmoke(t *testing.T) {
 	// client got an answer, and the repetition was kept as a timeline.
 	if res.Client == nil || res.Client.Skipped != "" {
 		t.Errorf("client series: %+v", res.Client)
-	} else if cm, ok := res.Client.Mode(lab.Hang, false); !ok || len(cm.Samples) != 1 || cm.Samples[0].Err != "" || cm.Samples[0].IdleWait <= 0 {
-		t.Errorf("client hang: %+v, want one sample with an outage and an idle wait", cm)
-	} else if len(res.Client.Timelines) != 1 || len(res.Client.Timelines[0].Echoes) == 0 || len(res.Client.Timelines[0].Nexthops) < 3 {
-		t.Errorf("client hang: timelines %d, want one with echoes and the withdraw and return", len(res.Client.Timelines))
+	} else {
+		for _, takeover := range []bool{false, true} {
+			if cm, ok := res.Client.Mode(lab.Hang, takeover); !ok || len(cm.Samples) != 1 || cm.Samples[0].Err != "" || cm.Samples[0].IdleWait <= 0 {
+				t.Errorf("client hang, takeover %v: %+v, want one sample with an idle wait", takeover, cm)
+			}
+		}
+		if len(res.Client.Timelines) != 2 {
+			t.Errorf("client hang: %d timelines, want one per takeover setting", len(res.Client.Timelines))
+		}
+		for _, tl := range res.Client.Timelines {
+			if len(tl.Echoes) == 0 || len(tl.Nexthops) < 3 {
+				t.Errorf("client hang timeline, takeover %v: %d echoes, nexthops %v; want echoes, the withdraw and the return", tl.Takeover, len(tl.Echoes), tl.Nexthops)
+			}
+		}
 	}
 	floor, ok := res.SeriesOf(SeriesFloor).Mode(floorMode)
 	if !ok || len(floor.Samples) != 1 || !floor.Samples[0].Withdrawn || !floor.Samples[0].Returned {
