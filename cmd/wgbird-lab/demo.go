@@ -145,8 +145,10 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	if fb.Lost == 0 {
 		say("client: no ping lost across the heal and for 3 s after %s came back", active)
 	} else {
-		say("client: %d pings lost after the heal: the tunnel was dead %.1f s, until a new handshake", fb.Lost, fb.Duration().Seconds())
-		say("(the client's flow hashed back to %s, which holds only its old session; the client's packets on the session with %s are dropped)", active, other)
+		say("client: %d pings lost after the heal: the tunnel was dead %.1f s", fb.Lost, fb.Duration().Seconds())
+		if fb.Duration() > time.Second {
+			say("(the client's flow hashed back to %s, which holds only its old session; the client's packets on the session with %s are dropped until a new handshake)", active, other)
+		}
 	}
 	if ep, err := l.ClientEndpoint(ctx, "client"); err == nil {
 		if ep == l.Endpoint() {

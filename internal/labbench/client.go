@@ -492,12 +492,17 @@ func (r *ClientResult) markdown(b *strings.Builder) {
 	for _, mode := range modes {
 		off, _ := r.Mode(mode, false)
 		on, onOK := r.Mode(mode, true)
-		pin := ""
+		var pins []string
 		for _, m := range []ClientModeResult{off, on} {
 			if k, n := m.Pinned(); n > 0 {
-				pin += fmt.Sprintf("%d/%d ", k, n)
+				to := "off"
+				if m.Takeover {
+					to = "on"
+				}
+				pins = append(pins, fmt.Sprintf("%s %d/%d", to, k, n))
 			}
 		}
+		pin := strings.Join(pins, ", ") + " "
 		onCell := func(f func(ClientModeResult) Stats) string {
 			if !onOK {
 				return "–"

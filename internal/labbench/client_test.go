@@ -47,7 +47,7 @@ func TestClientMarkdown(t *testing.T) {
 	r.markdown(&b)
 	md := b.String()
 	for _, want := range []string{
-		"| hang | 600 ms | 15.00 s / 15.20 s | – | 0.0 ms / 0.0 ms | – | 14.00 s / 15.00 s | – | – | – | 1/2 |",
+		"| hang | 600 ms | 15.00 s / 15.20 s | – | 0.0 ms / 0.0 ms | – | 14.00 s / 15.00 s | – | – | – | off 1/2 |",
 		"| kill (1 failed) | 1.0 ms | 15.00 s / 15.00 s |",
 		"| hang, takeover off: failover outage ≤ withdraw + 200 ms (p50) | 15.00 s vs 600 ms + 200 ms | **not met** |",
 		"| kill, takeover off: failback outage ≤ 200 ms | p50 15.00 s, p95 15.00 s | **not met** |",
