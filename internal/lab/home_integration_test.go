@@ -21,13 +21,7 @@ import (
 // the server still reaches it, through a new mapping on the same public
 // port.
 func TestHomeNetwork(t *testing.T) {
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
+	requireWgbird(t)
 	ctx := context.Background()
 	start := time.Now()
 	// NoTakeover: these are facts of the NAT itself, measured with the

@@ -99,6 +99,18 @@ func wgbirdHasCommand(name string) bool {
 	return !strings.Contains(string(out), "unknown command")
 }
 
+// requireWgbird is requirePrereqs plus the wgbird TestMain built.
+func requireWgbird(t *testing.T) {
+	t.Helper()
+	requirePrereqs(t)
+	if wgbirdErr != nil {
+		if ciMode() {
+			t.Fatal(wgbirdErr)
+		}
+		t.Skipf("no wgbird: %v", wgbirdErr)
+	}
+}
+
 // requirePrereqs skips (fails under CI=true) when the lab cannot run.
 func requirePrereqs(t *testing.T) {
 	t.Helper()
@@ -119,13 +131,7 @@ func testLogger() *slog.Logger {
 // routed via both servers.
 func sharedLab(t *testing.T) *Lab {
 	t.Helper()
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
+	requireWgbird(t)
 	ctx := context.Background()
 	if shared == nil && sharedErr == nil {
 		start := time.Now()
