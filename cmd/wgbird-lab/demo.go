@@ -109,7 +109,7 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		return err
 	}
 	o := lab.LongestOutage(p.Echoes(), t0, back.Sent.Add(time.Millisecond))
-	say("client: tunnel answers again %.1f s after the hang (%d pings lost), now through %s", back.Sent.Sub(t0).Seconds(), o.Lost, other)
+	say("client: tunnel answers again %.1f s after the hang (%s lost), now through %s", back.Sent.Sub(t0).Seconds(), plural(o.Lost, "ping"), other)
 	if back.Sent.Sub(t0) > 5*time.Second {
 		say("(WireGuard re-handshakes once it has had no answer for 15 s; %s holds the same key and answers)", other)
 	} else {
@@ -145,7 +145,7 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	if fb.Lost == 0 {
 		say("client: no ping lost across the heal and for 3 s after %s came back", active)
 	} else {
-		say("client: %d pings lost after the heal: the tunnel was dead %.1f s", fb.Lost, fb.Duration().Seconds())
+		say("client: %s lost after the heal: the tunnel was dead %.1f s", plural(fb.Lost, "ping"), fb.Duration().Seconds())
 		if fb.Duration() > time.Second {
 			say("(the client's flow hashed back to %s, which holds only its old session; the client's packets on the session with %s are dropped until a new handshake)", active, other)
 		}
@@ -158,4 +158,12 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		}
 	}
 	return nil
+}
+
+// plural is "1 ping", "2 pings".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
