@@ -55,6 +55,8 @@ up and demo flags:
                      --wgbird= runs none, leaving the static protocols disabled)
   --bird PATH        bird binary, birdc next to it (default: bird and birdc
                      from PATH; e.g. /opt/bird-3.3.2/sbin/bird from .ci/build-bird)
+  --routing bgp|ospf how the servers announce the VIP prefix to the router
+                     (default bgp; ospf: area 0 on br0, external routes, ECMP)
   --interval D, --rise N, --fall N   wgbird thresholds (default 1s, 3, 2)
   --routed           no home network: clients reach the VIP routed, no NAT
                      (default: the router port-forwards its public address
@@ -112,6 +114,7 @@ func (c *common) logger(stderr io.Writer) *slog.Logger {
 type upFlags struct {
 	wgbird     string
 	bird       string
+	routing    string
 	thresholds lab.Thresholds
 	routed     bool
 	servers    int
@@ -121,7 +124,7 @@ type upFlags struct {
 
 // config returns the lab config of these flags.
 func (u *upFlags) config(c common, log *slog.Logger) lab.Config {
-	return lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Bird: u.bird, Thresholds: u.thresholds, Log: log,
+	return lab.Config{Dir: c.dir, Prefix: c.prefix, Wgbird: u.wgbird, Bird: u.bird, Routing: lab.Routing(u.routing), Thresholds: u.thresholds, Log: log,
 		Routed: u.routed, ServerCount: u.servers, SecondClient: u.client2, IdleClient: u.idle}
 }
 
@@ -132,6 +135,7 @@ func (u *upFlags) register(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&u.wgbird, "wgbird", def, "wgbird binary (empty: run none)")
 	fs.StringVar(&u.bird, "bird", "", "bird binary, birdc next to it (default: from PATH)")
+	fs.StringVar(&u.routing, "routing", "bgp", "how the servers announce the VIP prefix: bgp or ospf")
 	fs.DurationVar(&u.thresholds.Interval, "interval", 0, "wgbird check interval (default 1s)")
 	fs.IntVar(&u.thresholds.Rise, "rise", 0, "wgbird rise (default 3)")
 	fs.IntVar(&u.thresholds.Fall, "fall", 0, "wgbird fall (default 2)")
@@ -142,6 +146,9 @@ func (u *upFlags) register(fs *flag.FlagSet) {
 }
 
 func (u *upFlags) check() error {
+	if _, err := lab.ParseRouting(u.routing); err != nil {
+		return err
+	}
 	if u.servers < 2 || u.servers > len(lab.AllServers) {
 		return fmt.Errorf("--servers %d: want 2 or 3", u.servers)
 	}
@@ -156,8 +163,8 @@ func (u *upFlags) check() error {
 
 // commandFlags lists the flags each command accepts besides the common ones.
 var commandFlags = map[string][]string{
-	"up":     {"wgbird", "bird", "interval", "rise", "fall", "routed", "servers", "second-client", "idle-client"},
-	"demo":   {"wgbird", "bird", "interval", "rise", "fall", "routed"},
+	"up":     {"wgbird", "bird", "routing", "interval", "rise", "fall", "routed", "servers", "second-client", "idle-client"},
+	"demo":   {"wgbird", "bird", "routing", "interval", "rise", "fall", "routed"},
 	"status": {"json"},
 	"fail":   {"wait"},
 	"down":   nil,

@@ -20,13 +20,9 @@ import (
 func (l *Lab) startBird(ctx context.Context, node string) error {
 	conf := l.path(node, "bird.conf")
 	logFile := l.path(node, "bird.log")
-	text := RouterBirdConfFor(l.Servers(), logFile)
-	if node != "router" {
-		s, err := ServerByName(node)
-		if err != nil {
-			return err
-		}
-		text = ServerBirdConf(s, logFile)
+	text, err := l.birdConf(node, logFile)
+	if err != nil {
+		return err
 	}
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", conf, err)

@@ -78,7 +78,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	for _, l := range []*Lab{shared, faults} {
+	for _, l := range []*Lab{shared, faults, ospfLab} {
 		if l == nil {
 			continue
 		}
@@ -337,7 +337,6 @@ func TestLabLifecycle(t *testing.T) {
 // other server's never does, and after heal it comes back only after rise.
 func TestFaultModes(t *testing.T) {
 	l := sharedLab(t)
-	th := testThresholds.Effective()
 	for i, m := range Modes {
 		t.Run(string(m.Mode), func(t *testing.T) {
 			if m.NeedsProbe && l.cfg.NoProbe {
@@ -346,55 +345,64 @@ func TestFaultModes(t *testing.T) {
 			if l.cfg.KernelWireGuard && (m.Mode == Kill || m.Mode == Hang) {
 				t.Skip("acts on wireguard-go; the lab runs kernel WireGuard")
 			}
-			ready(t, l)
-			ctx := context.Background()
-			target := Servers[i%2]
-			keep := other(target)
-			w := watch(t, l)
-
-			t0, err := l.Fail(ctx, target.Name, m.Mode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := waitFor(t, w, t0, 15*time.Second, target.Name+"'s nexthop withdrawn", Lacks(target.Addr))
-			t.Logf("%s on %s: nexthop withdrawn %d ms after the fault", m.Mode, target.Name, c.At.Sub(t0).Milliseconds())
-
-			if m.SelfHealing {
-				// WireGuard is healthy: wgbird's reconcile re-enables the
-				// protocol BIRD dropped.
-				back := waitFor(t, w, c.At, 20*time.Second, target.Name+"'s nexthop back by reconcile", Has(target.Addr))
-				t.Logf("back %d ms after the fault, without heal", back.At.Sub(t0).Milliseconds())
-				if err := l.Heal(ctx, target.Name); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				// Still withdrawn a while later: nothing comes back by itself.
-				time.Sleep(th.Interval)
-				if bad := w.Always(c.At, time.Now(), Lacks(target.Addr)); bad != nil {
-					t.Fatalf("%s came back before heal: %v", target.Name, bad)
-				}
-				h := time.Now()
-				if err := l.Heal(ctx, target.Name); err != nil {
-					t.Fatal(err)
-				}
-				back := waitFor(t, w, h, 20*time.Second, target.Name+"'s nexthop back after heal", Has(target.Addr))
-				// The first healthy check is no earlier than h, and rise
-				// needs rise-1 more, an interval apart. A tenth of an
-				// interval allows for timer jitter.
-				min := time.Duration(th.Rise-1)*th.Interval - th.Interval/10
-				took := back.At.Sub(h)
-				t.Logf("heal: nexthop back %d ms after heal began (rise %d x %s: no earlier than %d ms)", took.Milliseconds(), th.Rise, th.Interval, min.Milliseconds())
-				if took < min {
-					t.Errorf("%s announced %s after heal began, before rise allows (%s)\n%s", target.Name, took, min, l.logs())
-				}
-			}
-			waitFor(t, w, t0, 20*time.Second, "both nexthops", All)
-			if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
-				t.Errorf("%s's nexthop disappeared while %s was broken: %v\nchanges: %v", keep.Name, target.Name, bad, w.Changes())
-			}
-			checkConsistent(t, l, w)
+			failAndHeal(t, l, m, Servers[i%2])
 		})
 	}
+}
+
+// failAndHeal breaks target in mode m and checks, by the router's kernel
+// table, that its nexthop goes while the other server's never does, stays
+// away until heal (a self-healing mode comes back by itself), and comes
+// back only after rise.
+func failAndHeal(t *testing.T, l *Lab, m ModeInfo, target Server) {
+	t.Helper()
+	th := testThresholds.Effective()
+	ready(t, l)
+	ctx := context.Background()
+	keep := other(target)
+	w := watch(t, l)
+
+	t0, err := l.Fail(ctx, target.Name, m.Mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := waitFor(t, w, t0, 15*time.Second, target.Name+"'s nexthop withdrawn", Lacks(target.Addr))
+	t.Logf("%s on %s: nexthop withdrawn %d ms after the fault", m.Mode, target.Name, c.At.Sub(t0).Milliseconds())
+
+	if m.SelfHealing {
+		// WireGuard is healthy: wgbird's reconcile re-enables the
+		// protocol BIRD dropped.
+		back := waitFor(t, w, c.At, 20*time.Second, target.Name+"'s nexthop back by reconcile", Has(target.Addr))
+		t.Logf("back %d ms after the fault, without heal", back.At.Sub(t0).Milliseconds())
+		if err := l.Heal(ctx, target.Name); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		// Still withdrawn a while later: nothing comes back by itself.
+		time.Sleep(th.Interval)
+		if bad := w.Always(c.At, time.Now(), Lacks(target.Addr)); bad != nil {
+			t.Fatalf("%s came back before heal: %v", target.Name, bad)
+		}
+		h := time.Now()
+		if err := l.Heal(ctx, target.Name); err != nil {
+			t.Fatal(err)
+		}
+		back := waitFor(t, w, h, 20*time.Second, target.Name+"'s nexthop back after heal", Has(target.Addr))
+		// The first healthy check is no earlier than h, and rise
+		// needs rise-1 more, an interval apart. A tenth of an
+		// interval allows for timer jitter.
+		min := time.Duration(th.Rise-1)*th.Interval - th.Interval/10
+		took := back.At.Sub(h)
+		t.Logf("heal: nexthop back %d ms after heal began (rise %d x %s: no earlier than %d ms)", took.Milliseconds(), th.Rise, th.Interval, min.Milliseconds())
+		if took < min {
+			t.Errorf("%s announced %s after heal began, before rise allows (%s)\n%s", target.Name, took, min, l.logs())
+		}
+	}
+	waitFor(t, w, t0, 20*time.Second, "both nexthops", All)
+	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
+		t.Errorf("%s's nexthop disappeared while %s was broken: %v\nchanges: %v", keep.Name, target.Name, bad, w.Changes())
+	}
+	checkConsistent(t, l, w)
 }
 
 // TestBirdResetOnUnhealthyServer restarts BIRD, or runs `birdc

@@ -44,6 +44,9 @@ type Config struct {
 	// Empty: bird and birdc from PATH. (/opt/bird-3.3.2/sbin/bird runs a
 	// BIRD built by .ci/build-bird.)
 	Bird string `json:",omitempty"`
+	// Routing is how the servers announce the VIP prefix: RoutingBGP (the
+	// default, also when empty) or RoutingOSPF.
+	Routing Routing `json:",omitempty"`
 	// Thresholds are written to each wgbird's config.
 	Thresholds Thresholds
 	// NoProbe runs every wgbird without its active handshake probe: the
@@ -91,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ServerCount == 0 {
 		c.ServerCount = 2
+	}
+	if c.Routing == "" {
+		c.Routing = RoutingBGP
 	}
 	return c
 }
