@@ -114,3 +114,37 @@ func TestWireGuardFailsWithoutDevice(t *testing.T) {
 		t.Errorf("link %+v, wireguard %+v, pass %+v: want both failed, no device, no index", lc, wc, p)
 	}
 }
+
+// TestWireGuardPortSeen: without listen_port, the port of the first
+// healthy read is expected; a change fails with both numbers, and the old
+// port passes again. With listen_port, only that port passes.
+func TestWireGuardPortSeen(t *testing.T) {
+	run := func(listenPort int, ports ...int) []health.Check {
+		s := service()
+		s.Probe, s.Exec, s.ListenPort = nil, nil, listenPort
+		wg := fakes.NewWireGuard(fakes.Device(ports[0], 2, time.Now()))
+		set, err := check.Build(s, check.Deps{Links: fakes.NewLinks(fakes.UpLink(vip)), WireGuard: wg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []health.Check
+		for _, port := range ports {
+			wg.Set(fakes.Device(port, 2, time.Now()), nil)
+			c := set.Specs[1].Check.Run(context.Background(), &check.Pass{Scheduled: true})
+			c.Took = 0
+			got = append(got, c)
+		}
+		return got
+	}
+	got := run(0, 51820, 51820, 51821, 51820)
+	if !got[0].OK || !got[1].OK || got[2].OK || !got[3].OK {
+		t.Errorf("listen_port unset, ports 51820 51820 51821 51820: %+v; want ok ok failed ok", got)
+	}
+	if want := "listen port 51821, want 51820 (seen at the first healthy read; set listen_port to choose)"; got[2].Detail != want {
+		t.Errorf("detail %q, want %q", got[2].Detail, want)
+	}
+	got = run(51821, 51820, 51821)
+	if got[0].OK || !got[1].OK || got[0].Detail != "listen port 51820, want 51821" {
+		t.Errorf("listen_port 51821, ports 51820 51821: %+v; want failed (listen port 51820, want 51821), ok", got)
+	}
+}

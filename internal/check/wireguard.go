@@ -12,7 +12,10 @@ import (
 )
 
 // wireGuardCheck reads the device, bounded by the service's timeout, and
-// judges it; the checks after it find the device in the pass.
+// judges it; the checks after it find the device in the pass. Without a
+// configured listen_port, the port of its first healthy read is expected
+// from then on: clients are configured with the port the server listened
+// on, and a change strands them.
 type wireGuardCheck struct {
 	wg      WireGuard
 	spec    wireguard.Spec
@@ -38,5 +41,8 @@ func (c *wireGuardCheck) Run(ctx context.Context, p *Pass) health.Check {
 	}
 	wc := wireguard.Evaluate(c.spec, read, err, time.Now())
 	wc.Took = time.Since(start)
+	if wc.OK && c.spec.ListenPort == 0 {
+		c.spec.ListenPort, c.spec.PortSeen = read.ListenPort, true
+	}
 	return wc
 }

@@ -264,7 +264,9 @@ func (t Thresholds) Effective() Thresholds {
 
 // WgbirdConf is a server's wgbird.toml, with the metrics endpoint on
 // MetricsListen and without the probe (see ProbeTable). Only non-default
-// thresholds are written.
+// thresholds are written, and no listen_port, as in examples/wgbird.toml:
+// the port-change fault is caught by the default (the port seen at the
+// first healthy read).
 func WgbirdConf(dir string, t Thresholds) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[bird]
@@ -282,8 +284,7 @@ listen = %q
 interface = %q
 vips = [%q]
 protocols = [%q]
-listen_port = %d
-`, dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state", MetricsListen, WGInterface, VIP, Protocol, ListenPort)
+`, dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state", MetricsListen, WGInterface, VIP, Protocol)
 	// The anycast group: every server's address (a third that is not up
 	// is a silent member), the one line the seed set-up adds for session
 	// takeover.

@@ -104,7 +104,6 @@ listen = "127.0.0.1:9476"
 interface = "wg0"
 vips = ["192.168.20.1/24"]
 protocols = ["wg_vip4"]
-listen_port = 51820
 group = ["10.0.5.1", "10.0.7.1", "10.0.9.1"]
 interval = "500ms"
 rise = 3

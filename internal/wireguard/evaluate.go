@@ -24,6 +24,9 @@ type Spec struct {
 	// ListenPort is the UDP port the device must listen on; 0 accepts any
 	// port except 0.
 	ListenPort int
+	// PortSeen says ListenPort was not configured but seen at the first
+	// healthy read (the daemon expects that port from then on).
+	PortSeen bool
 	// MinPeers is the fewest peers a healthy device has; 0 checks nothing
 	// (the configuration defaults it to 1).
 	MinPeers int
@@ -70,6 +73,8 @@ func Evaluate(spec Spec, dev *Summary, err error, now time.Time) health.Check {
 		problems = append(problems, fmt.Sprintf("listen port not set, want %d", spec.ListenPort))
 	case dev.ListenPort == 0:
 		problems = append(problems, "listen port not set")
+	case spec.ListenPort != 0 && dev.ListenPort != spec.ListenPort && spec.PortSeen:
+		problems = append(problems, fmt.Sprintf("listen port %d, want %d (seen at the first healthy read; set listen_port to choose)", dev.ListenPort, spec.ListenPort))
 	case spec.ListenPort != 0 && dev.ListenPort != spec.ListenPort:
 		problems = append(problems, fmt.Sprintf("listen port %d, want %d", dev.ListenPort, spec.ListenPort))
 	}

@@ -82,6 +82,8 @@ func TestEvaluate(t *testing.T) {
 
 		{"private key not set", spec, noKey, nil, soft("private key not set")},
 		{"wrong port", spec, device(51821, never), nil, soft("listen port 51821, want 51820")},
+		{"port changed since the first healthy read", Spec{Interface: "wg0", ListenPort: 51820, PortSeen: true, MinPeers: 1}, device(51821, never), nil,
+			soft("listen port 51821, want 51820 (seen at the first healthy read; set listen_port to choose)")},
 		{"port not set", spec, device(0, never), nil, soft("listen port not set, want 51820")},
 		{"port not set, any wanted", anyPort, device(0, never), nil, soft("listen port not set")},
 		{"no peers", spec, device(51820), nil, soft("0 peers, want at least 1")},
