@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/api"
@@ -73,9 +74,20 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		return withCode(ExitConfig, err)
 	}
 	log := newLogger(env)
+	// Configuration only the system can judge, before anything listens.
+	if ok, err := control.GroupExists(cfg.Control.Group); !ok {
+		if errors.Is(err, control.ErrUnknownGroup) {
+			return withCode(ExitConfig, config.ErrorAt(o.config, "control.group",
+				fmt.Sprintf("%q: no such group (create it: groupadd --system %s; or set group = \"\" to keep root's group)", cfg.Control.Group, cfg.Control.Group)))
+		}
+		return err
+	}
 
 	bc := bird.NewClient(cfg.BIRD.Socket, bird.Options{Timeout: cfg.BIRD.Timeout})
 	defer bc.Close()
+	if err := checkProtocols(ctx, bc, cfg, o.config); err != nil {
+		return withCode(ExitConfig, err)
+	}
 	wg, err := wireguard.NewReader()
 	if err != nil {
 		return fmt.Errorf("opening wgctrl: %w", err)
@@ -162,7 +174,8 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	})
 	var upe *daemon.UnknownProtocolError
 	if errors.As(err, &upe) {
-		return withCode(ExitConfig, err)
+		// BIRD answered only after start-up, or its config changed.
+		return withCode(ExitConfig, protocolError(cfg, o.config, upe.Service, upe.Protocol))
 	}
 	if err != nil {
 		return err
@@ -173,4 +186,45 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	stopping := systemd.SystemStopping(sctx)
 	removeOnExit = stopping || !systemd.Restarting(sctx)
 	return d.Stop(sctx, stopping)
+}
+
+// checkProtocols fails with a located configuration error when BIRD
+// answers and lacks a configured protocol. A BIRD that does not answer now
+// is a health state, not a configuration error: the daemon logs it and
+// checks again when BIRD answers.
+func checkProtocols(ctx context.Context, bc *bird.Client, cfg *config.Config, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.BIRD.Timeout)
+	defer cancel()
+	ps, err := bc.Protocols(ctx)
+	if err != nil {
+		return nil
+	}
+	known := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		known[p.Name] = true
+	}
+	for _, s := range cfg.Services {
+		for _, p := range s.Protocols {
+			if !known[p] {
+				return protocolError(cfg, path, s.Name, p)
+			}
+		}
+	}
+	return nil
+}
+
+// protocolError locates a protocol BIRD does not know at its entry in the
+// service's protocols key.
+func protocolError(cfg *config.Config, path, service, protocol string) error {
+	key := "service"
+	for i, s := range cfg.Services {
+		if s.Name != service {
+			continue
+		}
+		key = fmt.Sprintf("service[%d].protocols", i+1)
+		if j := slices.Index(s.Protocols, protocol); j >= 0 {
+			key = fmt.Sprintf("%s[%d]", key, j+1)
+		}
+	}
+	return config.ErrorAt(path, key, fmt.Sprintf("service %q: BIRD has no protocol %q (check this name and bird.conf)", service, protocol))
 }

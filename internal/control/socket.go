@@ -146,6 +146,21 @@ func clearStale(path string) error {
 	return nil
 }
 
+// GroupExists reports whether control.group names a group of this system
+// ("" does: root's group is kept): false with ErrUnknownGroup when it does
+// not, so that wgbird run can say so as a configuration error before it
+// listens anywhere.
+func GroupExists(name string) (bool, error) {
+	if name == "" {
+		return true, nil
+	}
+	_, err := lookupGroup(name)
+	if errors.Is(err, ErrUnknownGroup) {
+		return false, err
+	}
+	return err == nil, err
+}
+
 // lookupGroup returns the gid of a group name (or a numeric gid).
 func lookupGroup(name string) (int, error) {
 	g, err := user.LookupGroup(name)
