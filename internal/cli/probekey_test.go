@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,7 +119,8 @@ func TestProbeKeyRelativePath(t *testing.T) {
 func TestProbeKeyUsage(t *testing.T) {
 	for _, args := range [][]string{{"probe-key"}, {"probe-key", "a", "b"}} {
 		code, stdout, stderr := runMain(args...)
-		want := "wgbird probe-key: want one argument, the path of the key file, such as /etc/wgbird/probe.key\n"
+		want := "wgbird probe-key: want one argument, the path of the key file, such as /etc/wgbird/probe.key\n" +
+			"usage: wgbird probe-key [--force] [--interface DEVICE] PATH (wgbird help probe-key)\n"
 		if code != ExitConfig || stdout != "" || stderr != want {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", args, code, stdout, stderr, want)
 		}
@@ -156,5 +159,58 @@ func TestRunProbeKeyUnusable(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, stdout, stderr, tt.want)
 			}
 		})
+	}
+}
+
+// TestProbeKeyServerKey: with the device readable, the printed table sets
+// server_public_key to its public key, and the pasted config expects it;
+// without, the line is commented out and says why.
+func TestProbeKeyServerKey(t *testing.T) {
+	server, err := wgtypes.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	o := &probeKeyOpts{iface: "wg7", readDevice: func(_ context.Context, name string) (*wgtypes.Device, error) {
+		asked = append(asked, name)
+		return &wgtypes.Device{Name: name, PrivateKey: server, PublicKey: server.PublicKey()}, nil
+	}}
+	var stdout strings.Builder
+	path := filepath.Join(t.TempDir(), "probe.key")
+	if err := probeKey(context.Background(), &Env{Stdout: &stdout, Stderr: io.Discard}, o, []string{path}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"wg7"}, asked); diff != "" {
+		t.Errorf("devices read (-want +got):\n%s", diff)
+	}
+	out := stdout.String()
+	i := strings.Index(out, "  [service.probe]\n")
+	if i < 0 {
+		t.Fatalf("output lacks [service.probe]:\n%s", out)
+	}
+	doc := fmt.Sprintf(probeServiceConfig, "/run/bird/bird.ctl", "/run/wgbird/wgbird.sock") + "\n" + out[i:]
+	cfg, err := config.Parse("wgbird.toml", []byte(doc))
+	if err != nil {
+		t.Fatalf("pasted config: %v\n%s", err, doc)
+	}
+	if got, want := cfg.Services[0].Probe.ServerPublicKey, server.PublicKey().String(); got != want {
+		t.Errorf("pasted server_public_key %q, want the device's %q\n%s", got, want, out)
+	}
+
+	for name, readErr := range map[string]error{"unreadable": os.ErrNotExist, "no key": nil} {
+		o.readDevice = func(context.Context, string) (*wgtypes.Device, error) {
+			if readErr != nil {
+				return nil, readErr
+			}
+			return &wgtypes.Device{Name: "wg7"}, nil
+		}
+		o.force = true
+		stdout.Reset()
+		if err := probeKey(context.Background(), &Env{Stdout: &stdout, Stderr: io.Discard}, o, []string{path}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stdout.String(), "  # server_public_key = \"...\"\n") || !strings.Contains(stdout.String(), "(wg7 could not be read here: ") {
+			t.Errorf("%s: server_public_key not commented out with the reason:\n%s", name, stdout.String())
+		}
 	}
 }
