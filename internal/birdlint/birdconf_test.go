@@ -160,3 +160,25 @@ func TestConfigArg(t *testing.T) {
 		}
 	}
 }
+
+func TestListeningInodes(t *testing.T) {
+	// /proc/net/unix with BIRD's control socket listening, a connection to
+	// it, a stale entry of the same path that is not listening, and a
+	// socket without a path.
+	table := `Num       RefCount Protocol Flags    Type St Inode Path
+0000000046876a6b: 00000003 00000000 00000000 0001 03  1057
+00000000aa11bb22: 00000002 00000000 00010000 0001 01 73412 /run/bird/bird.ctl
+00000000aa11bb23: 00000003 00000000 00000000 0001 03 73500 /run/bird/bird.ctl
+00000000aa11bb24: 00000002 00000000 00010000 0001 01 73413 /run/bird/bird.ctl.old
+00000000aa11bb25: 00000002 00000000 00010000 0001 01 80001 /tmp/a dir/bird.ctl
+`
+	for path, want := range map[string][]string{
+		"/run/bird/bird.ctl":  {"73412"},
+		"/tmp/a dir/bird.ctl": {"80001"},
+		"/run/bird/nosuch":    nil,
+	} {
+		if diff := cmp.Diff(want, ListeningInodes([]byte(table), path)); diff != "" {
+			t.Errorf("ListeningInodes(%q) (-want +got):\n%s", path, diff)
+		}
+	}
+}

@@ -42,6 +42,16 @@ func Locate(socket string, timeout time.Duration) (Located, error) {
 	}
 	proc := fmt.Sprintf("/proc/%d", pid)
 	cmdline, err := os.ReadFile(proc + "/cmdline")
+	if errors.Is(err, fs.ErrNotExist) {
+		// BIRD without -f binds its socket and then forks: the kernel
+		// names the parent, which has exited. Ask who holds the socket.
+		if owner, oerr := listenerPID(socket); oerr == nil {
+			pid, proc = owner, fmt.Sprintf("/proc/%d", owner)
+			cmdline, err = os.ReadFile(proc + "/cmdline")
+		} else {
+			err = fmt.Errorf("%w; looking for the process holding %s: %w", err, socket, oerr)
+		}
+	}
 	if err != nil {
 		return Located{}, fmt.Errorf("reading BIRD's command line: %w", err)
 	}
@@ -132,6 +142,63 @@ func peerPID(socket string, timeout time.Duration) (int, error) {
 		return 0, errors.New("finding BIRD's process: the kernel did not say (another PID namespace?)")
 	}
 	return int(cred.Pid), nil
+}
+
+// listenerPID returns the process that holds the listening socket bound at
+// path: the socket's inode from /proc/net/unix, then the process with a
+// descriptor for that inode in /proc/*/fd.
+func listenerPID(path string) (int, error) {
+	table, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return 0, err
+	}
+	inodes := ListeningInodes(table, path)
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("no listening socket at %s in /proc/net/unix", path)
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		fds, err := os.ReadDir("/proc/" + p.Name() + "/fd")
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name())
+			if err != nil {
+				continue
+			}
+			for _, ino := range inodes {
+				if link == "socket:["+ino+"]" {
+					return pid, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process holds the socket at %s", path)
+}
+
+// ListeningInodes returns the inodes of the listening sockets bound at
+// path in table, the contents of /proc/net/unix: "Num RefCount Protocol
+// Flags Type St Inode Path", Flags 00010000 for a listening socket.
+func ListeningInodes(table []byte, path string) []string {
+	var out []string
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[3] != "00010000" {
+			continue
+		}
+		if strings.Join(f[7:], " ") == path {
+			out = append(out, f[6])
+		}
+	}
+	return out
 }
 
 // maxConfSize bounds each config file read.

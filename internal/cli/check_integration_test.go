@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -186,12 +187,13 @@ listen_port = 51820
 		return 0, "", ""
 	}
 
+	birdVersion := strings.TrimPrefix(strings.TrimSpace(sh("bird", "--version")), "BIRD version ")
 	code, out, errOut := check(good)
 	if code != ExitOK {
 		t.Fatalf("healthy: exit %d, stderr %q:\n%s", code, errOut, out)
 	}
 	for _, s := range []string{
-		"BIRD: reachable at " + birdSock + ", BIRD 2.0.12, round trip",
+		"BIRD: reachable at " + birdSock + ", BIRD " + birdVersion + ", round trip",
 		"vpn4 (interface wg0): WITHDRAWN",
 		"link       ok",
 		"wireguard  ok",
@@ -227,5 +229,79 @@ listen_port = 51820
 	// check changed nothing: the static protocol is still disabled.
 	if out := sh("birdc", "-s", birdSock, "show", "protocols", "wg_vip4"); !strings.Contains(out, "wg_vip4    Static     master4    down") {
 		t.Errorf("BIRD changed:\n%s", out)
+	}
+
+	// wgbird run: a protocol BIRD does not know and a group that does not
+	// exist are configuration errors located as FILE:LINE: KEY, found
+	// before anything listens.
+	runConf := func(name, extra, protocols string) string {
+		p := filepath.Join(dir, name)
+		conf := fmt.Sprintf("[bird]\nsocket = %q\n\n[control]\nsocket = %q\nruntime_dir = %q\nstate_dir = %q\n%s\n[[service]]\ninterface = \"wg0\"\nvips = [\"192.168.20.1/24\"]\nprotocols = [%s]\n",
+			birdSock, filepath.Join(dir, name+".sock"), filepath.Join(dir, "run"), filepath.Join(dir, "state"), extra, protocols)
+		if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct{ name, extra, protocols, want string }{
+		{"run-unknown.toml", "", `"wg_vip4", "wg_vip44"`, `:12: service[1].protocols[2]: service "wg0": BIRD has no protocol "wg_vip44" (check this name and bird.conf)`},
+		{"run-group.toml", `group = "wgbird-nosuch-group"`, `"wg_vip4"`, `:8: control.group: "wgbird-nosuch-group": no such group (create it: groupadd --system wgbird-nosuch-group; or set group = "" to keep root's group)`},
+	} {
+		conf := runConf(tc.name, tc.extra, tc.protocols)
+		c := inNS(bin, "run", "--config", conf)
+		c.WaitDelay = 5 * time.Second
+		var stderr bytes.Buffer
+		c.Stdout, c.Stderr = &stderr, &stderr
+		done := make(chan error, 1)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- c.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			err = <-done
+			t.Errorf("%s: wgbird run still running after 10 s", tc.name)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != ExitConfig || !strings.Contains(stderr.String(), conf+tc.want) {
+			t.Errorf("%s: %v, output:\n%s\nwant exit %d and %q", tc.name, err, stderr.String(), ExitConfig, conf+tc.want)
+		}
+		if strings.Contains(stderr.String(), "listening") || strings.Contains(stderr.String(), "starting") {
+			t.Errorf("%s: wgbird listened or started before the error:\n%s", tc.name, stderr.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, tc.name+".sock")); err == nil {
+			t.Errorf("%s: control socket created", tc.name)
+		}
+	}
+
+	// A BIRD that forks itself (no -f): the process that bound the socket
+	// has exited, and check finds the one that holds it.
+	birdCmd.Process.Kill()
+	birdCmd.Wait()
+	os.Remove(birdSock)
+	pidFile := filepath.Join(dir, "bird.pid")
+	sh("ip", "netns", "exec", ns, "bird", "-c", birdConf, "-s", birdSock, "-P", pidFile)
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(birdSock); err == nil {
+			break
+		}
+		if i == 250 {
+			t.Fatal("forking bird did not create its socket")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, out, errOut = check(good)
+	if code != ExitOK || strings.Contains(out, "cmdline") || !strings.Contains(out, "wg_vip4        Static  master4  down") {
+		t.Errorf("forking BIRD: exit %d, stderr %q:\n%s", code, errOut, out)
 	}
 }
