@@ -35,7 +35,8 @@ about 25 minutes with the defaults (make bench: --ref-reps 10).
 
 flags:
   --wgbird PATH      wgbird binary (default: wgbird next to this executable)
-  --series LIST      comma-separated: wgbird, client, floor, bird, exabgp, idle (default all)
+  --series LIST      comma-separated: wgbird, client, floor, bird, exabgp, ospf, idle (default all;
+                     ospf: wgbird over OSPF in a lab of its own, hang, kill and drain)
   --modes LIST       comma-separated modes (default all: %s)
   --reps N           repetitions per mode for wgbird (default 20)
   --ref-reps N       repetitions per mode for the references (default: --reps)

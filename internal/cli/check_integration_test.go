@@ -279,6 +279,7 @@ listen_port = 51820
 
 	// A BIRD that forks itself (no -f): the process that bound the socket
 	// has exited, and check finds the one that holds it.
+	sh("ip", "-n", ns, "addr", "add", "192.168.20.1/24", "dev", "wg0")
 	birdCmd.Process.Kill()
 	birdCmd.Wait()
 	os.Remove(birdSock)

@@ -50,6 +50,7 @@ func sharedOSPFLab(t *testing.T) *Lab {
 // BGP.
 func TestOSPFFailover(t *testing.T) {
 	l := sharedOSPFLab(t)
+	ready(t, l)
 	out, err := l.birdc(context.Background(), "router", "show", "protocols", "ospf_servers")
 	if err != nil {
 		t.Fatal(err)

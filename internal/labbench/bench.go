@@ -48,7 +48,7 @@ const (
 )
 
 // AllSeries lists every series in run order.
-var AllSeries = []BenchSeries{SeriesWgbird, SeriesClient, SeriesFloor, SeriesBird, SeriesExaBGP, SeriesIdle, SeriesReload}
+var AllSeries = []BenchSeries{SeriesWgbird, SeriesClient, SeriesFloor, SeriesBird, SeriesExaBGP, SeriesOSPF, SeriesIdle, SeriesReload}
 
 // BenchModes are the modes the benchmark measures: every fault of
 // WireGuard, and drain. BIRD restart and configure heal themselves, so
@@ -68,7 +68,7 @@ func ParseSeries(s string) ([]BenchSeries, error) {
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if !slices.Contains(AllSeries, BenchSeries(f)) {
-			return nil, fmt.Errorf("unknown series %q (want a comma-separated list of wgbird, client, floor, bird, exabgp, idle, or all)", f)
+			return nil, fmt.Errorf("unknown series %q (want a comma-separated list of wgbird, client, floor, bird, exabgp, ospf, idle, or all)", f)
 		}
 		if !slices.Contains(out, BenchSeries(f)) {
 			out = append(out, BenchSeries(f))
@@ -245,6 +245,8 @@ func RunBench(ctx context.Context, cfg BenchConfig) (res *BenchResult, err error
 			sr = b.runBirdAlone(ctx)
 		case SeriesExaBGP:
 			sr = b.runExaBGP(ctx)
+		case SeriesOSPF:
+			sr = b.runOSPF(ctx)
 		case SeriesIdle:
 			id := b.runIdle(ctx)
 			res.Idle = &id

@@ -495,14 +495,16 @@ func (r *BenchResult) Markdown(module string) string {
 	floor := r.SeriesOf(SeriesFloor)
 	bird := r.SeriesOf(SeriesBird)
 	exa := r.SeriesOf(SeriesExaBGP)
-	if bird != nil || exa != nil || floor != nil {
+	ospf := r.SeriesOf(SeriesOSPF)
+	if bird != nil || exa != nil || floor != nil || ospf != nil {
 		p("#### Side by side: withdraw p50 / p95\n\n")
-		p("| fault | wgbird | BIRD + BFD alone | ExaBGP healthcheck |\n|---|---|---|---|\n")
+		p("| fault | wgbird | wgbird over OSPF | BIRD + BFD alone | ExaBGP healthcheck |\n|---|---|---|---|---|\n")
 		for _, mode := range r.modes() {
 			wm, wok := wg.Mode(mode)
+			om, ook := ospf.Mode(mode)
 			bm, bok := bird.Mode(mode)
 			em, eok := exa.Mode(mode)
-			p("| %s | %s | %s | %s |\n", mode, withdrawCell(wm, wok, r.Bound), withdrawCell(bm, bok, r.Bound), withdrawCell(em, eok, r.Bound))
+			p("| %s | %s | %s | %s | %s |\n", mode, withdrawCell(wm, wok, r.Bound), withdrawCell(om, ook, r.Bound), withdrawCell(bm, bok, r.Bound), withdrawCell(em, eok, r.Bound))
 		}
 		p("\n")
 		para("", "\"not withdrawn\": %s's nexthop was still there %s after the fault in every try (a mode stops after %d such tries); n/a: the mode does not apply. The references ran %d repetitions per mode.",
@@ -813,6 +815,8 @@ func seriesTitle(s BenchSeries) string {
 		return "BIRD + BFD alone"
 	case SeriesExaBGP:
 		return "ExaBGP's healthcheck"
+	case SeriesOSPF:
+		return "wgbird over OSPF"
 	case SeriesIdle:
 		return "idle cost"
 	case SeriesClient:
