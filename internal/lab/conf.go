@@ -155,19 +155,8 @@ func RouterBirdConf(logFile string) string { return RouterBirdConfFor(Servers, l
 // for the same reason, nothing exported back over BGP, and lab timers.
 func RouterBirdConfFor(servers []Server, logFile string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# wgbird lab: router (generated)
-log %q all;
-router id %s;
-
-protocol device {
-    scan time 10;
-}
-
-protocol direct {
-    disabled;
-}
-
-# ECMP: both servers' routes merge into one multipath kernel route.
+	b.WriteString(birdPreamble("router", logFile, RouterAddr.Addr()))
+	fmt.Fprintf(&b, `# ECMP: both servers' routes merge into one multipath kernel route.
 protocol kernel {
     ipv4 {
         import none;
@@ -186,7 +175,7 @@ template bgp server {
     graceful restart off;
 %s}
 
-`, logFile, RouterAddr.Addr(), RouterAddr.Addr(), RouterAS, bgpTimers)
+`, RouterAddr.Addr(), RouterAS, bgpTimers)
 	for _, s := range servers {
 		fmt.Fprintf(&b, "protocol bgp bgp_%s from server {\n    neighbor %s as %d;\n}\n\n", s.Name, s.Addr, ServerAS)
 	}
@@ -199,7 +188,24 @@ template bgp server {
 // until wgbird has verified WireGuard; `bfd on`, graceful restart off and
 // lab timers.
 func ServerBirdConf(s Server, logFile string) string {
-	return fmt.Sprintf(`# wgbird lab: server %s (generated)
+	return serverPreamble(s, "", logFile) + fmt.Sprintf(`protocol bgp bgp_router {
+    local %s as %d;
+    neighbor %s as %d;
+    ipv4 {
+        import none;
+        export where source = RTS_STATIC;
+    };
+    bfd on;
+    graceful restart off;
+%s}
+
+%s`, s.Addr, ServerAS, RouterAddr.Addr(), RouterAS, bgpTimers, bfdInterface("eth0"))
+}
+
+// birdPreamble starts every node's bird.conf: a title, the log, the
+// router id, the device protocol and no direct routes.
+func birdPreamble(title, logFile string, routerID netip.Addr) string {
+	return fmt.Sprintf(`# wgbird lab: %s (generated)
 log %q all;
 router id %s;
 
@@ -211,7 +217,15 @@ protocol direct {
     disabled;
 }
 
-protocol kernel {
+`, title, logFile, routerID)
+}
+
+// serverPreamble is what a server's bird.conf has whatever the routing:
+// the preamble, no kernel routes, and the static protocol wgbird drives,
+// `disabled` so that a (re)starting BIRD announces nothing until wgbird
+// has verified WireGuard. routing is added to the title ("", ", OSPF").
+func serverPreamble(s Server, routing, logFile string) string {
+	return birdPreamble("server "+s.Name+routing, logFile, s.Addr) + fmt.Sprintf(`protocol kernel {
     ipv4 {
         import none;
         export none;
@@ -225,19 +239,7 @@ protocol static %s {
     route %s via %q;
 }
 
-protocol bgp bgp_router {
-    local %s as %d;
-    neighbor %s as %d;
-    ipv4 {
-        import none;
-        export where source = RTS_STATIC;
-    };
-    bfd on;
-    graceful restart off;
-%s}
-
-%s`, s.Name, logFile, s.Addr, Protocol, VIPPrefix, WGInterface,
-		s.Addr, ServerAS, RouterAddr.Addr(), RouterAS, bgpTimers, bfdInterface("eth0"))
+`, Protocol, VIPPrefix, WGInterface)
 }
 
 // Thresholds are wgbird's check interval and damping; zero values leave

@@ -53,19 +53,8 @@ const ospfInterface = `            hello 1;
 // into the kernel.
 func RouterOSPFConf(logFile string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# wgbird lab: router, OSPF (generated)
-log %q all;
-router id %s;
-
-protocol device {
-    scan time 10;
-}
-
-protocol direct {
-    disabled;
-}
-
-# ECMP: both servers' external routes merge into one multipath kernel route.
+	b.WriteString(birdPreamble("router, OSPF", logFile, RouterAddr.Addr()))
+	fmt.Fprintf(&b, `# ECMP: both servers' external routes merge into one multipath kernel route.
 protocol kernel {
     ipv4 {
         import none;
@@ -88,7 +77,7 @@ protocol ospf v2 ospf_servers {
     };
 }
 
-`, logFile, RouterAddr.Addr(), ospfInterface)
+`, ospfInterface)
 	b.WriteString(bfdInterface("br0"))
 	return b.String()
 }
@@ -97,33 +86,7 @@ protocol ospf v2 ospf_servers {
 // named and `disabled` as over BGP, exported into OSPF area 0 on eth0 as an
 // external route; graceful restart off, BFD, lab timers.
 func ServerOSPFConf(s Server, logFile string) string {
-	return fmt.Sprintf(`# wgbird lab: server %s, OSPF (generated)
-log %q all;
-router id %s;
-
-protocol device {
-    scan time 10;
-}
-
-protocol direct {
-    disabled;
-}
-
-protocol kernel {
-    ipv4 {
-        import none;
-        export none;
-    };
-}
-
-# Enabled and disabled by wgbird.
-protocol static %s {
-    disabled;
-    ipv4;
-    route %s via %q;
-}
-
-protocol ospf v2 ospf_router {
+	return serverPreamble(s, ", OSPF", logFile) + fmt.Sprintf(`protocol ospf v2 ospf_router {
     graceful restart no;
     ipv4 {
         import none;
@@ -135,7 +98,7 @@ protocol ospf v2 ospf_router {
     };
 }
 
-%s`, s.Name, logFile, s.Addr, Protocol, VIPPrefix, WGInterface, Protocol, ospfInterface, bfdInterface("eth0"))
+%s`, Protocol, ospfInterface, bfdInterface("eth0"))
 }
 
 // birdConf is node's bird.conf for the lab's routing.
