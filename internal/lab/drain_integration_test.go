@@ -30,13 +30,7 @@ const (
 
 func drainLab(t *testing.T) *Lab {
 	t.Helper()
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
+	requireWgbird(t)
 	if !wgbirdHasCommand("drain") {
 		t.Fatal("the wgbird built from this tree has no drain command")
 	}

@@ -40,25 +40,9 @@ var (
 // servers. TestMain tears it down.
 func faultLab(t *testing.T) *Lab {
 	t.Helper()
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
-	if faults == nil && faultsErr == nil {
-		start := time.Now()
-		faults, faultsErr = Up(context.Background(), Config{Dir: faultLabDir, Prefix: faultLabPrefix, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger()})
-		if faultsErr == nil {
-			t.Logf("fault lab up in %s", time.Since(start).Round(time.Millisecond))
-		}
-	}
-	if faultsErr != nil {
-		t.Fatalf("bringing the fault lab up: %v", faultsErr)
-	}
-	ready(t, faults)
-	return faults
+	l := upOnce(t, &faults, &faultsErr, "the fault lab", Config{Dir: faultLabDir, Prefix: faultLabPrefix, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger()})
+	ready(t, l)
+	return l
 }
 
 // wgbirdTimings are the service's effective timings in the lab's

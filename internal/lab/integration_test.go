@@ -131,21 +131,28 @@ func testLogger() *slog.Logger {
 // routed via both servers.
 func sharedLab(t *testing.T) *Lab {
 	t.Helper()
+	l := upOnce(t, &shared, &sharedErr, "the lab", Config{Dir: sharedDir, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger(),
+		KernelWireGuard: kernelWireGuard})
+	ready(t, l)
+	return l
+}
+
+// upOnce brings up the lab *l with cfg the first time a test asks, keeping
+// it (or the error) for the tests after; TestMain tears it down.
+func upOnce(t *testing.T, l **Lab, lerr *error, what string, cfg Config) *Lab {
+	t.Helper()
 	requireWgbird(t)
-	ctx := context.Background()
-	if shared == nil && sharedErr == nil {
+	if *l == nil && *lerr == nil {
 		start := time.Now()
-		shared, sharedErr = Up(ctx, Config{Dir: sharedDir, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger(),
-			KernelWireGuard: kernelWireGuard})
-		if sharedErr == nil {
-			t.Logf("lab up in %s", time.Since(start).Round(time.Millisecond))
+		*l, *lerr = Up(context.Background(), cfg)
+		if *lerr == nil {
+			t.Logf("%s up in %s", what, time.Since(start).Round(time.Millisecond))
 		}
 	}
-	if sharedErr != nil {
-		t.Fatalf("bringing the lab up: %v", sharedErr)
+	if *lerr != nil {
+		t.Fatalf("bringing %s up: %v", what, *lerr)
 	}
-	ready(t, shared)
-	return shared
+	return *l
 }
 
 // ready heals both servers and waits for both nexthops.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The OSPF lab: the same topology, servers announcing the VIP prefix as an
@@ -24,24 +23,7 @@ const (
 
 func sharedOSPFLab(t *testing.T) *Lab {
 	t.Helper()
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
-	if ospfLab == nil && ospfLabErr == nil {
-		start := time.Now()
-		ospfLab, ospfLabErr = Up(context.Background(), Config{Dir: ospfLabDir, Prefix: ospfLabPrefix, Wgbird: wgbirdBin, Routing: RoutingOSPF, Thresholds: testThresholds, Log: testLogger()})
-		if ospfLabErr == nil {
-			t.Logf("OSPF lab up in %s", time.Since(start).Round(time.Millisecond))
-		}
-	}
-	if ospfLabErr != nil {
-		t.Fatalf("bringing the OSPF lab up: %v", ospfLabErr)
-	}
-	return ospfLab
+	return upOnce(t, &ospfLab, &ospfLabErr, "the OSPF lab", Config{Dir: ospfLabDir, Prefix: ospfLabPrefix, Wgbird: wgbirdBin, Routing: RoutingOSPF, Thresholds: testThresholds, Log: testLogger()})
 }
 
 // TestOSPFFailover: over OSPF, a hung or killed wireguard-go and a drain
