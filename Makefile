@@ -96,10 +96,12 @@ bench: deps build
 	bin/wgbird-lab bench --wgbird bin/wgbird --go-bench bin/bench-go.txt --readme README.md --label 'make bench BENCHFLAGS="$(BENCHFLAGS)"' $(BENCHFLAGS)
 
 # BIRD=/opt/bird-3.3.2/sbin/bird runs the demo on another BIRD than the
-# one on PATH (.ci/build-bird builds them; birdc is taken from next to it).
+# one on PATH (.ci/build-bird builds them; birdc is taken from next to it);
+# ROUTING=ospf announces the VIP prefix over OSPF instead of BGP.
 BIRD ?=
+ROUTING ?= bgp
 demo: deps build
-	bin/wgbird-lab --wgbird bin/wgbird $(if $(BIRD),--bird $(BIRD)) demo
+	bin/wgbird-lab --wgbird bin/wgbird $(if $(BIRD),--bird $(BIRD)) --routing $(ROUTING) demo
 
 # Newer BIRDs than Debian's 2.0.12, as CI tests them (.ci/run): each of
 # BIRD_VERSIONS is built by .ci/build-bird from its source tarball in

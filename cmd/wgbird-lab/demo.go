@@ -40,7 +40,11 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	say("bird2 on the router (AS %d) and on both servers (AS %d), BGP with BFD (100 ms x 5)", lab.RouterAS, lab.ServerAS)
+	if l.Config().Routing == lab.RoutingOSPF {
+		say("bird2 on the router and on both servers, OSPF area 0 with BFD (100 ms x 5); the servers export the VIP prefix as an external route")
+	} else {
+		say("bird2 on the router (AS %d) and on both servers (AS %d), BGP with BFD (100 ms x 5)", lab.RouterAS, lab.ServerAS)
+	}
 	say("wireguard-go wg0 on s1 and s2 with VIP %s, same key; wgbird on both (interval %s, rise %d, fall %d)", lab.VIP, th.Interval, th.Rise, th.Fall)
 	if err := l.WaitRouted(ctx, 30*time.Second); err != nil {
 		return err
@@ -79,7 +83,7 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	os, _ := lab.ServerByName(other)
 	say("ping %s through the tunnel: reply in %s; the router's ECMP hash sends the client to %s", lab.TunnelServer.Addr(), rtt.Round(10*time.Microsecond), active)
 
-	step("Hanging WireGuard on %s (SIGSTOP wireguard-go): BGP and BFD stay up, the tunnel is dead", active)
+	step("Hanging WireGuard on %s (SIGSTOP wireguard-go): %s and BFD stay up, the tunnel is dead", active, strings.ToUpper(string(l.Config().Routing)))
 	w, err := l.Watch()
 	if err != nil {
 		return err
