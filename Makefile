@@ -34,6 +34,7 @@ integration: deps
 test-all: deps lint
 	$(GO) test -race -count=1 -tags integration -timeout 60m ./...
 	$(MAKE) kernel-test
+	$(MAKE) test-bird-versions
 	$(MAKE) fuzz
 	$(MAKE) deb-test
 	@echo "test-all: all passed"
