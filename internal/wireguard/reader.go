@@ -136,7 +136,7 @@ func (f *flight) answers(o op, ignore []wgtypes.Key) bool {
 // without the WireGuard kernel module wgctrl uses only its userspace
 // backend, which the Reader needs for nothing but Device.
 func NewReader() (*Reader, error) {
-	c, err := wgctrl.New()
+	c, err := openWgctrl()
 	if err != nil {
 		return nil, fmt.Errorf("opening wgctrl client: %w", err)
 	}

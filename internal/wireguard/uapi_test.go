@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
-
-// cmpAddrPort compares netip.AddrPort, whose fields cmp cannot see.
-var cmpAddrPort = cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })
 
 func mustKey(t testing.TB, s string) wgtypes.Key {
 	t.Helper()
