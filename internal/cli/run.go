@@ -115,14 +115,20 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	removeOnExit := true
 	defer func() { stopCont(removeOnExit) }()
+	// The reload watcher's own connection: its show status every
+	// fast_interval reads into a small buffer (the shared client's
+	// 64 KiB one is allocated per command).
+	watch := bird.NewClient(cfg.BIRD.Socket, bird.Options{Timeout: cfg.BIRD.Timeout, BufferSize: 4 << 10})
+	defer watch.Close()
 	deps := daemon.Deps{
-		BIRD:      birdc,
-		WireGuard: wg,
-		Exec:      execcheck.Run,
-		NewProber: newProber,
-		Subscribe: link.Subscribe,
-		Log:       log,
-		Observer:  observer,
+		BIRD:       birdc,
+		BIRDStatus: watch,
+		WireGuard:  wg,
+		Exec:       execcheck.Run,
+		NewProber:  newProber,
+		Subscribe:  link.Subscribe,
+		Log:        log,
+		Observer:   observer,
 	}
 	if cont != nil {
 		deps.Observer = append(observers{cont}, asList(observer)...)

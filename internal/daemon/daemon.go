@@ -170,7 +170,11 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 		go func() { defer wg.Done(); d.dispatch(ctx, events) }()
 	}
 
-	if st, ok := d.deps.BIRD.(BIRDStatusReader); ok && len(d.services) > 0 {
+	st := d.deps.BIRDStatus
+	if st == nil {
+		st, _ = d.deps.BIRD.(BIRDStatusReader)
+	}
+	if st != nil && len(d.services) > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.watchBIRD(ctx, st, d.watchPeriod()) }()
 	}

@@ -48,9 +48,13 @@ var (
 // Deps are the daemon's seams to the outside world. Zero fields get the
 // real implementations from New's caller; tests pass fakes.
 type Deps struct {
-	BIRD      BIRD
-	WireGuard WireGuard
-	Links     Links
+	BIRD BIRD
+	// BIRDStatus is asked `show status` every fast_interval to notice a
+	// BIRD reload; nil uses BIRD when it can (a *bird.Client), or no
+	// watcher.
+	BIRDStatus BIRDStatusReader
+	WireGuard  WireGuard
+	Links      Links
 	// Exec runs one exec check.
 	Exec func(ctx context.Context, s execcheck.Spec) health.Check
 	// NewProber creates the prober of a service that has a probe (once,
