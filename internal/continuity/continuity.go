@@ -327,15 +327,14 @@ func (u *unit) watch(ctx context.Context, port int) {
 	}()
 	results := make(chan takeResult, 16)
 	refreshed := make(chan *wgtypes.Device, 1)
-	var lastRefresh time.Time
-	refreshing := false
+	gate := refreshGate{spacing: refreshSpacing}
+	var retry <-chan time.Time // armed while a request waits out the spacing
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
-	// refresh reads the device in the background; refreshed gets it.
-	refresh := func() {
-		refreshing, lastRefresh = true, time.Now()
+	// read reads the device in the background; refreshed gets it.
+	read := func() {
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
@@ -348,6 +347,15 @@ func (u *unit) watch(ctx context.Context, port int) {
 			}
 		}()
 	}
+	// serve does what the gate says: read now, or ask it again later.
+	serve := func(start bool, after time.Duration) {
+		switch {
+		case start:
+			read()
+		case after > 0 && retry == nil:
+			retry = time.After(after)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -355,9 +363,11 @@ func (u *unit) watch(ctx context.Context, port int) {
 		case p := <-pkts:
 			// A session with an endpoint the device read did not have:
 			// read it now, so the group learns the client within
-			// milliseconds, not at the next check.
-			if p.Outgoing && !u.tracker.Knows(p.Remote) && !refreshing && time.Since(lastRefresh) > refreshSpacing {
-				refresh()
+			// milliseconds, not at the next check; a read in flight or
+			// just done was asked before the session, so the gate
+			// defers this one rather than drop it.
+			if p.Outgoing && !u.tracker.Knows(p.Remote) {
+				serve(gate.request(time.Now()))
 			}
 			take, back := u.tracker.Packet(p, u.groupLookup(), time.Now())
 			if take != nil {
@@ -377,7 +387,7 @@ func (u *unit) watch(ctx context.Context, port int) {
 		case r := <-results:
 			u.record(r)
 		case dev := <-refreshed:
-			refreshing = false
+			serve(gate.done(time.Now()))
 			if dev != nil {
 				u.mu.Lock()
 				u.dev, u.devAt = dev, time.Now()
@@ -392,14 +402,18 @@ func (u *unit) watch(ctx context.Context, port int) {
 		case <-u.kick:
 			// Every evaluation: the peers' endpoints and counters, as
 			// the check's own read used to hand them over.
-			if !refreshing {
-				refresh()
+			if !gate.busy() {
+				gate.began(time.Now())
+				read()
 			}
 			u.sync()
 			if p := u.port(); p != 0 && p != port {
 				u.log.Info("listen port changed: watching the new one", "from", port, "to", p)
 				return
 			}
+		case <-retry:
+			retry = nil
+			serve(gate.poll(time.Now()))
 		case <-tick.C:
 			u.tracker.Expire(time.Now())
 		}
