@@ -76,10 +76,11 @@ func readSecret(path string) ([]byte, error) {
 
 // newContinuity prepares client continuity for the services that have
 // it: the manager to observe the daemon with and to ask for status (nil
-// when no service has it). start runs it; stop ends it and removes the
+// when no service has it). It reads devices through wg, the daemon's
+// Reader, so a hung device holds one UAPI connection, not two. start runs it; stop ends it and removes the
 // VIP-sourcing when remove is set (not when wgbird is restarting). Neither
 // does anything when start was never called.
-func newContinuity(cfg *config.Config, obs daemon.Observer, log *slog.Logger) (m *continuity.Manager, start func(context.Context), stop func(remove bool), err error) {
+func newContinuity(cfg *config.Config, wg continuity.DeviceReader, obs daemon.Observer, log *slog.Logger) (m *continuity.Manager, start func(context.Context), stop func(remove bool), err error) {
 	noop := func(bool) {}
 	cfgs, err := continuityConfigs(cfg)
 	if err != nil {
@@ -98,7 +99,7 @@ func newContinuity(cfg *config.Config, obs daemon.Observer, log *slog.Logger) (m
 			rec = mm
 		}
 	}
-	m = continuity.New(cfgs, wc, rec, log)
+	m = continuity.New(cfgs, wc, wg, rec, log)
 	var cancel context.CancelFunc
 	done := make(chan struct{})
 	start = func(ctx context.Context) {

@@ -109,7 +109,7 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	// Client continuity: VIP-sourced WireGuard traffic, the group and
 	// session takeovers (issue 13). It is removed on exit unless systemd
 	// is restarting wgbird.
-	cont, startCont, stopCont, err := newContinuity(cfg, observer, log)
+	cont, startCont, stopCont, err := newContinuity(cfg, wg, observer, log)
 	if err != nil {
 		return err
 	}

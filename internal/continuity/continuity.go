@@ -63,13 +63,28 @@ type Manager struct {
 	byName map[string]*unit
 }
 
-// New returns a Manager; c reads and configures devices (wgctrl).
-func New(cfgs []Config, c takeover.Client, rec Recorder, log *slog.Logger) *Manager {
+// DeviceReader reads a device with a deadline (*wireguard.Reader, the
+// daemon's own: sharing it keeps one read per device in flight, so a hung
+// wireguard-go holds one connection, not one for the checks and one for
+// continuity).
+type DeviceReader interface {
+	Device(ctx context.Context, name string) (*wgtypes.Device, error)
+}
+
+var _ DeviceReader = (*takeover.Taker)(nil)
+
+// New returns a Manager; c configures devices for takeovers (wgctrl) and
+// reader reads them. A nil reader reads through c, one call in flight per
+// device.
+func New(cfgs []Config, c takeover.Client, reader DeviceReader, rec Recorder, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{byName: map[string]*unit{}}
-	taker, reader := takeover.New(c), takeover.New(c)
+	taker := takeover.New(c)
+	if reader == nil {
+		reader = takeover.New(c)
+	}
 	for _, cfg := range cfgs {
 		u := &unit{
 			cfg: cfg, taker: taker, reader: reader, rec: rec, log: log.With("service", cfg.Service),
@@ -135,9 +150,9 @@ func (m *Manager) Status(service string) *api.Continuity {
 type unit struct {
 	cfg   Config
 	taker *takeover.Taker
-	// reader reads the device on its own (a read in flight never holds
-	// up a takeover).
-	reader *takeover.Taker
+	// reader reads the device apart from the taker (a read in flight
+	// never holds up a takeover), through the daemon's Reader.
+	reader DeviceReader
 	rec    Recorder
 	log    *slog.Logger
 	keeper *vipsrc.Keeper

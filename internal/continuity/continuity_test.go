@@ -1,11 +1,14 @@
 package continuity
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/group"
@@ -23,7 +26,7 @@ func udp(s string) *net.UDPAddr { return net.UDPAddrFromAddrPort(netip.MustParse
 // The group hears this server's state and its recently active peers with
 // an endpoint, the most recently active first; a drained server says so.
 func TestSnapshot(t *testing.T) {
-	m := New([]Config{{Service: "wg0", Interface: "wg0", Takeover: true}}, nil, nil, nil)
+	m := New([]Config{{Service: "wg0", Interface: "wg0", Takeover: true}}, nil, nil, nil, nil)
 	u := m.byName["wg0"]
 	now := time.Now()
 	dev := &wgtypes.Device{Peers: []wgtypes.Peer{
@@ -62,5 +65,47 @@ func TestSnapshot(t *testing.T) {
 	}
 	if m.Status("nope") != nil {
 		t.Error("a status for an unknown service")
+	}
+}
+
+// recordingReader is a DeviceReader that records the devices it is asked
+// for.
+type recordingReader struct {
+	dev   *wgtypes.Device
+	names []string
+}
+
+func (r *recordingReader) Device(_ context.Context, name string) (*wgtypes.Device, error) {
+	r.names = append(r.names, name)
+	return r.dev, nil
+}
+
+// failingClient is a takeover.Client that fails the test when continuity
+// reads the device through it instead of the reader it was given.
+type failingClient struct{ t *testing.T }
+
+func (c failingClient) Device(name string) (*wgtypes.Device, error) {
+	c.t.Errorf("Device(%q) read through the wgctrl client, want through the shared reader", name)
+	return nil, errors.New("not here")
+}
+
+func (c failingClient) ConfigureDevice(string, wgtypes.Config) error { return nil }
+
+// Continuity reads the device through the daemon's Reader (the one that
+// keeps one read per device in flight), never through a client of its
+// own: a hung wireguard-go then holds one connection, not two.
+func TestReadsGoThroughReader(t *testing.T) {
+	rd := &recordingReader{dev: &wgtypes.Device{Name: "wg0", ListenPort: 51820, PrivateKey: key(7)}}
+	m := New([]Config{{Service: "s", Interface: "wg0", Takeover: true}}, failingClient{t}, rd, nil, nil)
+	u := m.byName["s"]
+	u.readDevice(context.Background())
+	if _, err := u.groupKey(context.Background()); err != nil {
+		t.Fatalf("groupKey: %v", err)
+	}
+	if diff := cmp.Diff([]string{"wg0", "wg0"}, rd.names); diff != "" {
+		t.Errorf("devices read through the reader (-want +got):\n%s", diff)
+	}
+	if p := u.port(); p != 51820 {
+		t.Errorf("port = %d, want the device's 51820", p)
 	}
 }
