@@ -54,7 +54,7 @@ func drainStatus(t *testing.T, l *Lab, server string) api.ServiceStatus {
 	t.Helper()
 	raw, err := l.WgbirdStatus(context.Background(), server)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, l.logs())
 	}
 	var st api.StatusReply
 	if err := json.Unmarshal(raw, &st); err != nil {

@@ -177,7 +177,7 @@ func pidOf(pidFile, name string) int {
 func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for readProc(pid).Alive {
+	for readProc(pid).Alive || threadsLive(pid) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for pid %d to exit: %w", pid, ctx.Err())
@@ -185,6 +185,26 @@ func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// threadsLive reports whether any thread of pid is still alive. A killed
+// multi-threaded process shows as a zombie as soon as its main thread is
+// gone, while other threads may still be exiting and holding its
+// descriptors (its control socket; a packet socket takes an RCU grace
+// period to close): until they are gone a new daemon finds the old one
+// still answering and refuses to start.
+func threadsLive(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err == nil && parseStat(string(b)).Alive {
+			return true
+		}
+	}
+	return false
 }
 
 // stopPid sends sig, then SIGKILL after grace if the process is still there.
