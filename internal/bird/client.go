@@ -55,30 +55,42 @@ const (
 // later calls wait for that same attempt instead of starting another, so a
 // hung BIRD costs one goroutine and one socket however long it hangs. When
 // the attempt ends, the next call takes its connection (or its error).
+//
+// Clients made by Sibling have connections of their own to the same BIRD
+// but share that discipline: one connection attempt in flight and one
+// backoff for all of them, so a hung BIRD costs one goroutine and one
+// socket however many connections wgbird has to it.
 type Client struct {
 	path string
 	opts Options
+	t    *target // shared with the client's siblings
 
 	// turn is held by the one call that uses the fields below.
 	turn chan struct{}
 
-	sock     *birdsocket.BirdSocket // connected, or nil
-	dial     *dialing               // attempt in flight or not yet taken, or nil
-	backoff  time.Duration          // wait after the last failed attempt, 0 after success
-	nextDial time.Time              // no new attempt before this
-	lastErr  error                  // why the last attempt failed
+	sock *birdsocket.BirdSocket // connected, or nil
+	dial *dialing               // this client's attempt in flight or not yet taken, or nil
 
 	mu     sync.Mutex // guards closed and the end of a dialing
 	closed bool
 }
 
+// target is what the connections to one BIRD share: its connection
+// attempt in flight and the backoff after a failed one.
+type target struct {
+	mu       sync.Mutex
+	inflight *dialing      // the last attempt started, by any of the clients
+	backoff  time.Duration // wait after the last failed attempt, 0 after success
+	nextDial time.Time     // no new attempt before this
+	lastErr  error         // why the last attempt failed
+}
+
 // dialing is one connection attempt. Its fields other than done are written
 // by the attempt's goroutine before done is closed.
 type dialing struct {
-	done     chan struct{}
-	sock     *birdsocket.BirdSocket
-	greeting []byte
-	err      error
+	done chan struct{}
+	sock *birdsocket.BirdSocket
+	err  error // final: the socket is closed when it is set
 }
 
 // NewClient returns a client for BIRD's control socket at socketPath. It
@@ -97,7 +109,20 @@ func NewClient(socketPath string, opts Options) *Client {
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = defaultBufferSize
 	}
-	return &Client{path: socketPath, opts: opts, turn: make(chan struct{}, 1)}
+	return &Client{path: socketPath, opts: opts, t: &target{}, turn: make(chan struct{}, 1)}
+}
+
+// Sibling returns a client with a connection of its own to c's BIRD, reads
+// of bufferSize bytes (0: c's) and c's timeout, which shares c's connection
+// attempts and backoff: while an attempt by either waits for BIRD's
+// greeting, the other's calls wait for that attempt instead of starting
+// one. Closing one does not close the other.
+func (c *Client) Sibling(bufferSize int) *Client {
+	opts := c.opts
+	if bufferSize > 0 {
+		opts.BufferSize = bufferSize
+	}
+	return &Client{path: c.path, opts: opts, t: c.t, turn: make(chan struct{}, 1)}
 }
 
 // Protocols returns the protocols of `show protocols`.
@@ -193,7 +218,7 @@ func (c *Client) Close() error {
 		c.mu.Lock()
 		ended := isDone(d.done)
 		c.mu.Unlock()
-		if ended {
+		if ended && d.err == nil {
 			d.sock.Close() // else the attempt's goroutine closes it
 		}
 	}
@@ -261,51 +286,80 @@ func (c *Client) roundTrip(ctx context.Context, sock *birdsocket.BirdSocket, cmd
 	return r, nil
 }
 
-// connection returns the open connection, or waits for the connection
-// attempt in flight, or starts one unless backing off.
+// connection returns the open connection, or waits for this client's
+// connection attempt in flight, or starts one (see target.start).
 func (c *Client) connection(ctx context.Context) (*birdsocket.BirdSocket, error) {
 	if c.sock != nil {
 		return c.sock, nil
 	}
 	if c.dial == nil {
-		if wait := time.Until(c.nextDial); wait > 0 {
-			// The same error as the attempt that failed, word for word,
-			// so that callers logging each distinct error log it once.
-			return nil, c.lastErr
+		d, err := c.t.start(ctx, c)
+		if err != nil {
+			return nil, err
 		}
-		c.dial = c.startDial()
+		c.dial = d
 	}
 	d := c.dial
 	if !isDone(d.done) {
 		select {
 		case <-d.done:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connecting to bird at %s: waiting for the greeting: %w", c.path, context.Cause(ctx))
+			return nil, c.greetingTimeout(ctx)
 		}
 	}
 	c.dial = nil
-	err := d.err
-	if err == nil {
-		err = checkGreeting(d.greeting)
-	}
-	if err != nil {
-		d.sock.Close() // the library's Connect leaves it open when reading the greeting fails
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			err = fmt.Errorf("connecting to bird: %w", err) // names the socket already
-		} else {
-			err = fmt.Errorf("connecting to bird at %s: %w", c.path, err)
-		}
-		c.lastErr = err
-		c.backoff = min(max(2*c.backoff, c.opts.MinBackoff), c.opts.MaxBackoff)
-		c.nextDial = time.Now().Add(c.backoff)
-		return nil, err
+	if d.err != nil {
+		return nil, d.err
 	}
 	c.sock = d.sock
-	c.backoff = 0
-	c.nextDial = time.Time{}
-	c.lastErr = nil
 	return c.sock, nil
+}
+
+func (c *Client) greetingTimeout(ctx context.Context) error {
+	return fmt.Errorf("connecting to bird at %s: waiting for the greeting: %w", c.path, context.Cause(ctx))
+}
+
+// start starts a connection attempt for c, unless backing off, after
+// waiting for an attempt in flight by any client of this BIRD (c's own
+// never is: c takes its own before starting another).
+func (t *target) start(ctx context.Context, c *Client) (*dialing, error) {
+	for {
+		t.mu.Lock()
+		if d := t.inflight; d != nil && !isDone(d.done) {
+			t.mu.Unlock()
+			select {
+			case <-d.done:
+				continue
+			case <-ctx.Done():
+				return nil, c.greetingTimeout(ctx)
+			}
+		}
+		if time.Until(t.nextDial) > 0 {
+			// The same error as the attempt that failed, word for word,
+			// so that callers logging each distinct error log it once.
+			err := t.lastErr
+			t.mu.Unlock()
+			return nil, err
+		}
+		d := c.startDial()
+		t.inflight = d
+		t.mu.Unlock()
+		return d, nil
+	}
+}
+
+// ended records how an attempt ended: the backoff after a failure, none
+// after a success.
+func (t *target) ended(c *Client, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		t.backoff, t.nextDial, t.lastErr = 0, time.Time{}, nil
+		return
+	}
+	t.lastErr = err
+	t.backoff = min(max(2*t.backoff, c.opts.MinBackoff), c.opts.MaxBackoff)
+	t.nextDial = time.Now().Add(t.backoff)
 }
 
 // startDial starts a connection attempt in its own goroutine.
@@ -316,12 +370,27 @@ func (c *Client) startDial() *dialing {
 	}
 	go func() {
 		greeting, err := d.sock.Connect()
+		if err == nil {
+			err = checkGreeting(greeting)
+		}
+		if err != nil {
+			d.sock.Close() // the library's Connect leaves it open when reading the greeting fails
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				err = fmt.Errorf("connecting to bird: %w", err) // names the socket already
+			} else {
+				err = fmt.Errorf("connecting to bird at %s: %w", c.path, err)
+			}
+		}
+		// Recorded before done is closed: a sibling waiting for this
+		// attempt sees its backoff.
+		c.t.ended(c, err)
 		c.mu.Lock()
-		d.greeting, d.err = greeting, err
+		d.err = err
 		close(d.done)
 		closed := c.closed
 		c.mu.Unlock()
-		if closed {
+		if closed && err == nil {
 			d.sock.Close()
 		}
 	}()

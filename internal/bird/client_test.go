@@ -477,6 +477,82 @@ func TestClientHungBirdResumes(t *testing.T) {
 	}
 }
 
+// TestClientSiblingHungBird: a client and its sibling against a BIRD that
+// accepts connections and never greets: one connection attempt is in
+// flight for both, the sibling's calls wait for it within their deadline,
+// and once the greeting comes each has a connection of its own.
+func TestClientSiblingHungBird(t *testing.T) {
+	const timeout = 150 * time.Millisecond
+	release := make(chan struct{})
+	f := newFakeBird(t, "", func(int) []string { <-release; return []string{capGreeting} }, answerCaptured)
+	var once sync.Once
+	unhang := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhang) // before f.stop, which waits for the greeting
+	c := newTestClient(t, f.path, timeout)
+	s := c.Sibling(4 << 10)
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	var during []int
+	for i := range 4 {
+		_, err := c.Protocols(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: Protocols while hung: %v, want a deadline error", i, err)
+		}
+		start := time.Now()
+		_, err = s.ReadStatus(ctx)
+		want := "reading bird status: connecting to bird at " + f.path + ": waiting for the greeting: no answer from bird within 150ms: context deadline exceeded"
+		if errText(err) != want {
+			t.Fatalf("call %d: sibling's error %q, want %q", i, errText(err), want)
+		}
+		if el := time.Since(start); el > timeout+time.Second {
+			t.Errorf("call %d: the sibling's call took %v with a timeout of %v", i, el, timeout)
+		}
+		if i == 0 {
+			during = append(during, runtime.NumGoroutine())
+		} else {
+			during = append(during, settleGoroutines(during[0]))
+		}
+	}
+	if n := f.connections(); n != 1 {
+		t.Errorf("%d connections during the hang, want 1 (one attempt in flight for both clients)", n)
+	}
+	for i, n := range during {
+		if n > during[0] {
+			t.Errorf("goroutines grew during the hang: %v (call %d)", during, i)
+			break
+		}
+	}
+	unhang()
+	if _, err := s.ReadStatus(ctx); err != nil {
+		t.Fatalf("sibling's ReadStatus once BIRD greets: %v", err)
+	}
+	if _, err := c.Protocols(ctx); err != nil {
+		t.Fatalf("Protocols once BIRD greets: %v", err)
+	}
+	if n := f.connections(); n != 2 {
+		t.Errorf("%d connections, want 2 (one each)", n)
+	}
+}
+
+// TestClientSiblingBackoff: a sibling honours the backoff of its client's
+// failed attempt and fails at once with the same words.
+func TestClientSiblingBackoff(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.ctl")
+	c := NewClient(path, Options{Timeout: time.Second, MinBackoff: time.Minute, MaxBackoff: time.Minute})
+	defer c.Close()
+	s := c.Sibling(0)
+	defer s.Close()
+	ctx := context.Background()
+	dialErr := "connecting to bird: dial unix " + path + ": connect: no such file or directory"
+	if err := c.Enable(ctx, "wg_vip4"); errText(err) != `enabling protocol "wg_vip4": `+dialErr {
+		t.Fatalf("error %q, want %q", errText(err), dialErr)
+	}
+	newFakeBird(t, path, greetAlways, answerCaptured)
+	if _, err := s.Protocols(ctx); errText(err) != "reading protocols: "+dialErr {
+		t.Errorf("sibling during the backoff: %q, want %q", errText(err), dialErr)
+	}
+}
+
 // TestClientSilentBird: BIRD greets, then never answers (SIGSTOPped after
 // the connection was made). The deadline closes the connection; no
 // goroutine is left behind.
@@ -573,13 +649,13 @@ func TestClientBackoff(t *testing.T) {
 	if errText(err) != dialErr {
 		t.Fatalf("error %q during the backoff, want %q", errText(err), dialErr)
 	}
-	if el := time.Since(start); el >= c.backoff {
+	if el := time.Since(start); el >= c.t.backoff {
 		t.Fatalf("a call during the backoff took %v, want it to fail at once", el)
 	}
 	var backoffs []time.Duration
 	for range 4 {
-		backoffs = append(backoffs, c.backoff)
-		time.Sleep(c.backoff + 5*time.Millisecond)
+		backoffs = append(backoffs, c.t.backoff)
+		time.Sleep(c.t.backoff + 5*time.Millisecond)
 		if err := c.Enable(ctx, "wg_vip4"); errText(err) != dialErr {
 			t.Fatalf("error %q, want %q", errText(err), dialErr)
 		}
@@ -589,12 +665,12 @@ func TestClientBackoff(t *testing.T) {
 		t.Errorf("backoffs (-want +got):\n%s", diff)
 	}
 	newFakeBird(t, path, greetAlways, answerCaptured)
-	time.Sleep(c.backoff + 5*time.Millisecond)
+	time.Sleep(c.t.backoff + 5*time.Millisecond)
 	if err := c.Enable(ctx, "wg_vip4"); err != nil {
 		t.Fatalf("Enable once BIRD is there: %v", err)
 	}
-	if c.backoff != 0 {
-		t.Errorf("backoff %v after a success, want 0", c.backoff)
+	if c.t.backoff != 0 {
+		t.Errorf("backoff %v after a success, want 0", c.t.backoff)
 	}
 }
 

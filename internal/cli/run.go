@@ -117,8 +117,9 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	defer func() { stopCont(removeOnExit) }()
 	// The reload watcher's own connection: its show status every
 	// fast_interval reads into a small buffer (the shared client's
-	// 64 KiB one is allocated per command).
-	watch := bird.NewClient(cfg.BIRD.Socket, bird.Options{Timeout: cfg.BIRD.Timeout, BufferSize: 4 << 10})
+	// 64 KiB one is allocated per command). A sibling of bc, so a hung
+	// BIRD still costs one connection attempt in flight, not one each.
+	watch := bc.Sibling(4 << 10)
 	defer watch.Close()
 	deps := daemon.Deps{
 		BIRD:       birdc,
