@@ -295,15 +295,7 @@ protocols = [%q]
 		members[i] = fmt.Sprintf("%q", s.Addr.String())
 	}
 	fmt.Fprintf(&b, "group = [%s]\n", strings.Join(members, ", "))
-	if t.Interval > 0 {
-		fmt.Fprintf(&b, "interval = %q\n", t.Interval)
-	}
-	if t.Rise > 0 {
-		fmt.Fprintf(&b, "rise = %d\n", t.Rise)
-	}
-	if t.Fall > 0 {
-		fmt.Fprintf(&b, "fall = %d\n", t.Fall)
-	}
+	b.WriteString(t.TOML())
 	return b.String()
 }
 
@@ -330,6 +322,22 @@ func wgConf(privateKey string, listenPort int, peers ...wgPeer) string {
 		if p.Keepalive > 0 {
 			fmt.Fprintf(&b, "PersistentKeepalive = %d\n", p.Keepalive)
 		}
+	}
+	return b.String()
+}
+
+// TOML returns the [[service]] keys of the thresholds that are set, one a
+// line, for the lab's and the bench's wgbird configs.
+func (t Thresholds) TOML() string {
+	var b strings.Builder
+	if t.Interval > 0 {
+		fmt.Fprintf(&b, "interval = %q\n", t.Interval)
+	}
+	if t.Rise > 0 {
+		fmt.Fprintf(&b, "rise = %d\n", t.Rise)
+	}
+	if t.Fall > 0 {
+		fmt.Fprintf(&b, "fall = %d\n", t.Fall)
 	}
 	return b.String()
 }

@@ -409,15 +409,7 @@ func BenchWgbirdConf(dir string, t lab.Thresholds) string {
 	fmt.Fprintf(&b, "[bird]\nsocket = %q\n\n[control]\nsocket = %q\nruntime_dir = %q\nstate_dir = %q\n\n",
 		dir+"/bird.ctl", dir+"/wgbird.sock", dir+"/run", dir+"/state")
 	fmt.Fprintf(&b, "[[service]]\ninterface = %q\nvips = [%q]\nprotocols = [%q]\nlisten_port = %d\n", lab.WGInterface, lab.VIP, lab.Protocol, lab.ListenPort)
-	if t.Interval > 0 {
-		fmt.Fprintf(&b, "interval = %q\n", t.Interval)
-	}
-	if t.Rise > 0 {
-		fmt.Fprintf(&b, "rise = %d\n", t.Rise)
-	}
-	if t.Fall > 0 {
-		fmt.Fprintf(&b, "fall = %d\n", t.Fall)
-	}
+	b.WriteString(t.TOML())
 	return b.String()
 }
 
