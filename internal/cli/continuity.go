@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/wgctrl"
 
 	"github.com/wgbird/wgbird/internal/config"
@@ -24,8 +25,8 @@ func continuityConfigs(cfg *config.Config) ([]continuity.Config, error) {
 		c := continuity.Config{
 			Service: s.Name, Interface: s.Interface, ListenPort: s.ListenPort,
 			VIPSource: s.VIPSource, Takeover: s.Takeover,
-			Table: s.VIPSourceTable, Priority: vipsrc.DefaultPriority,
-			Group: s.Group, GroupPort: s.GroupPort,
+			Priority: vipsrc.DefaultPriority,
+			Group:    s.Group, GroupPort: s.GroupPort,
 		}
 		if s.GroupSecretFile != "" {
 			b, err := readSecret(s.GroupSecretFile)
@@ -34,9 +35,7 @@ func continuityConfigs(cfg *config.Config) ([]continuity.Config, error) {
 			}
 			c.Secret = b
 		}
-		if c.Table == 0 {
-			c.Table = vipsrc.DefaultTable + i
-		}
+		c.Table = vipSourceTable(s, i)
 		for _, p := range s.VIPs {
 			a := p.Addr()
 			switch {
@@ -86,6 +85,7 @@ func newContinuity(cfg *config.Config, wg continuity.DeviceReader, obs daemon.Ob
 	if err != nil {
 		return nil, nil, nil, withCode(ExitConfig, err)
 	}
+	removeLeftVIPSourcing(cfg, log)
 	if len(cfgs) == 0 {
 		return nil, func(context.Context) {}, noop, nil
 	}
@@ -122,4 +122,30 @@ func newContinuity(cfg *config.Config, wg continuity.DeviceReader, obs daemon.Ob
 		}
 	}
 	return m, start, stop, nil
+}
+
+// removeLeftVIPSourcing removes the VIP-sourcing rule and mirrored routes
+// that a wgbird before a restart left in place for a service that now has
+// vip_source = false, so turning the key off never leaves them behind.
+// Only wgbird's own rule (its priority and table) and routes (its
+// protocol) are touched; nothing there is not an error.
+func removeLeftVIPSourcing(cfg *config.Config, log *slog.Logger) {
+	for i, s := range cfg.Services {
+		if s.VIPSource {
+			continue
+		}
+		vc := vipsrc.Config{Port: s.ListenPort, Table: vipSourceTable(s, i), Priority: vipsrc.DefaultPriority}
+		if err := vipsrc.Remove(&netlink.Handle{}, vc); err != nil {
+			log.Warn("removing VIP-sourcing left by an earlier wgbird", "service", s.Name, "err", err)
+		}
+	}
+}
+
+// vipSourceTable is the routing table of the i-th service's VIP-sourcing:
+// vip_source_table, or one of its own after vipsrc.DefaultTable.
+func vipSourceTable(s config.Service, i int) int {
+	if s.VIPSourceTable != 0 {
+		return s.VIPSourceTable
+	}
+	return vipsrc.DefaultTable + i
 }

@@ -402,7 +402,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // --- wgbird -----------------------------------------------------------
 
 // BenchWgbirdConf is the bench server's wgbird.toml: wgbird's defaults,
-// the lab's paths, listen_port (port-change is caught only with it) and
+// the lab's paths, listen_port (as the references were measured) and
 // the thresholds that are not zero. No metrics, no probe.
 func BenchWgbirdConf(dir string, t lab.Thresholds) string {
 	var b strings.Builder
