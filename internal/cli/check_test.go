@@ -204,7 +204,7 @@ func TestCheckVIPSource(t *testing.T) {
 	inPlace := false
 	inspect := func(c continuity.Config) (vipsrc.State, error) {
 		asked = append(asked, c)
-		fs := vipsrc.FamilyState{Family: "ipv4", VIP: c.VIP4.String(), Rule: inPlace, Routes: 3, Want: 3}
+		fs := vipsrc.FamilyState{Family: "ipv4", VIP: c.VIP4.String(), Rule: inPlace, Guard: inPlace, Routes: 3, Want: 3}
 		if !inPlace {
 			fs.Error = "no rule for udp sport 51820 (wgbird run puts it in place)"
 		}

@@ -18,11 +18,13 @@
 //
 // One rule per address family,
 //
-//	ip rule add pref 22338 iif lo ipproto udp sport 51820 lookup 22338 proto 0x57
+//	ip rule add pref 22338 from 0.0.0.0/32 iif lo ipproto udp sport 51820 lookup 22338 proto 0x57
+//	ip -6 rule add pref 22338 iif lo ipproto udp sport 51820 lookup 22338 proto 0x57
 //
 // sends the route lookup of every locally generated UDP packet from the
-// listen port to a table that mirrors the main table route for route, with
-// `src VIP` on every unicast route. The lookup, and so the choice of
+// listen port (IPv4: every one without a source yet) to a table that
+// mirrors the main table route for route, with `src VIP` on every unicast
+// route, behind an `unreachable default metric 4294967295`: the guard. The lookup, and so the choice of
 // gateway and interface, stays the main table's; only the source differs.
 // Both WireGuard implementations get there: wireguard-go sends from an
 // unconnected UDP socket bound to the port (udp_sendmsg's flow carries the
@@ -36,6 +38,14 @@
 // (and clears the source of IPv6 ones), so the mirror disappears with the
 // VIP: a Keeper follows route and address events and puts it back as soon
 // as the VIP returns, and re-mirrors whenever the main table changes.
+// While the VIP is gone the guard answers every lookup, so WireGuard's
+// packets are refused (EHOSTUNREACH) instead of leaving from the unicast
+// address, which would pin the client there (the soak found one: a server
+// whose VIP was removed kept sending keepalives). An IPv4 packet with a
+// cached source (a peer that wrote to the unicast address) never reaches
+// the table; IPv6 cannot tell it apart (a rule with a source never matches
+// a lookup without one), so without the VIP such an IPv6 peer is not
+// answered either.
 //
 // # Requirements and limits
 //

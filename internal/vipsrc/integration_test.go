@@ -4,6 +4,7 @@ package vipsrc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/wgtest"
@@ -217,5 +220,124 @@ func TestKeeperRestoresAfterVIPReturns(t *testing.T) {
 		return src == vip4
 	}); err != nil {
 		t.Errorf("a route added to main was not mirrored: %+v", k.State())
+	}
+}
+
+// initiation waits up to d for a handshake initiation at ep and returns its
+// source; false when none came.
+func (r *rig) initiation(t *testing.T, ep netip.AddrPort, d time.Duration) (netip.AddrPort, bool) {
+	t.Helper()
+	c := r.socks[ep.Addr()]
+	buf := make([]byte, 2048)
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return netip.AddrPort{}, false
+		}
+		if n == 148 && buf[0] == 1 {
+			return netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), true
+		}
+	}
+}
+
+// Without the VIP, WireGuard's unsourced packets are refused by the
+// table's guard: no initiation leaves from the unicast address (which
+// would pin the client there), and one comes from the VIP as soon as it
+// is back. An IPv4 packet with a cached source (a peer that wrote to the
+// unicast address) still leaves from it.
+func TestNothingLeavesFromUnicastWithoutTheVIP(t *testing.T) {
+	r := newRig(t)
+	cfg := Config{Port: port, VIP4: vip4, VIP6: vip6}
+	if st, err := Sync(r.nl, cfg); err != nil || !st.InPlace() {
+		t.Fatalf("Sync: %+v, %v", st, err)
+	}
+	t.Cleanup(func() { _ = Remove(r.nl, cfg) })
+	r.srv.Exec(t, "ip", "addr", "del", "192.168.20.1/24", "dev", wgName)
+	r.srv.Exec(t, "ip", "addr", "del", "fd00::1/64", "dev", wgName)
+	st, _ := Sync(r.nl, cfg)
+	t.Logf("without the VIP: %s", st.Detail())
+	for _, f := range st.Families {
+		if !f.Guard || f.Routes != 0 {
+			t.Errorf("%s without the VIP: %+v, want the guard alone", f.Family, f)
+		}
+	}
+	for _, ep := range []netip.AddrPort{cli4, cli6} {
+		// The same takeover as handshakeSource, then a wait for what
+		// WireGuard sends: it retries, every packet refused.
+		if err := r.wg.ConfigureDevice(wgName, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: r.peer, Remove: true}}}); err != nil {
+			t.Fatal(err)
+		}
+		one := time.Second
+		if err := r.wg.ConfigureDevice(wgName, wgtypes.Config{Peers: []wgtypes.PeerConfig{{
+			PublicKey: r.peer, Endpoint: net.UDPAddrFromAddrPort(ep), PersistentKeepaliveInterval: &one,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+		if from, ok := r.initiation(t, ep, 2*time.Second); ok {
+			t.Errorf("without the VIP an initiation reached %s from %s, want none", ep, from)
+		}
+		var src netip.Addr
+		if err := r.srv.Do(func() (err error) { src, err = Source(ep, port); return err }); err == nil {
+			t.Errorf("Source(%s) without the VIP = %s, want no route", ep, src)
+		}
+	}
+
+	// A cached IPv4 source is not the guard's business: a socket on
+	// another port under the same set-up (a rule and table of their own)
+	// sends with IP_PKTINFO from the unicast address.
+	other := Config{Port: 40999, VIP4: vip4, Table: DefaultTable + 50, Priority: DefaultPriority + 50}
+	if _, err := Sync(r.nl, other); err == nil {
+		t.Fatal("Sync without the VIP: no error")
+	}
+	t.Cleanup(func() { _ = Remove(r.nl, other) })
+	var sendErr, pktinfoErr error
+	if err := r.srv.Do(func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: other.Port})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, sendErr = c.WriteToUDPAddrPort([]byte("unsourced"), cli4)
+		pc := ipv4.NewPacketConn(c)
+		_, pktinfoErr = pc.WriteTo([]byte("cached"), &ipv4.ControlMessage{Src: net.IP(srvUnicast4.AsSlice())}, net.UDPAddrFromAddrPort(cli4))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(sendErr, unix.EHOSTUNREACH) {
+		t.Errorf("unsourced send without the VIP: %v, want EHOSTUNREACH (the guard)", sendErr)
+	}
+	if pktinfoErr != nil {
+		t.Errorf("send from the cached unicast source: %v, want it sent", pktinfoErr)
+	}
+	buf := make([]byte, 64)
+	_ = r.socks[cli4.Addr()].SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		n, from, err := r.socks[cli4.Addr()].ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Errorf("the packet from the cached source did not arrive: %v", err)
+			break
+		}
+		if string(buf[:n]) == "unsourced" {
+			t.Errorf("the unsourced packet arrived from %s", from)
+			continue
+		}
+		if string(buf[:n]) == "cached" {
+			if from.Addr().Unmap() != srvUnicast4 || from.Port() != uint16(other.Port) {
+				t.Errorf("the cached-source packet came from %s, want %s:%d", from, srvUnicast4, other.Port)
+			}
+			break
+		}
+	}
+
+	// The VIP returns: the next initiation leaves from it.
+	r.srv.Exec(t, "ip", "addr", "add", "192.168.20.1/24", "dev", wgName)
+	if st, err := Sync(r.nl, cfg); err == nil || st.Families[0].Routes == 0 {
+		// IPv6's VIP is still gone: the error is its.
+		t.Logf("VIP4 back: %s (%v)", st.Detail(), err)
+	}
+	if got := r.handshakeSource(t, cli4); got.Addr() != vip4 || got.Port() != port {
+		t.Errorf("with the VIP back the initiation came from %s, want %s:%d", got, vip4, port)
 	}
 }

@@ -3,6 +3,7 @@ package vipsrc
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -21,6 +22,12 @@ const (
 	// Protocol tags the rules and routes this package adds (rtnetlink's
 	// protocol field), so that it only ever removes its own.
 	Protocol = 0x57
+	// GuardMetric is the metric of the table's guard route, an
+	// `unreachable default` behind every mirrored route: a packet the
+	// mirror cannot source from the VIP (the VIP is gone, or main has no
+	// route to its destination) is refused, never sent from another
+	// address.
+	GuardMetric = math.MaxUint32
 )
 
 // ErrKernelTooOld is returned when the kernel dropped the rule's port
@@ -96,6 +103,9 @@ type FamilyState struct {
 	// VIP as source; Want is how many there are to mirror.
 	Routes int `json:"routes"`
 	Want   int `json:"want"`
+	// Guard: the table's unreachable default (GuardMetric) is in place,
+	// so an unsourced packet never leaves from another address.
+	Guard bool `json:"guard"`
 	// Error says why the family is not (fully) in place.
 	Error string `json:"error,omitempty"`
 }
@@ -106,7 +116,7 @@ func (s State) InPlace() bool {
 		return false
 	}
 	for _, f := range s.Families {
-		if !f.Rule || f.Routes < f.Want || f.Want == 0 || f.Error != "" {
+		if !f.Rule || !f.Guard || f.Routes < f.Want || f.Want == 0 || f.Error != "" {
 			return false
 		}
 	}
@@ -193,21 +203,29 @@ func syncFamily(h NL, cfg Config, f family, dry bool) (FamilyState, error) {
 			return fail(fmt.Errorf("table %d holds a route wgbird did not add (%s): choose another vip_source_table", cfg.Table, routeKey(r)))
 		}
 	}
-	want := Mirror(main, cfg.Table, f.vip)
-	fs.Want = len(want)
+	mirror := Mirror(main, cfg.Table, f.vip)
+	fs.Want = len(mirror)
 	local, err := isLocal(h, f)
 	if err != nil {
 		return fail(err)
 	}
 	if !local {
 		// Never a route with a source the host does not hold (newer
-		// kernels accept one): the table stays empty, the rule falls
-		// through to main, and the next address event syncs again.
-		want = nil
+		// kernels accept one): the table keeps only its guard, which
+		// refuses what would otherwise leave from the unicast address,
+		// and the next address event syncs again.
+		mirror = nil
 	}
+	guard := Guard(f.af, cfg.Table)
+	want := append(mirror, guard)
 	add, del := Diff(want, have)
+	guardMissing := slices.ContainsFunc(add, func(r netlink.Route) bool { return routeKey(r) == routeKey(guard) })
 	if dry {
 		fs.Routes = len(want) - len(add)
+		fs.Guard = !guardMissing
+		if !guardMissing {
+			fs.Routes--
+		}
 		var err error
 		switch {
 		case !local:
@@ -228,22 +246,43 @@ func syncFamily(h NL, cfg Config, f family, dry bool) (FamilyState, error) {
 			first = fmt.Errorf("removing mirrored route %s: %w", routeKey(del[i]), err)
 		}
 	}
+	// The guard first: while it is missing, an unsourced packet the
+	// mirror does not cover falls through to main's unicast source.
+	slices.SortStableFunc(add, func(a, b netlink.Route) int {
+		ga, gb := routeKey(a) == routeKey(guard), routeKey(b) == routeKey(guard)
+		switch {
+		case ga && !gb:
+			return -1
+		case gb && !ga:
+			return 1
+		}
+		return 0
+	})
 	failed := 0
+	fs.Guard = true
 	for i := range add {
 		if err := h.RouteReplace(&add[i]); err != nil {
-			failed++
+			isGuard := routeKey(add[i]) == routeKey(guard)
+			if isGuard {
+				fs.Guard = false
+			} else {
+				failed++
+			}
 			if first == nil {
-				if errors.Is(err, unix.EINVAL) {
+				switch {
+				case isGuard:
+					first = fmt.Errorf("adding the guard route (unreachable default metric %d) to table %d: %w", uint32(GuardMetric), cfg.Table, err)
+				case errors.Is(err, unix.EINVAL):
 					// The kernel refuses a source that is not a local
 					// address: the VIP is not on the host (yet).
 					first = fmt.Errorf("VIP %s is not on this host: mirrored routes wait for it", f.vip)
-				} else {
+				default:
 					first = fmt.Errorf("mirroring route %s: %w", routeKey(add[i]), err)
 				}
 			}
 		}
 	}
-	fs.Routes = len(want) - failed
+	fs.Routes = len(mirror) - failed
 	if !local && first == nil {
 		first = fmt.Errorf("VIP %s is not on this host: mirrored routes wait for it", f.vip)
 	}
@@ -280,7 +319,33 @@ func ourRule(cfg Config, af int) *netlink.Rule {
 	r.IPProto = unix.IPPROTO_UDP
 	r.Sport = netlink.NewRulePortRange(uint16(cfg.Port), uint16(cfg.Port))
 	r.Protocol = Protocol
+	if af == unix.AF_INET {
+		r.Src = unsourced4()
+	}
 	return r
+}
+
+// unsourced4 is the rule's `from 0.0.0.0/32`: an IPv4 route lookup without
+// a source (one WireGuard has not cached) goes to the mirror, one with a
+// cached source (the VIP, or the unicast address a peer wrote to) to main
+// as before. IPv6 cannot tell the two apart (a rule with a source never
+// matches a lookup without one), so its rule has none and its lookups all
+// go to the mirror.
+func unsourced4() *net.IPNet {
+	return &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(32, 32)}
+}
+
+// Guard is the table's last route for family af: `unreachable default
+// metric GuardMetric`. A lookup the mirror has no route for (the VIP is
+// gone: the kernel removed the routes with its source) ends there, with
+// EHOSTUNREACH, instead of falling through to main, whose route would send
+// the packet from the unicast address and pin the client there.
+func Guard(af, table int) netlink.Route {
+	dst := &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+	if af == unix.AF_INET6 {
+		dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
+	return netlink.Route{Family: af, Dst: dst, Type: unix.RTN_UNREACHABLE, Priority: GuardMetric, Table: table, Protocol: Protocol}
 }
 
 // isOurs reports whether a listed rule is one this package adds (any
@@ -290,9 +355,13 @@ func isOurs(r netlink.Rule, cfg Config) bool {
 	return r.Priority == cfg.Priority && r.Table == cfg.Table
 }
 
-func matches(r netlink.Rule, cfg Config) bool {
+func matches(r netlink.Rule, cfg Config, af int) bool {
+	src := r.Src == nil
+	if af == unix.AF_INET {
+		src = r.Src != nil && r.Src.String() == unsourced4().String()
+	}
 	return r.Sport != nil && r.Sport.Start == uint16(cfg.Port) && r.Sport.End == uint16(cfg.Port) &&
-		r.IPProto == unix.IPPROTO_UDP && r.IifName == "lo" && r.Dport == nil && r.Src == nil && r.Dst == nil &&
+		r.IPProto == unix.IPPROTO_UDP && r.IifName == "lo" && r.Dport == nil && src && r.Dst == nil &&
 		r.Mark == 0 && !r.Invert
 }
 
@@ -302,7 +371,7 @@ func hasRule(h NL, cfg Config, f family) (bool, error) {
 		return false, fmt.Errorf("listing %s rules: %w", f.name, err)
 	}
 	for _, r := range rules {
-		if isOurs(r, cfg) && matches(r, cfg) {
+		if isOurs(r, cfg) && matches(r, cfg, f.af) {
 			return true, nil
 		}
 	}
@@ -319,7 +388,7 @@ func ensureRule(h NL, cfg Config, f family) error {
 		if !isOurs(r, cfg) {
 			continue
 		}
-		if matches(r, cfg) && !found {
+		if matches(r, cfg, f.af) && !found {
 			found = true
 			continue
 		}
@@ -339,7 +408,7 @@ func ensureRule(h NL, cfg Config, f family) error {
 		return fmt.Errorf("listing %s rules: %w", f.name, err)
 	}
 	for _, r := range rules {
-		if isOurs(r, cfg) && !matches(r, cfg) {
+		if isOurs(r, cfg) && !matches(r, cfg, f.af) {
 			_ = delRule(h, r)
 			return ErrKernelTooOld
 		}

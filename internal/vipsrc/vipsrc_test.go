@@ -173,10 +173,12 @@ func TestSyncInstallsAndIsIdempotent(t *testing.T) {
 	}
 	wantCalls := []string{
 		"rule add 2 pref 22338 table 22338",
+		"route replace table 22338 default tos 0 metric 4294967295 src <nil>", // the guard, first
 		"route replace table 22338 default tos 0 metric 0 src 192.168.20.1",
 		"route replace table 22338 10.0.0.0/8 tos 0 metric 0 src 192.168.20.1",
 		"route replace table 22338 203.0.113.0/24 tos 0 metric 0 src <nil>",
 		"rule add 10 pref 22338 table 22338",
+		"route replace table 22338 default tos 0 metric 4294967295 src <nil>",
 		"route replace table 22338 fd00::/64 tos 0 metric 256 src fd00::1",
 	}
 	if diff := cmp.Diff(wantCalls, f.calls); diff != "" {
@@ -185,6 +187,27 @@ func TestSyncInstallsAndIsIdempotent(t *testing.T) {
 	r := f.rules[0]
 	if r.Sport == nil || r.Sport.Start != 51820 || r.IPProto != unix.IPPROTO_UDP || r.IifName != "lo" || r.Protocol != Protocol {
 		t.Errorf("rule = %+v, want iif lo ipproto udp sport 51820 proto %d", r, Protocol)
+	}
+	// IPv4 sends only unsourced lookups to the mirror; IPv6 cannot.
+	if r.Src == nil || r.Src.String() != "0.0.0.0/32" {
+		t.Errorf("IPv4 rule's source = %v, want 0.0.0.0/32", r.Src)
+	}
+	if r6 := f.rules[1]; r6.Src != nil {
+		t.Errorf("IPv6 rule's source = %v, want none", r6.Src)
+	}
+	for _, fam := range st.Families {
+		if !fam.Guard {
+			t.Errorf("%s: guard not reported in place", fam.Family)
+		}
+	}
+	guards := 0
+	for _, rt := range f.routes {
+		if rt.Table == DefaultTable && rt.Type == unix.RTN_UNREACHABLE && rt.Priority == GuardMetric {
+			guards++
+		}
+	}
+	if guards != 2 {
+		t.Errorf("%d unreachable guard routes in table %d, want one per family", guards, DefaultTable)
 	}
 	if got, want := st.Detail(), "ipv4: udp sport 51820 from 192.168.20.1 (table 22338, 3/3 routes); ipv6: udp sport 51820 from fd00::1 (table 22338, 1/1 routes)"; got != want {
 		t.Errorf("Detail = %q, want %q", got, want)
@@ -253,8 +276,8 @@ func TestSyncVIPAbsent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "VIP 192.168.20.1 is not on this host") {
 		t.Fatalf("Sync error = %v, want the VIP named", err)
 	}
-	if st.InPlace() || st.Families[0].Routes != 0 || !st.Families[0].Rule {
-		t.Errorf("state = %+v, want the rule but no routes", st)
+	if st.InPlace() || st.Families[0].Routes != 0 || !st.Families[0].Rule || !st.Families[0].Guard {
+		t.Errorf("state = %+v, want the rule and the guard but no routes", st)
 	}
 	f.addrs = []netip.Addr{vip4}
 	if st, err := Sync(f, Config{Port: 51820, VIP4: vip4}); err != nil || !st.InPlace() {
@@ -273,7 +296,8 @@ func TestSyncRefusedSource(t *testing.T) {
 	}
 }
 
-// The VIP goes: mirrored routes go too (IPv6 keeps them without source).
+// The VIP goes: mirrored routes go too (IPv6 keeps them without source);
+// the guard stays, so nothing leaves from the unicast address.
 func TestSyncVIPGoneRemovesMirror(t *testing.T) {
 	f := &fakeNL{addrs: []netip.Addr{vip4, vip6}, routes: mainRoutes()}
 	cfg := Config{Port: 51820, VIP6: vip6}
@@ -284,8 +308,32 @@ func TestSyncVIPGoneRemovesMirror(t *testing.T) {
 	if _, err := Sync(f, cfg); err == nil {
 		t.Fatal("Sync without the VIP: no error")
 	}
-	if len(f.routes) != len(mainRoutes()) {
-		t.Errorf("routes = %v, want main's only", f.routes)
+	var left []string
+	for _, rt := range f.routes {
+		if rt.Table == DefaultTable {
+			left = append(left, fmt.Sprintf("type %d metric %d", rt.Type, rt.Priority))
+		}
+	}
+	if diff := cmp.Diff([]string{fmt.Sprintf("type %d metric %d", unix.RTN_UNREACHABLE, GuardMetric)}, left); diff != "" {
+		t.Errorf("table %d without the VIP (-want +got):\n%s", DefaultTable, diff)
+	}
+}
+
+// Inspect reports a table without its guard.
+func TestInspectMissingGuard(t *testing.T) {
+	f := &fakeNL{addrs: []netip.Addr{vip4}, routes: mainRoutes()[:2]}
+	cfg := Config{Port: 51820, VIP4: vip4}
+	if _, err := Sync(f, cfg); err != nil {
+		t.Fatal(err)
+	}
+	g := Guard(unix.AF_INET, DefaultTable)
+	f.routes = slices.DeleteFunc(f.routes, func(r netlink.Route) bool { return r.Table == DefaultTable && r.Priority == g.Priority })
+	st, err := Inspect(f, cfg)
+	if err == nil || st.InPlace() || st.Families[0].Guard {
+		t.Errorf("Inspect without the guard: %+v, %v; want not in place", st, err)
+	}
+	if st.Families[0].Routes != 2 {
+		t.Errorf("Inspect counts %d mirrored routes, want 2", st.Families[0].Routes)
 	}
 }
 
