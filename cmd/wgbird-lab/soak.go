@@ -34,8 +34,9 @@ not the service address (the router's public address, or the VIP with
 --routed) is a client pinned off the VIP; it is printed, counted (target
 0) and put back. Prints a line per cycle, the mismatches (must be 0), and
 each wgbird's goroutines, fds and RSS at the start and the end (must be
-flat), and its heap in use, live heap (both after a forced GC, read
-through the control socket: the lab runs wgbird with --pprof) and RSS
+flat), and its heap in use, live heap (both after a forced GC, the
+least of three reads 300 ms apart, through the control socket: the lab
+runs wgbird with --pprof) and RSS
 before the first cycle, after the warm-up, every 100 cycles and at the
 end: neither heap may grow by more than the slack from the warm-up to the
 end. Each wgbird also runs an exec check (every interval) and a hook
