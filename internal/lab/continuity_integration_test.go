@@ -15,6 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/group"
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // TestContinuity is issue 13's judge, in a lab of its own (prefix wgc)
@@ -27,15 +28,9 @@ import (
 // client is answered soon after it starts sending. The figures are
 // logged; targets live in `make bench`.
 func TestContinuity(t *testing.T) {
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
+	wgbird := labtest.Wgbird(t)
 	ctx := context.Background()
-	l, err := Up(ctx, Config{Dir: "/run/wgc-itest", Prefix: "wgc", Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger(),
+	l, err := Up(ctx, Config{Dir: "/run/wgc-itest", Prefix: "wgc", Wgbird: wgbird, Thresholds: testThresholds, Log: labtest.Logger(),
 		ServerCount: 3, SecondClient: true, IdleClient: true})
 	if err != nil {
 		t.Fatal(err)

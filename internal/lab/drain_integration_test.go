@@ -18,6 +18,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // The drain tests run in a lab of their own (prefix wgbd), so that the
@@ -30,13 +31,12 @@ const (
 
 func drainLab(t *testing.T) *Lab {
 	t.Helper()
-	requireWgbird(t)
-	if !wgbirdHasCommand("drain") {
+	if !wgbirdHasCommand(t, "drain") {
 		t.Fatal("the wgbird built from this tree has no drain command")
 	}
 	ctx := context.Background()
 	start := time.Now()
-	l, err := Up(ctx, Config{Dir: drainLabDir, Prefix: drainLabPrefix, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger()})
+	l, err := Up(ctx, Config{Dir: drainLabDir, Prefix: drainLabPrefix, Wgbird: labtest.Wgbird(t), Thresholds: testThresholds, Log: labtest.Logger()})
 	if err != nil {
 		t.Fatalf("bringing the drain lab up: %v", err)
 	}
@@ -73,7 +73,7 @@ func wgbirdCmd(t *testing.T, l *Lab, server string, timeout time.Duration, args 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	argv := append([]string{args[0], "--socket", l.ControlSocket(server)}, args[1:]...)
-	cmd := exec.CommandContext(ctx, wgbirdBin, argv...)
+	cmd := exec.CommandContext(ctx, labtest.Wgbird(t), argv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = time.Second

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // The fault tests of issue 6: every fault of wgbird's neighbours (BIRD,
@@ -40,7 +42,7 @@ var (
 // servers. TestMain tears it down.
 func faultLab(t *testing.T) *Lab {
 	t.Helper()
-	l := upOnce(t, &faults, &faultsErr, "the fault lab", Config{Dir: faultLabDir, Prefix: faultLabPrefix, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger()})
+	l := upOnce(t, &faults, &faultsErr, "the fault lab", Config{Dir: faultLabDir, Prefix: faultLabPrefix, Thresholds: testThresholds, Log: labtest.Logger()})
 	ready(t, l)
 	return l
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // TestHomeNetwork checks the lab's home network (issue 18) in a lab of its
@@ -21,12 +23,12 @@ import (
 // the server still reaches it, through a new mapping on the same public
 // port.
 func TestHomeNetwork(t *testing.T) {
-	requireWgbird(t)
+	labtest.Wgbird(t)
 	ctx := context.Background()
 	start := time.Now()
 	// NoTakeover: these are facts of the NAT itself, measured with the
 	// servers' own handshakes; wgbird's VIP-sourcing would change them.
-	l, err := Up(ctx, Config{Dir: "/run/wgh-itest", Prefix: "wgh", Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger(),
+	l, err := Up(ctx, Config{Dir: "/run/wgh-itest", Prefix: "wgh", Wgbird: labtest.Wgbird(t), Thresholds: testThresholds, Log: labtest.Logger(),
 		ServerCount: 3, SecondClient: true, IdleClient: true, NoTakeover: true})
 	if err != nil {
 		t.Fatal(err)

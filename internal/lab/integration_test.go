@@ -4,9 +4,9 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // The end-to-end tests run the seed post's topology with real bird2,
@@ -22,13 +24,6 @@ import (
 // the router's kernel routing table.
 
 var (
-	// prereqErr says why the lab cannot run here (not root, a binary
-	// missing); "" when it can.
-	prereqErr string
-	// wgbirdBin is the wgbird built by TestMain; wgbirdErr why not.
-	wgbirdBin string
-	wgbirdErr error
-
 	// shared is the lab the wgbird tests share, brought up once.
 	shared    *Lab
 	sharedErr error
@@ -41,97 +36,37 @@ var testThresholds = Thresholds{Interval: 500 * time.Millisecond, Rise: 3, Fall:
 
 const sharedDir = "/run/wgbl-itest"
 
-func ciMode() bool { return os.Getenv("CI") == "true" }
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		prereqErr = "the lab needs root"
-	} else if missing := slices.DeleteFunc(Missing(), func(b string) bool { return kernelWireGuard && b == "wireguard-go" }); len(missing) > 0 {
-		prereqErr = "missing " + strings.Join(missing, ", ")
-	}
-	if prereqErr != "" {
-		if ciMode() {
-			fmt.Fprintf(os.Stderr, "FAIL: lab integration tests under CI=true: %s\n", prereqErr)
-			return 1
+	missing := slices.DeleteFunc(Missing(), func(b string) bool { return kernelWireGuard && b == "wireguard-go" })
+	os.Exit(labtest.Main(m, "lab integration tests", missing, func() error {
+		var errs []error
+		for _, l := range []*Lab{shared, faults, ospfLab} {
+			if l == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := l.Down(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("tearing down the lab in %s: %w", l.Dir(), err))
+			}
+			cancel()
 		}
-		return m.Run()
-	}
-	tmp, err := os.MkdirTemp("", "wgbl-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if p := os.Getenv("WGBIRD_TEST_WGBIRD"); p != "" {
-		// A wgbird built beforehand (make kernel-test's guest has no Go).
-		wgbirdBin = p
-	} else {
-		wgbirdBin, wgbirdErr = BuildWgbird(filepath.Join(tmp, "wgbird"))
-	}
-	if wgbirdErr != nil && ciMode() {
-		fmt.Fprintf(os.Stderr, "FAIL: building wgbird: %v\n", wgbirdErr)
-		return 1
-	}
-	code := m.Run()
-	for _, l := range []*Lab{shared, faults, ospfLab} {
-		if l == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := l.Down(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "tearing down the lab in %s: %v\n", l.Dir(), err)
-			code = 1
-		}
-	}
-	return code
+		return errors.Join(errs...)
+	}))
 }
 
 // wgbirdHasCommand reports whether the built wgbird knows a command (the
 // control commands land after `run`).
-func wgbirdHasCommand(name string) bool {
-	out, _ := exec.Command(wgbirdBin, name, "--help").CombinedOutput()
+func wgbirdHasCommand(t *testing.T, name string) bool {
+	out, _ := exec.Command(labtest.Wgbird(t), name, "--help").CombinedOutput()
 	return !strings.Contains(string(out), "unknown command")
-}
-
-// requireWgbird is requirePrereqs plus the wgbird TestMain built.
-func requireWgbird(t *testing.T) {
-	t.Helper()
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
-}
-
-// requirePrereqs skips (fails under CI=true) when the lab cannot run.
-func requirePrereqs(t *testing.T) {
-	t.Helper()
-	if prereqErr == "" {
-		return
-	}
-	if ciMode() {
-		t.Fatal(prereqErr)
-	}
-	t.Skip(prereqErr)
-}
-
-func testLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // sharedLab returns the lab with wgbird that the tests share, healed and
 // routed via both servers.
 func sharedLab(t *testing.T) *Lab {
 	t.Helper()
-	l := upOnce(t, &shared, &sharedErr, "the lab", Config{Dir: sharedDir, Wgbird: wgbirdBin, Thresholds: testThresholds, Log: testLogger(),
+	l := upOnce(t, &shared, &sharedErr, "the lab", Config{Dir: sharedDir, Thresholds: testThresholds, Log: labtest.Logger(),
 		KernelWireGuard: kernelWireGuard})
 	ready(t, l)
 	return l
@@ -141,7 +76,7 @@ func sharedLab(t *testing.T) *Lab {
 // it (or the error) for the tests after; TestMain tears it down.
 func upOnce(t *testing.T, l **Lab, lerr *error, what string, cfg Config) *Lab {
 	t.Helper()
-	requireWgbird(t)
+	cfg.Wgbird = labtest.Wgbird(t)
 	if *l == nil && *lerr == nil {
 		start := time.Now()
 		*l, *lerr = Up(context.Background(), cfg)
@@ -238,9 +173,9 @@ func cmpAddrs(a, b []netip.Addr) string {
 // are enabled, the tunnel carries traffic, a restarted BIRD comes back
 // with its static protocol disabled, and `down` leaves nothing behind.
 func TestLabLifecycle(t *testing.T) {
-	requirePrereqs(t)
+	labtest.RequireLab(t)
 	ctx := context.Background()
-	cfg := Config{Dir: "/run/wgblx-itest", Prefix: "wgblx", Log: testLogger()}
+	cfg := Config{Dir: "/run/wgblx-itest", Prefix: "wgblx", Log: labtest.Logger()}
 	l := New(cfg)
 	t.Cleanup(func() {
 		if err := l.Down(context.Background()); err != nil {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // The OSPF lab: the same topology, servers announcing the VIP prefix as an
@@ -23,7 +25,7 @@ const (
 
 func sharedOSPFLab(t *testing.T) *Lab {
 	t.Helper()
-	return upOnce(t, &ospfLab, &ospfLabErr, "the OSPF lab", Config{Dir: ospfLabDir, Prefix: ospfLabPrefix, Wgbird: wgbirdBin, Routing: RoutingOSPF, Thresholds: testThresholds, Log: testLogger()})
+	return upOnce(t, &ospfLab, &ospfLabErr, "the OSPF lab", Config{Dir: ospfLabDir, Prefix: ospfLabPrefix, Routing: RoutingOSPF, Thresholds: testThresholds, Log: labtest.Logger()})
 }
 
 // TestOSPFFailover: over OSPF, a hung or killed wireguard-go and a drain

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/labtest"
 )
 
 // TestStatusReadsKeepRoute is issue 12's bug: a monitoring script polling
@@ -25,7 +26,7 @@ import (
 // peers through s1's control socket without pause for several intervals;
 // s1's nexthop must stay at the router throughout.
 func TestStatusReadsKeepRoute(t *testing.T) {
-	requirePrereqs(t)
+	labtest.RequireLab(t)
 	l := sharedLab(t)
 	ctx := context.Background()
 	s := Servers[0]

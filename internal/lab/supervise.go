@@ -2,10 +2,6 @@ package lab
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -71,23 +67,3 @@ func Tail(path string, n int) string { return tail(path, n) }
 
 // NSExists reports whether the named network namespace exists.
 func NSExists(name string) bool { return nsExists(name) }
-
-// BuildWgbird builds ./cmd/wgbird of the module this test binary runs in
-// into out, for the integration tests, and returns out.
-func BuildWgbird(out string) (string, error) {
-	// go test puts its own GOROOT/bin first in the test's PATH.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("finding go: %w", err)
-	}
-	root, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("finding the module root: %w", err)
-	}
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/wgbird")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/wgbird: %w: %s", err, b)
-	}
-	return out, nil
-}

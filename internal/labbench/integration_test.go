@@ -5,74 +5,18 @@ package labbench
 import (
 	"context"
 	"flag"
-	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labtest"
 )
-
-var (
-	// prereqErr says why the lab cannot run here (not root, a binary
-	// missing); "" when it can.
-	prereqErr string
-	// wgbirdBin is the wgbird built by TestMain; wgbirdErr why not.
-	wgbirdBin string
-	wgbirdErr error
-)
-
-func ciMode() bool { return os.Getenv("CI") == "true" }
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		prereqErr = "the lab needs root"
-	} else if missing := lab.Missing(); len(missing) > 0 {
-		prereqErr = "missing " + strings.Join(missing, ", ")
-	}
-	if prereqErr != "" {
-		if ciMode() {
-			fmt.Fprintf(os.Stderr, "FAIL: bench integration tests under CI=true: %s\n", prereqErr)
-			return 1
-		}
-		return m.Run()
-	}
-	tmp, err := os.MkdirTemp("", "wgbs-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	wgbirdBin, wgbirdErr = lab.BuildWgbird(filepath.Join(tmp, "wgbird"))
-	if wgbirdErr != nil && ciMode() {
-		fmt.Fprintf(os.Stderr, "FAIL: building wgbird: %v\n", wgbirdErr)
-		return 1
-	}
-	return m.Run()
-}
-
-// requirePrereqs skips (fails under CI=true) when the lab cannot run.
-func requirePrereqs(t *testing.T) {
-	t.Helper()
-	if prereqErr == "" {
-		return
-	}
-	if ciMode() {
-		t.Fatal(prereqErr)
-	}
-	t.Skip(prereqErr)
-}
-
-func testLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	os.Exit(labtest.Main(m, "bench integration tests", lab.Missing(), nil))
 }
 
 // TestBenchSmoke runs the failover benchmark small: two modes, two
@@ -80,19 +24,13 @@ func testLogger() *slog.Logger {
 // proves the benchmark's code works end to end against the real parts;
 // the figures are logged, never judged (make bench does the real run).
 func TestBenchSmoke(t *testing.T) {
-	requirePrereqs(t)
-	if wgbirdErr != nil {
-		if ciMode() {
-			t.Fatal(wgbirdErr)
-		}
-		t.Skipf("no wgbird: %v", wgbirdErr)
-	}
+	wgbird := labtest.Wgbird(t)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var progress strings.Builder
 	res, err := RunBench(ctx, BenchConfig{
-		Lab:        lab.Config{Dir: "/run/wgbs-itest", Prefix: "wgbs", Wgbird: wgbirdBin, Log: testLogger()},
+		Lab:        lab.Config{Dir: "/run/wgbs-itest", Prefix: "wgbs", Wgbird: wgbird, Log: labtest.Logger()},
 		Modes:      []lab.Mode{lab.LinkDown, lab.Hang},
 		Reps:       2,
 		RefReps:    1,
