@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labsoak"
 )
 
 // The soak's own lab, apart from the demo's, the tests' and the bench's.
@@ -83,10 +84,10 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	noProbe := fs.Bool("no-probe", false, "run wgbird without the probe")
 	keep := fs.Bool("keep", false, "leave the lab up")
 	warmUp := fs.Int("warm-up", 0, "cycles before the heap's baseline")
-	heapSlack := fs.Int64("heap-slack", lab.SoakHeapSlack, "heap growth allowed, bytes")
+	heapSlack := fs.Int64("heap-slack", labsoak.HeapSlack, "heap growth allowed, bytes")
 	profiles := fs.String("profiles", "", "keep heap profiles in DIR")
 	failOnPin := fs.Bool("fail-on-pin", false, "exit 1 when a client was found off the service address")
-	usage := func(w io.Writer) { fmt.Fprintf(w, soakUsage, lab.SoakHeapSlack, defaultSoakDir, defaultSoakPrefix) }
+	usage := func(w io.Writer) { fmt.Fprintf(w, soakUsage, labsoak.HeapSlack, defaultSoakDir, defaultSoakPrefix) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)
@@ -137,10 +138,10 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := u.config(c, c.logger(stderr))
-	cfg.NoProbe, cfg.WgbirdExtra = *noProbe, lab.SoakWgbirdExtra
+	cfg.NoProbe, cfg.WgbirdExtra = *noProbe, labsoak.WgbirdExtra
 	cfg.SecondClient, cfg.IdleClient = true, true
 	res, err := soak(ctx, stdout, cfg,
-		lab.SoakOptions{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle, WarmUp: *warmUp, HeapSlack: *heapSlack, ProfileDir: *profiles, FailOnPin: *failOnPin}, *keep)
+		labsoak.Options{Cycles: *cycles, Seed: *seed, Out: stdout, Settle: *settle, WarmUp: *warmUp, HeapSlack: *heapSlack, ProfileDir: *profiles, FailOnPin: *failOnPin}, *keep)
 	if err != nil {
 		fmt.Fprintf(stderr, "wgbird-lab soak: %v (seed %d)\n", err, res.Seed)
 		return 1
@@ -153,7 +154,7 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 }
 
 // soak brings the lab up, soaks it and tears it down (unless keep).
-func soak(ctx context.Context, out io.Writer, cfg lab.Config, opts lab.SoakOptions, keep bool) (res lab.SoakResult, err error) {
+func soak(ctx context.Context, out io.Writer, cfg lab.Config, opts labsoak.Options, keep bool) (res labsoak.Result, err error) {
 	l := lab.New(cfg)
 	defer func() {
 		if keep && ctx.Err() == nil {
@@ -175,5 +176,5 @@ func soak(ctx context.Context, out io.Writer, cfg lab.Config, opts lab.SoakOptio
 		return res, fmt.Errorf("lab is up but not routed (see %s): %w", l.WgbirdLog("s1"), err)
 	}
 	fmt.Fprintf(out, "lab up and routed in %s (%s)\n", time.Since(start).Round(100*time.Millisecond), l.Dir())
-	return l.Soak(ctx, opts)
+	return labsoak.Run(ctx, l, opts)
 }

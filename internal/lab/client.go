@@ -351,6 +351,19 @@ func (l *Lab) CheckEndpoint(ctx context.Context, name string) error {
 	return nil
 }
 
+// SetClientEndpoint sets the endpoint of the client called name for the
+// server peer, as a handshake from elsewhere would.
+func (l *Lab) SetClientEndpoint(ctx context.Context, name string, ep netip.AddrPort) error {
+	server, err := l.publicKey(Servers[0].Name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = l.wg(ctx, name, "set", WGInterface, "peer", server, "endpoint", ep.String())
+	return err
+}
+
 // parseEndpoints parses `wg show IF endpoints`: "PUBKEY\tADDR:PORT", or
 // "(none)" for a peer without one (the zero AddrPort).
 func parseEndpoints(out string) (map[string]netip.AddrPort, error) {

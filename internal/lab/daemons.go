@@ -277,7 +277,7 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 
 // runWgbird starts wgbird on server with the config file conf and waits up
 // to wait for its control socket to answer. It runs with --pprof: the soak
-// reads its heap through the control socket (see WgbirdHeap).
+// reads its heap through the control socket (see labsoak.WgbirdHeap).
 func (l *Lab) runWgbird(ctx context.Context, server, conf string, wait time.Duration) error {
 	logFile := l.WgbirdLog(server)
 	pid, err := startDaemon(daemon{

@@ -71,7 +71,7 @@ type Config struct {
 	// which act on the wireguard-go process, are refused.
 	KernelWireGuard bool `json:",omitempty"`
 	// WgbirdExtra is TOML appended to every server's wgbird.toml, after
-	// its service: the soak adds an exec check and a hook (SoakWgbirdExtra)
+	// its service: the soak adds an exec check and a hook (labsoak.WgbirdExtra)
 	// so that their runs are part of what it measures.
 	WgbirdExtra string `json:",omitempty"`
 	// NoTakeover runs every wgbird without client continuity

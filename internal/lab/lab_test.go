@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/probe"
 )
 
@@ -326,5 +327,33 @@ func TestCloseInheritedFDs(t *testing.T) {
 	closeInheritedFDs()
 	if flags()&syscall.FD_CLOEXEC == 0 {
 		t.Error("still inherited by the next exec")
+	}
+}
+
+// Config.WgbirdExtra (here the soak's exec check and hook) lands in valid
+// config, on the service, after the probe table.
+func TestWgbirdExtra(t *testing.T) {
+	const extra = "[[service.exec]]\nname = \"soak\"\ncommand = [\"/bin/true\"]\n\n[hook]\ncommand = [\"/bin/true\"]\n"
+	l := New(Config{Dir: t.TempDir(), WgbirdExtra: extra})
+	if err := l.makeDirs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.makeKeys(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := l.wgbirdConf("s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("wgbird.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	svc := cfg.Services[0]
+	if len(svc.Exec) != 1 || svc.Exec[0].Name != "soak" || svc.Probe == nil {
+		t.Errorf("service has exec %+v and probe %v, want the extra exec check and the probe:\n%s", svc.Exec, svc.Probe, text)
+	}
+	if diff := cmp.Diff([]string{"/bin/true"}, cfg.Hook.Command); diff != "" {
+		t.Errorf("hook command (-want +got):\n%s", diff)
 	}
 }

@@ -1,4 +1,4 @@
-package lab
+package labsoak
 
 import (
 	"strings"
@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/lab"
 )
 
 func TestHeapLeak(t *testing.T) {
@@ -41,11 +42,11 @@ func TestHeapLeak(t *testing.T) {
 }
 
 func TestSoakResultWritesMemory(t *testing.T) {
-	r := SoakResult{Seed: 7, Cycles: 500, WarmUp: 100, HeapSlack: 256 << 10, Memory: map[string][]MemSample{
+	r := Result{Seed: 7, Cycles: 500, WarmUp: 100, HeapSlack: 256 << 10, Memory: map[string][]MemSample{
 		"s1": {
-			{Cycle: 0, Mem: MemStatus{RSS: 13 << 20, Anon: 3 << 20}, Heap: HeapStats{Inuse: 1500 << 10, Live: 400 << 10}},
-			{Cycle: 100, Mem: MemStatus{RSS: 17 << 20, Anon: 7 << 20}, Heap: HeapStats{Inuse: 1600 << 10, Live: 450 << 10}},
-			{Cycle: 500, Mem: MemStatus{RSS: 18 << 20, Anon: 8 << 20}, Heap: HeapStats{Inuse: 1620 << 10, Live: 455 << 10}},
+			{Cycle: 0, Mem: lab.MemStatus{RSS: 13 << 20, Anon: 3 << 20}, Heap: HeapStats{Inuse: 1500 << 10, Live: 400 << 10}},
+			{Cycle: 100, Mem: lab.MemStatus{RSS: 17 << 20, Anon: 7 << 20}, Heap: HeapStats{Inuse: 1600 << 10, Live: 450 << 10}},
+			{Cycle: 500, Mem: lab.MemStatus{RSS: 18 << 20, Anon: 8 << 20}, Heap: HeapStats{Inuse: 1620 << 10, Live: 455 << 10}},
 		},
 	}}
 	var b strings.Builder
@@ -60,20 +61,11 @@ func TestSoakResultWritesMemory(t *testing.T) {
 	}
 }
 
-// The soak's exec check and hook are valid config, on the service, and
-// come after the probe table.
-func TestSoakWgbirdExtra(t *testing.T) {
-	l := New(Config{Dir: t.TempDir(), WgbirdExtra: SoakWgbirdExtra})
-	if err := l.makeDirs(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.makeKeys(); err != nil {
-		t.Fatal(err)
-	}
-	text, err := l.wgbirdConf("s1")
-	if err != nil {
-		t.Fatal(err)
-	}
+// The soak's exec check and hook are valid config on the service after
+// the lab's probe table (lab's TestWgbirdExtra: that is where a lab puts
+// Config.WgbirdExtra).
+func TestWgbirdExtra(t *testing.T) {
+	text := lab.WgbirdConf(t.TempDir(), lab.Thresholds{}) + lab.ProbeTable("/probe.key", "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=") + "\n" + WgbirdExtra
 	cfg, err := config.Parse("wgbird.toml", []byte(text))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)

@@ -1,4 +1,4 @@
-package lab
+package labsoak
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/lab"
 )
 
-// SoakOptions configure Soak.
-type SoakOptions struct {
+// Options configure Run.
+type Options struct {
 	// Cycles is the number of fail/heal cycles.
 	Cycles int
 	// Seed makes the run repeatable; 0 picks one from the clock (the
@@ -27,12 +29,12 @@ type SoakOptions struct {
 	Settle time.Duration
 	// WarmUp is the number of cycles after which each wgbird's heap is
 	// the baseline of the heap check (default: a fifth of the cycles, at
-	// most SoakWarmUpMax): what a wgbird allocates once, the first time it
+	// most WarmUpMax): what a wgbird allocates once, the first time it
 	// sees each fault, is in the baseline; what it keeps per fault grows
 	// from there to the end.
 	WarmUp int
 	// HeapSlack is the growth of the heap in use, and of the live heap,
-	// allowed between the warm-up and the end (default SoakHeapSlack).
+	// allowed between the warm-up and the end (default HeapSlack).
 	HeapSlack int64
 	// FailOnPin makes a client found off the service address after a
 	// cycle a failure of the soak; without it, pins are counted and
@@ -47,25 +49,25 @@ type SoakOptions struct {
 // Slack of the leak check at the end of a soak: wgbird's figures at the
 // end may exceed those at the start by at most this much.
 const (
-	SoakGoroutineSlack = 2
-	SoakFDSlack        = 2
-	SoakRSSSlack       = 16 << 20
-	// SoakHeapSlack bounds the growth of the heap in use and of the live
+	GoroutineSlack = 2
+	FDSlack        = 2
+	RSSSlack       = 16 << 20
+	// HeapSlack bounds the growth of the heap in use and of the live
 	// heap (both after a forced GC) from the warm-up to the end.
-	SoakHeapSlack = 256 << 10
-	// SoakWarmUpMax caps the default warm-up: a 500-cycle soak compares
+	HeapSlack = 256 << 10
+	// WarmUpMax caps the default warm-up: a 500-cycle soak compares
 	// cycle 100 with the end.
-	SoakWarmUpMax = 100
-	// soakMemEvery: the memory figures are also taken every this many
+	WarmUpMax = 100
+	// memEvery: the memory figures are also taken every this many
 	// cycles, for the README's table (start, after 100, after 500).
-	soakMemEvery = 100
+	memEvery = 100
 )
 
-// SoakWgbirdExtra is what `wgbird-lab soak` adds to each wgbird.toml
+// WgbirdExtra is what `wgbird-lab soak` adds to each wgbird.toml
 // (Config.WgbirdExtra): an exec check run every interval and a hook run on
 // every transition, both /bin/true, so that what wgbird keeps per exec run
 // and per hook run is measured with the rest.
-const SoakWgbirdExtra = `[[service.exec]]
+const WgbirdExtra = `[[service.exec]]
 name = "soak"
 command = ["/bin/true"]
 
@@ -79,12 +81,12 @@ type MemSample struct {
 	Cycle int
 	// Mem is the resident set (anonymous and file pages); Heap the Go
 	// heap right after a forced GC.
-	Mem  MemStatus
+	Mem  lab.MemStatus
 	Heap HeapStats
 }
 
-// SoakResult is what a soak found.
-type SoakResult struct {
+// Result is what a soak found.
+type Result struct {
 	Seed   uint64
 	Cycles int
 	// Steps counts the comparisons of the router's table with the truth:
@@ -94,10 +96,10 @@ type SoakResult struct {
 	// the truth in time, left it too early, or came back before rise.
 	Mismatches []string
 	// Modes counts the faults injected, by mode.
-	Modes map[Mode]int
+	Modes map[lab.Mode]int
 	// Start and End are each server's wgbird before the first and after
 	// the last cycle.
-	Start, End map[string]ProcStats
+	Start, End map[string]lab.ProcStats
 	// WarmUp is the cycle whose heap is the baseline of the heap check;
 	// Memory each server's figures at every checkpoint: before the first
 	// cycle, after the warm-up, every 100 cycles and at the end.
@@ -110,7 +112,7 @@ type SoakResult struct {
 	// client pinned off it does not follow the next failover.
 	EndpointChecks int
 	Pins           []Pin
-	// FailOnPin makes a pin a failure (SoakOptions.FailOnPin).
+	// FailOnPin makes a pin a failure (Options.FailOnPin).
 	FailOnPin bool
 	// Leaks describes figures that grew beyond the slack, or a wgbird
 	// that was restarted (crashed) on the way.
@@ -145,18 +147,18 @@ func (p Pin) short() string {
 // OK reports whether the soak found nothing wrong. A client pinned off
 // the VIP counts only with FailOnPin: issue 13's target of 0 is reported
 // either way.
-func (r SoakResult) OK() bool {
+func (r Result) OK() bool {
 	return len(r.Mismatches) == 0 && len(r.Leaks) == 0 && (!r.FailOnPin || len(r.Pins) == 0)
 }
 
 // soakFault is one server broken in one mode within a cycle.
 type soakFault struct {
-	server Server
-	mode   ModeInfo
+	server lab.Server
+	mode   lab.ModeInfo
 }
 
-// Soak runs fail/heal cycles over both servers with modes chosen at
-// random. Each cycle breaks one server (three times in four) or both, each
+// Run soaks the lab l: fail/heal cycles over both servers with modes
+// chosen at random. Each cycle breaks one server (three times in four) or both, each
 // in a mode of its own; waits until the router's table matches the truth
 // (a server broken in a self-healing mode first goes, then comes back),
 // checks that it stays so for two intervals, heals, and waits for both
@@ -164,7 +166,7 @@ type soakFault struct {
 // be up with wgbird; it is left healed. An error means the soak could not
 // go on (a fault or heal failed), not that wgbird misbehaved: that is in
 // the result.
-func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
+func Run(ctx context.Context, l *lab.Lab, opts Options) (Result, error) {
 	if opts.Settle <= 0 {
 		opts.Settle = 20 * time.Second
 	}
@@ -176,28 +178,28 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 		opts.Seed = uint64(time.Now().UnixNano())
 	}
 	if opts.WarmUp <= 0 {
-		opts.WarmUp = min(opts.Cycles/5, SoakWarmUpMax)
+		opts.WarmUp = min(opts.Cycles/5, WarmUpMax)
 	}
 	opts.WarmUp = min(opts.WarmUp, opts.Cycles)
 	if opts.HeapSlack <= 0 {
-		opts.HeapSlack = SoakHeapSlack
+		opts.HeapSlack = HeapSlack
 	}
-	res := SoakResult{Seed: opts.Seed, Modes: map[Mode]int{}, Start: map[string]ProcStats{}, End: map[string]ProcStats{},
+	res := Result{Seed: opts.Seed, Modes: map[lab.Mode]int{}, Start: map[string]lab.ProcStats{}, End: map[string]lab.ProcStats{},
 		WarmUp: opts.WarmUp, HeapSlack: opts.HeapSlack, Memory: map[string][]MemSample{}, FailOnPin: opts.FailOnPin}
-	if l.cfg.Wgbird == "" {
+	if l.Config().Wgbird == "" {
 		return res, errors.New("soak: the lab runs no wgbird")
 	}
-	var modes []ModeInfo
-	for _, m := range Modes {
-		if m.NeedsProbe && l.cfg.NoProbe {
+	var modes []lab.ModeInfo
+	for _, m := range lab.Modes {
+		if m.NeedsProbe && l.Config().NoProbe {
 			continue
 		}
 		modes = append(modes, m)
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x77676269726473)) // "wgbirds"
-	th := l.cfg.Thresholds.Effective()
+	th := l.Config().Thresholds.Effective()
 	fmt.Fprintf(out, "soak: seed %d, %d cycles over %s and %s, %d modes (interval %s, rise %d, fall %d)\n",
-		opts.Seed, opts.Cycles, Servers[0].Name, Servers[1].Name, len(modes), th.Interval, th.Rise, th.Fall)
+		opts.Seed, opts.Cycles, lab.Servers[0].Name, lab.Servers[1].Name, len(modes), th.Interval, th.Rise, th.Fall)
 
 	start := time.Now()
 	w, err := l.Watch()
@@ -205,22 +207,22 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 		return res, err
 	}
 	defer w.Close()
-	if err := l.healAll(ctx); err != nil {
+	if err := healAll(ctx, l); err != nil {
 		return res, err
 	}
-	if _, err := waitTable(ctx, w, start, opts.Settle, All); err != nil {
+	if _, err := waitTable(ctx, w, start, opts.Settle, lab.All); err != nil {
 		return res, fmt.Errorf("soak: the lab is not routed via both servers to begin with: %w", err)
 	}
 	// Let the heal's rise pass, so the start figures are at rest.
 	time.Sleep(time.Duration(th.Rise) * th.Interval)
-	for _, s := range Servers {
+	for _, s := range lab.Servers {
 		st, err := l.WgbirdStats(ctx, s.Name)
 		if err != nil {
 			return res, err
 		}
 		res.Start[s.Name] = st
 	}
-	if err := l.soakMemory(ctx, &res, 0, opts.ProfileDir, out); err != nil {
+	if err := sampleMemory(ctx, l, &res, 0, opts.ProfileDir, out); err != nil {
 		return res, err
 	}
 
@@ -257,7 +259,7 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 			}
 			// It goes first (BIRD forgot wgbird's enable), then wgbird's
 			// reconcile brings it back.
-			gone, err := waitTable(ctx, w, t0, opts.Settle, Lacks(f.server.Addr))
+			gone, err := waitTable(ctx, w, t0, opts.Settle, lab.Lacks(f.server.Addr))
 			if err != nil {
 				mismatch(c, "%s %s: nexthop never withdrawn (%v)", f.server.Name, f.mode.Mode, err)
 				continue
@@ -267,14 +269,14 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 			}
 		}
 		res.Steps++
-		reached, err := waitTable(ctx, w, settledFrom, opts.Settle, Exactly(truth...))
+		reached, err := waitTable(ctx, w, settledFrom, opts.Settle, lab.Exactly(truth...))
 		if err != nil {
-			mismatch(c, "after the faults: want %s, got %s (%v)", FormatNexthops(truth), FormatNexthops(w.Current()), err)
+			mismatch(c, "after the faults: want %s, got %s (%v)", lab.FormatNexthops(truth), lab.FormatNexthops(w.Current()), err)
 		} else {
 			line += fmt.Sprintf("  settled %5d ms", reached.At.Sub(t0).Milliseconds())
 			time.Sleep(2 * th.Interval)
-			if bad := w.Always(reached.At, time.Now(), Exactly(truth...)); bad != nil {
-				mismatch(c, "after the faults: want %s throughout, got %s at +%d ms", FormatNexthops(truth), FormatNexthops(bad.Nexthops), bad.At.Sub(t0).Milliseconds())
+			if bad := w.Always(reached.At, time.Now(), lab.Exactly(truth...)); bad != nil {
+				mismatch(c, "after the faults: want %s throughout, got %s at +%d ms", lab.FormatNexthops(truth), lab.FormatNexthops(bad.Nexthops), bad.At.Sub(t0).Milliseconds())
 			}
 		}
 
@@ -287,9 +289,9 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 			}
 		}
 		res.Steps++
-		back, err := waitTable(ctx, w, h, opts.Settle, All)
+		back, err := waitTable(ctx, w, h, opts.Settle, lab.All)
 		if err != nil {
-			mismatch(c, "after the heal: want both, got %s (%v)", FormatNexthops(w.Current()), err)
+			mismatch(c, "after the heal: want both, got %s (%v)", lab.FormatNexthops(w.Current()), err)
 		} else {
 			line += fmt.Sprintf("  healed %5d ms", back.At.Sub(h).Milliseconds())
 			// A server that was withdrawn at the heal comes back only after
@@ -306,10 +308,10 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 				}
 			}
 		}
-		line += l.soakEndpoints(ctx, &res, c)
+		line += checkEndpoints(ctx, l, &res, c)
 		fmt.Fprintln(out, line)
-		if (c == opts.WarmUp || c%soakMemEvery == 0) && c < opts.Cycles {
-			if err := l.soakMemory(ctx, &res, c, opts.ProfileDir, out); err != nil {
+		if (c == opts.WarmUp || c%memEvery == 0) && c < opts.Cycles {
+			if err := sampleMemory(ctx, l, &res, c, opts.ProfileDir, out); err != nil {
 				return res, err
 			}
 		}
@@ -317,7 +319,7 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 
 	// The end figures, at rest: the last heal's rise has passed.
 	time.Sleep(time.Duration(th.Rise+1) * th.Interval)
-	for _, s := range Servers {
+	for _, s := range lab.Servers {
 		st, err := l.WgbirdStats(ctx, s.Name)
 		if err != nil {
 			return res, err
@@ -325,10 +327,10 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 		res.End[s.Name] = st
 		res.Leaks = append(res.Leaks, leaks(s.Name, res.Start[s.Name], st)...)
 	}
-	if err := l.soakMemory(ctx, &res, opts.Cycles, opts.ProfileDir, out); err != nil {
+	if err := sampleMemory(ctx, l, &res, opts.Cycles, opts.ProfileDir, out); err != nil {
 		return res, err
 	}
-	for _, s := range Servers {
+	for _, s := range lab.Servers {
 		if x := heapLeak(s.Name, res.Memory[s.Name], opts.WarmUp, opts.HeapSlack); x != "" {
 			res.Leaks = append(res.Leaks, x)
 		}
@@ -342,7 +344,7 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 	return res, nil
 }
 
-// soakEndpoints reads every client's endpoint for the server peer after
+// checkEndpoints reads every client's endpoint for the server peer after
 // cycle. A client found elsewhere than Lab.Endpoint is recorded and put
 // back on it, so that every cycle is judged on its own. Behind the home
 // network's NAT the endpoint can look right and be pinned all the same:
@@ -351,7 +353,7 @@ func (l *Lab) Soak(ctx context.Context, opts SoakOptions) (SoakResult, error) {
 // server's address; so the router's mapping of that endpoint must lead to
 // the VIP too. It returns what the cycle's line says about it ("" when all
 // are on the VIP).
-func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) string {
+func checkEndpoints(ctx context.Context, l *lab.Lab, res *Result, cycle int) string {
 	var pins []string
 	for _, c := range l.Clients() {
 		res.EndpointChecks++
@@ -363,11 +365,11 @@ func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) str
 		}
 		pin := Pin{Cycle: cycle, Client: c.Name, Endpoint: ep}
 		if ep == l.Endpoint() {
-			inside, err := l.mappedTo(c, ep)
+			inside, err := mappedTo(l, c, ep)
 			switch {
 			case err != nil:
 				pin.Err = err.Error()
-			case !inside.IsValid() || inside.Addr() == VIP.Addr():
+			case !inside.IsValid() || inside.Addr() == lab.VIP.Addr():
 				continue
 			default:
 				pin.Inside = inside
@@ -378,7 +380,7 @@ func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) str
 		if ep == l.Endpoint() {
 			continue // nothing to put back: the mapping goes with its timeout
 		}
-		if err := l.setClientEndpoint(ctx, c.Name, l.Endpoint()); err != nil {
+		if err := l.SetClientEndpoint(ctx, c.Name, l.Endpoint()); err != nil {
 			pins = append(pins, "not put back: "+err.Error())
 		}
 	}
@@ -391,8 +393,8 @@ func (l *Lab) soakEndpoints(ctx context.Context, res *SoakResult, cycle int) str
 // mappedTo returns where the router's NAT sends the client's packets to
 // ep: the inside end of its mapping, or the zero AddrPort when there is no
 // mapping (the client's next packet makes one to the VIP) or no NAT.
-func (l *Lab) mappedTo(c Client, ep netip.AddrPort) (netip.AddrPort, error) {
-	if l.cfg.Routed {
+func mappedTo(l *lab.Lab, c lab.Client, ep netip.AddrPort) (netip.AddrPort, error) {
+	if l.Config().Routed {
 		return netip.AddrPort{}, nil
 	}
 	ms, err := l.MappingsOf(c.Name)
@@ -407,21 +409,9 @@ func (l *Lab) mappedTo(c Client, ep netip.AddrPort) (netip.AddrPort, error) {
 	return netip.AddrPort{}, nil
 }
 
-// setClientEndpoint sets the client's endpoint for the server peer.
-func (l *Lab) setClientEndpoint(ctx context.Context, client string, ep netip.AddrPort) error {
-	server, err := l.publicKey(Servers[0].Name)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err = l.wg(ctx, client, "set", WGInterface, "peer", server, "endpoint", ep.String())
-	return err
-}
-
 // healAll heals every server.
-func (l *Lab) healAll(ctx context.Context) error {
-	for _, s := range Servers {
+func healAll(ctx context.Context, l *lab.Lab) error {
+	for _, s := range lab.Servers {
 		if err := l.Heal(ctx, s.Name); err != nil {
 			return err
 		}
@@ -431,12 +421,12 @@ func (l *Lab) healAll(ctx context.Context) error {
 
 // pickFaults breaks one server, three times in four, or both, each in a
 // mode of its own.
-func pickFaults(rng *rand.Rand, modes []ModeInfo) []soakFault {
-	pick := func(s Server) soakFault { return soakFault{server: s, mode: modes[rng.IntN(len(modes))]} }
+func pickFaults(rng *rand.Rand, modes []lab.ModeInfo) []soakFault {
+	pick := func(s lab.Server) soakFault { return soakFault{server: s, mode: modes[rng.IntN(len(modes))]} }
 	if rng.IntN(4) == 0 {
-		return []soakFault{pick(Servers[0]), pick(Servers[1])}
+		return []soakFault{pick(lab.Servers[0]), pick(lab.Servers[1])}
 	}
-	return []soakFault{pick(Servers[rng.IntN(len(Servers))])}
+	return []soakFault{pick(lab.Servers[rng.IntN(len(lab.Servers))])}
 }
 
 // soakTruth is the router's nexthop set once the faults have had their
@@ -444,7 +434,7 @@ func pickFaults(rng *rand.Rand, modes []ModeInfo) []soakFault {
 // by itself.
 func soakTruth(faults []soakFault) []netip.Addr {
 	var truth []netip.Addr
-	for _, s := range Servers {
+	for _, s := range lab.Servers {
 		ok := true
 		for _, f := range faults {
 			if f.server == s && !f.mode.SelfHealing {
@@ -459,7 +449,7 @@ func soakTruth(faults []soakFault) []netip.Addr {
 }
 
 // firstWith returns the first state that has a, or nil.
-func firstWith(changes []Change, a netip.Addr) *Change {
+func firstWith(changes []lab.Change, a netip.Addr) *lab.Change {
 	for _, c := range changes {
 		if slices.Contains(c.Nexthops, a) {
 			return &c
@@ -468,7 +458,7 @@ func firstWith(changes []Change, a netip.Addr) *Change {
 	return nil
 }
 
-func waitTable(ctx context.Context, w *Watcher, since time.Time, timeout time.Duration, ok func([]netip.Addr) bool) (Change, error) {
+func waitTable(ctx context.Context, w *lab.Watcher, since time.Time, timeout time.Duration, ok func([]netip.Addr) bool) (lab.Change, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return w.WaitFor(ctx, since, ok)
@@ -476,18 +466,18 @@ func waitTable(ctx context.Context, w *Watcher, since time.Time, timeout time.Du
 
 // leaks compares a wgbird's figures at the end of a soak with those at
 // the start.
-func leaks(server string, start, end ProcStats) []string {
+func leaks(server string, start, end lab.ProcStats) []string {
 	if start.Pid != end.Pid {
 		return []string{fmt.Sprintf("%s: wgbird was restarted during the soak (pid %d, now %d): it crashed", server, start.Pid, end.Pid)}
 	}
 	var out []string
-	if end.Goroutines > start.Goroutines+SoakGoroutineSlack {
+	if end.Goroutines > start.Goroutines+GoroutineSlack {
 		out = append(out, fmt.Sprintf("%s: goroutines %d -> %d", server, start.Goroutines, end.Goroutines))
 	}
-	if end.FDs > start.FDs+SoakFDSlack {
+	if end.FDs > start.FDs+FDSlack {
 		out = append(out, fmt.Sprintf("%s: fds %d -> %d", server, start.FDs, end.FDs))
 	}
-	if end.RSS > start.RSS+SoakRSSSlack {
+	if end.RSS > start.RSS+RSSSlack {
 		out = append(out, fmt.Sprintf("%s: RSS %.1f -> %.1f MiB", server, mib(start.RSS), mib(end.RSS)))
 	}
 	return out
@@ -497,26 +487,26 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func kib(b int64) float64 { return float64(b) / (1 << 10) }
 
-// soakMemory takes each wgbird's memory after cycle (0: before the first),
+// sampleMemory takes each wgbird's memory after cycle (0: before the first),
 // prints it, and keeps each heap profile in dir if set.
-func (l *Lab) soakMemory(ctx context.Context, res *SoakResult, cycle int, dir string, out io.Writer) error {
+func sampleMemory(ctx context.Context, l *lab.Lab, res *Result, cycle int, dir string, out io.Writer) error {
 	line := fmt.Sprintf("memory after cycle %d:", cycle)
-	for i, s := range Servers {
+	for i, s := range lab.Servers {
 		pid := l.WgbirdPid(s.Name)
 		if pid == 0 {
 			return fmt.Errorf("soak: wgbird is not running on %s", s.Name)
 		}
-		h, err := l.quietHeap(ctx, s.Name)
+		h, err := quietHeap(ctx, l, s.Name)
 		if err != nil {
 			return fmt.Errorf("soak: %w", err)
 		}
-		m, err := ReadMemStatus(pid)
+		m, err := lab.ReadMemStatus(pid)
 		if err != nil {
 			return fmt.Errorf("soak: %w", err)
 		}
 		if dir != "" {
 			path := filepath.Join(dir, fmt.Sprintf("heap-%s-%04d.pb.gz", s.Name, cycle))
-			if err := l.SaveWgbirdHeapProfile(ctx, s.Name, path); err != nil {
+			if err := SaveWgbirdHeapProfile(ctx, l, s.Name, path); err != nil {
 				return fmt.Errorf("soak: %w", err)
 			}
 		}
@@ -544,7 +534,7 @@ const (
 // check's output, the group's datagrams): CI once saw the live heap 117
 // KiB up after 32 cycles and back down by cycle 100 of a longer run. What
 // leaks is held at every read, so the minimum still grows with it.
-func (l *Lab) quietHeap(ctx context.Context, server string) (HeapStats, error) {
+func quietHeap(ctx context.Context, l *lab.Lab, server string) (HeapStats, error) {
 	var best HeapStats
 	for i := range heapSamples {
 		if i > 0 {
@@ -554,7 +544,7 @@ func (l *Lab) quietHeap(ctx context.Context, server string) (HeapStats, error) {
 			case <-time.After(heapSampleGap):
 			}
 		}
-		h, err := l.WgbirdHeap(ctx, server)
+		h, err := WgbirdHeap(ctx, l, server)
 		if err != nil {
 			return HeapStats{}, err
 		}
@@ -605,16 +595,16 @@ func sampleAt(samples []MemSample, cycle int) (MemSample, bool) {
 }
 
 // Write prints the summary: mismatches, modes and each wgbird's figures.
-func (r SoakResult) Write(w io.Writer) {
+func (r Result) Write(w io.Writer) {
 	fmt.Fprintf(w, "soak: seed %d: %d cycles, %d steps, %d mismatches, in %s\n", r.Seed, r.Cycles, r.Steps, len(r.Mismatches), r.Took.Round(time.Second))
 	var modes []string
-	for _, m := range Modes {
+	for _, m := range lab.Modes {
 		if n := r.Modes[m.Mode]; n > 0 {
 			modes = append(modes, fmt.Sprintf("%s %d", m.Mode, n))
 		}
 	}
 	fmt.Fprintf(w, "modes: %s\n", strings.Join(modes, ", "))
-	for _, s := range Servers {
+	for _, s := range lab.Servers {
 		a, b := r.Start[s.Name], r.End[s.Name]
 		fmt.Fprintf(w, "wgbird %s: goroutines %d -> %d, fds %d -> %d, RSS %.1f -> %.1f MiB\n",
 			s.Name, a.Goroutines, b.Goroutines, a.FDs, b.FDs, mib(a.RSS), mib(b.RSS))
@@ -648,6 +638,6 @@ func (r SoakResult) Write(w io.Writer) {
 	}
 	if r.OK() {
 		fmt.Fprintf(w, "soak: the router's table matched the truth at every step; goroutines, fds and RSS flat (slack %d, %d, %d MiB); heap in use and live heap flat from cycle %d (slack %d KiB)\n",
-			SoakGoroutineSlack, SoakFDSlack, SoakRSSSlack>>20, r.WarmUp, r.HeapSlack>>10)
+			GoroutineSlack, FDSlack, RSSSlack>>20, r.WarmUp, r.HeapSlack>>10)
 	}
 }

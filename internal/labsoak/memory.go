@@ -1,4 +1,4 @@
-package lab
+package labsoak
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/api"
+	"github.com/wgbird/wgbird/internal/lab"
 )
 
 // The lab's wgbirds run with --pprof: their heap after a forced GC and
@@ -44,8 +45,8 @@ func (h HeapStats) Idle() int64 { return h.Sys - h.Inuse - h.Released }
 
 // WgbirdHeap forces two GCs in server's wgbird and returns its heap
 // figures, read before the answer is built (GET /debug/memory).
-func (l *Lab) WgbirdHeap(ctx context.Context, server string) (HeapStats, error) {
-	b, err := l.wgbirdDebug(ctx, server, api.PathMemory)
+func WgbirdHeap(ctx context.Context, l *lab.Lab, server string) (HeapStats, error) {
+	b, err := wgbirdDebug(ctx, l, server, api.PathMemory)
 	if err != nil {
 		return HeapStats{}, err
 	}
@@ -61,8 +62,8 @@ func (l *Lab) WgbirdHeap(ctx context.Context, server string) (HeapStats, error) 
 
 // SaveWgbirdHeapProfile forces a GC in server's wgbird and writes its heap
 // profile (pprof's protobuf, gzipped) to path.
-func (l *Lab) SaveWgbirdHeapProfile(ctx context.Context, server, path string) error {
-	b, err := l.wgbirdDebug(ctx, server, api.PathPprof+"heap?gc=1")
+func SaveWgbirdHeapProfile(ctx context.Context, l *lab.Lab, server, path string) error {
+	b, err := wgbirdDebug(ctx, l, server, api.PathPprof+"heap?gc=1")
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ func (l *Lab) SaveWgbirdHeapProfile(ctx context.Context, server, path string) er
 
 // wgbirdDebug GETs path from server's wgbird control socket. Unix sockets
 // are found by path: no namespace needed.
-func (l *Lab) wgbirdDebug(ctx context.Context, server, path string) ([]byte, error) {
+func wgbirdDebug(ctx context.Context, l *lab.Lab, server, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	sock := l.ControlSocket(server)

@@ -1,4 +1,4 @@
-package lab
+package labsoak
 
 import (
 	"net/netip"
@@ -11,7 +11,7 @@ import (
 func TestSoakResultPins(t *testing.T) {
 	pin := Pin{Cycle: 12, Client: "client2", Endpoint: netip.MustParseAddrPort("198.18.0.1:1024")}
 	for _, failOnPin := range []bool{false, true} {
-		r := SoakResult{Cycles: 100, EndpointChecks: 300, Pins: []Pin{pin, {Cycle: 40, Client: "idle", Err: "idle has no server peer"}}, FailOnPin: failOnPin}
+		r := Result{Cycles: 100, EndpointChecks: 300, Pins: []Pin{pin, {Cycle: 40, Client: "idle", Err: "idle has no server peer"}}, FailOnPin: failOnPin}
 		if r.OK() == failOnPin {
 			t.Errorf("FailOnPin %v: OK() = %v with 2 pins", failOnPin, r.OK())
 		}
@@ -31,7 +31,7 @@ func TestSoakResultPins(t *testing.T) {
 	if got, want := nat.String(), "cycle 3: idle's endpoint is 198.18.0.1:51820, which the router maps to 10.0.5.1:51820"; got != want {
 		t.Errorf("pin = %q, want %q", got, want)
 	}
-	if r := (SoakResult{EndpointChecks: 300, FailOnPin: true}); !r.OK() {
+	if r := (Result{EndpointChecks: 300, FailOnPin: true}); !r.OK() {
 		t.Error("no pins, FailOnPin: not OK")
 	}
 }
