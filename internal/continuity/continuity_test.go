@@ -109,3 +109,41 @@ func TestReadsGoThroughReader(t *testing.T) {
 		t.Errorf("port = %d, want the device's 51820", p)
 	}
 }
+
+// The kick reads the full device when the evaluation's figures moved (a
+// peer added or removed, a client's handshake; the probe's own handshake
+// does not count), and otherwise only fullReadEvery after the last read.
+func TestReadDue(t *testing.T) {
+	m := New([]Config{{Service: "wg0", Interface: "wg0", Takeover: true}}, nil, nil, nil, nil)
+	u := m.byName["wg0"]
+	t0 := time.Now()
+	hs := t0.Add(-time.Minute)
+	if !u.readDue(t0, time.Time{}) {
+		t.Fatal("no read yet: want one")
+	}
+	u.dev = &wgtypes.Device{}
+	u.observeSummary(&health.DeviceStats{Peers: 3, NewestHandshake: hs, NewestClientHandshake: hs})
+	if !u.readDue(t0, t0) {
+		t.Error("first figures: want a read")
+	}
+	steps := []struct {
+		name  string
+		stats *health.DeviceStats
+		now   time.Duration // since the last read, at t0
+		want  bool
+	}{
+		{"figures unchanged", &health.DeviceStats{Peers: 3, NewestHandshake: hs, NewestClientHandshake: hs}, time.Second, false},
+		{"the probe handshook", &health.DeviceStats{Peers: 3, NewestHandshake: t0, NewestClientHandshake: hs}, time.Second, false},
+		{"not read by the check", nil, 2 * time.Second, false},
+		{"fullReadEvery passed", nil, fullReadEvery, true},
+		{"a client handshook", &health.DeviceStats{Peers: 3, NewestHandshake: t0, NewestClientHandshake: t0}, time.Second, true},
+		{"and nothing since", &health.DeviceStats{Peers: 3, NewestHandshake: t0, NewestClientHandshake: t0}, time.Second, false},
+		{"a peer removed", &health.DeviceStats{Peers: 2, NewestHandshake: t0, NewestClientHandshake: t0}, time.Second, true},
+	}
+	for _, s := range steps {
+		u.observeSummary(s.stats)
+		if got := u.readDue(t0.Add(s.now), t0); got != s.want {
+			t.Errorf("%s: readDue = %v, want %v", s.name, got, s.want)
+		}
+	}
+}

@@ -93,15 +93,13 @@ func (u *unit) serveGroup(ctx context.Context, key group.Key) error {
 	// A changed key (rotation) restarts the node; a secret never changes.
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
-	last := group.State(255)
-	state := time.NewTicker(50 * time.Millisecond)
-	defer state.Stop()
+	last := u.groupState()
 	for {
 		select {
 		case <-ctx.Done():
 			<-done
 			return nil
-		case <-state.C:
+		case <-u.stateChanged:
 			// A state change goes out at once.
 			if s := u.groupState(); s != last {
 				last = s

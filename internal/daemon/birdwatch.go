@@ -35,7 +35,7 @@ func (d *Daemon) watchPeriod() time.Duration {
 // costs BIRD and wgbird some tens of microseconds. Errors are left to the
 // service loops, which read BIRD every pass and report them.
 func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, period time.Duration) {
-	t := time.NewTicker(period)
+	t := time.NewTimer(untilTick(time.Now(), period))
 	defer t.Stop()
 	var last string
 	for {
@@ -57,6 +57,23 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, period time
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			t.Reset(untilTick(time.Now(), period))
 		}
 	}
+}
+
+// untilTick returns the wait from now to the next multiple of period on
+// the clock, at least half a period away. The reload watcher and every
+// liveness check wait for the same instants, so one wake-up of the
+// process serves all of them: an idle wgbird's cost is mostly the
+// scheduler and sysmon waking, per event, not the reads (issue 14).
+func untilTick(now time.Time, period time.Duration) time.Duration {
+	if period <= 0 {
+		return 0
+	}
+	next := now.Truncate(period).Add(period)
+	if next.Sub(now) < period/2 {
+		next = next.Add(period)
+	}
+	return next.Sub(now)
 }

@@ -210,7 +210,7 @@ func (s *service) run(ctx context.Context, ready func()) error {
 			s.machine.State() == health.Announced && !s.machine.Pending()
 		switch {
 		case want && !liveArmed:
-			live.Reset(s.cfg.FastInterval)
+			live.Reset(untilTick(time.Now(), s.cfg.FastInterval))
 		case !want && liveArmed:
 			live.Stop()
 		}
@@ -392,7 +392,7 @@ func (s *service) record(res health.Result, protos []bird.Protocol, dev *wiregua
 	if o := s.deps.Observer; o != nil {
 		e := health.Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, At: time.Now()}
 		if dev != nil {
-			e.Device = &health.DeviceStats{Peers: dev.Peers, NewestHandshake: dev.Newest}
+			e.Device = &health.DeviceStats{Peers: dev.Peers, NewestHandshake: dev.Newest, NewestClientHandshake: dev.NewestCounted}
 		}
 		o.Evaluated(e)
 	}

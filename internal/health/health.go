@@ -93,6 +93,9 @@ type DeviceStats struct {
 	Peers int
 	// NewestHandshake is the newest handshake of any peer; zero if none.
 	NewestHandshake time.Time
+	// NewestClientHandshake leaves the probe's peer out (its handshake
+	// moves at every probe).
+	NewestClientHandshake time.Time
 }
 
 // State is what a service is doing towards BIRD.
