@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -12,9 +14,11 @@ import (
 )
 
 // Socket is an AF_PACKET socket on every interface of the network
-// namespace it was opened in, filtered by Filter.
+// namespace it was opened in, filtered by Filter. It is non-blocking and
+// waits in Go's netpoller: an idle socket costs no wake-up and no thread.
 type Socket struct {
-	fd   int
+	f    *os.File
+	rc   syscall.RawConn
 	port uint16
 	skip map[int]bool
 	buf  []byte
@@ -29,28 +33,33 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func Open(port uint16, skip ...string) (*Socket, error) {
 	// Protocol 0 receives nothing until bind, so no packet is queued
 	// before the filter is attached.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening a packet socket: %w", err)
 	}
-	s := &Socket{fd: fd, port: port, skip: map[int]bool{}, buf: make([]byte, 2048)}
+	// The filter and the bind happen before the netpoller owns the fd.
+	raw, err := Filter(port, nil)
+	if err == nil {
+		err = attach(fd, raw)
+	}
+	if err == nil {
+		if err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
+			err = fmt.Errorf("binding the packet socket: %w", err)
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s := &Socket{f: os.NewFile(uintptr(fd), "packet socket"), port: port, skip: map[int]bool{}, buf: make([]byte, 2048)}
+	if s.rc, err = s.f.SyscallConn(); err != nil {
+		s.f.Close()
+		return nil, fmt.Errorf("opening a packet socket: %w", err)
+	}
 	for _, name := range skip {
 		if ifc, err := net.InterfaceByName(name); err == nil {
 			s.skip[ifc.Index] = true
 		}
-	}
-	if err := s.SetKnown(nil); err != nil {
-		s.Close()
-		return nil, err
-	}
-	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("setting the packet socket's timeout: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL)}); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("binding the packet socket: %w", err)
 	}
 	return s, nil
 }
@@ -62,7 +71,11 @@ func (s *Socket) SetKnown(known []uint32) error {
 	if err != nil {
 		return fmt.Errorf("assembling the packet filter: %w", err)
 	}
-	return attach(s.fd, raw)
+	var aerr error
+	if err := s.rc.Control(func(fd uintptr) { aerr = attach(int(fd), raw) }); err != nil {
+		return fmt.Errorf("attaching the packet filter: %w", err)
+	}
+	return aerr
 }
 
 func attach(fd int, raw []bpf.RawInstruction) error {
@@ -73,16 +86,28 @@ func attach(fd int, raw []bpf.RawInstruction) error {
 	return nil
 }
 
-// ErrTimeout is returned by Read when nothing came within its 200 ms.
+// ErrTimeout is returned by Read when its deadline passed first.
 var ErrTimeout = errors.New("no packet")
 
-// Read returns the next WireGuard packet, ErrTimeout after 200 ms
-// without one, or the socket's error.
+// Read returns the next WireGuard packet, ErrTimeout when the deadline
+// set by SetDeadline passed (or Run was told to stop), or the socket's
+// error. Without a deadline it waits as long as it takes.
 func (s *Socket) Read() (Packet, error) {
 	for {
-		n, from, err := unix.Recvfrom(s.fd, s.buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		var (
+			n    int
+			from unix.Sockaddr
+			err  error
+		)
+		rerr := s.rc.Read(func(fd uintptr) bool {
+			n, from, err = unix.Recvfrom(int(fd), s.buf, 0)
+			return !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
+		})
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return Packet{}, ErrTimeout
+		}
+		if rerr != nil {
+			return Packet{}, fmt.Errorf("reading the packet socket: %w", rerr)
 		}
 		if err != nil {
 			return Packet{}, fmt.Errorf("reading the packet socket: %w", err)
@@ -97,13 +122,25 @@ func (s *Socket) Read() (Packet, error) {
 	}
 }
 
-// Close closes the socket. Never call it while a Read is in progress
-// (use Run).
-func (s *Socket) Close() error { return unix.Close(s.fd) }
+// SetDeadline bounds the Reads in progress and to come (zero: none).
+func (s *Socket) SetDeadline(t time.Time) error { return s.f.SetReadDeadline(t) }
 
-// Run reads packets and hands each to f until done is closed (within
-// 200 ms) or the socket fails. Close the socket after Run has returned.
+// Close closes the socket; a Read in progress returns its error.
+func (s *Socket) Close() error { return s.f.Close() }
+
+// Run reads packets and hands each to f until done is closed (at once:
+// the read in progress is cut short by a deadline) or the socket fails.
+// Close the socket after Run has returned.
 func (s *Socket) Run(done <-chan struct{}, f func(Packet)) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-done:
+			_ = s.SetDeadline(time.Unix(1, 0))
+		case <-stop:
+		}
+	}()
 	for {
 		select {
 		case <-done:
