@@ -376,7 +376,8 @@ func dialInNS(ctx context.Context, name, network, addr string) (net.Conn, error)
 }
 
 // UAPIReads counts the connections server's wgbird holds to wireguard-go's
-// UAPI socket: its reads of wg0 in flight. A connection to a hung
+// UAPI socket: its reads of wg0 in flight, and the liveness check's kept
+// connection between checks (a hung device's read is on that one). A connection to a hung
 // wireguard-go waits unaccepted in the listen queue, where ss shows its
 // peer as "* 0"; an accepted one has the UAPI socket's path as its
 // peer's address. Only sockets wgbird connected count (their own address

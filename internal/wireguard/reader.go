@@ -96,7 +96,19 @@ type Reader struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // device name -> its read in flight
-	closed  bool
+	// live holds each wireguard-go's liveness connection between checks:
+	// its UAPI serves one request after another on a connection, so a
+	// check every fast_interval costs a write and a read, not a socket, a
+	// connect and a close. Only the device's alive flight (one at a time)
+	// takes it out; any error closes it and the next check dials anew.
+	live   map[string]*liveConn
+	closed bool
+}
+
+// liveConn is a kept UAPI connection and its reader.
+type liveConn struct {
+	conn net.Conn
+	br   *bufio.Reader
 }
 
 // op is what a flight asks the device.
@@ -144,7 +156,7 @@ func NewReader() (*Reader, error) {
 }
 
 func newReader(c client, dir string) *Reader {
-	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight)}
+	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight), live: make(map[string]*liveConn)}
 	r.bufs.New = func() any { return bufio.NewReaderSize(nil, bufSize) }
 	return r
 }
@@ -272,19 +284,26 @@ func (r *Reader) run(name string, f *flight) {
 // errKernel says a device has no UAPI socket: kernel WireGuard, or none.
 var errKernel = errors.New("no UAPI socket")
 
+// dial connects to wireguard-go's UAPI socket of name; errKernel when
+// there is none.
+func (r *Reader) dial(name string, deadline time.Time) (net.Conn, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("bad interface name %q: %w", name, fs.ErrNotExist)
+	}
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial("unix", filepath.Join(r.dir, name+".sock"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errKernel
+	}
+	return conn, err
+}
+
 // exchange sends one UAPI request to wireguard-go's socket of name and
 // parses the answer with parse, within flightTimeout. It returns errKernel
 // when there is no socket.
 func (r *Reader) exchange(name, request string, parse func(*bufio.Reader) error) error {
-	if name == "" || strings.ContainsAny(name, "/\x00") {
-		return fmt.Errorf("bad interface name %q: %w", name, fs.ErrNotExist)
-	}
 	deadline := time.Now().Add(flightTimeout)
-	d := net.Dialer{Deadline: deadline}
-	conn, err := d.Dial("unix", filepath.Join(r.dir, name+".sock"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return errKernel
-	}
+	conn, err := r.dial(name, deadline)
 	if err != nil {
 		return err
 	}
@@ -302,14 +321,57 @@ func (r *Reader) exchange(name, request string, parse func(*bufio.Reader) error)
 }
 
 func (r *Reader) alive(name string) error {
-	err := r.exchange(name, "set=1\n\n", func(br *bufio.Reader) error {
-		_, err := parseUAPI(br, nil)
-		return err
-	})
+	r.mu.Lock()
+	lc := r.live[name]
+	delete(r.live, name)
+	r.mu.Unlock()
+	if lc != nil {
+		if err := lc.ask(); err == nil {
+			r.keepLive(name, lc)
+			return nil
+		}
+		// The kept connection failed (wireguard-go restarted, or a UAPI
+		// that serves one request per connection): ask on a new one.
+		lc.conn.Close()
+	}
+	conn, err := r.dial(name, time.Now().Add(flightTimeout))
 	if errors.Is(err, errKernel) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	lc = &liveConn{conn: conn, br: bufio.NewReaderSize(conn, 64)}
+	if err := lc.ask(); err != nil {
+		lc.conn.Close()
+		return err
+	}
+	r.keepLive(name, lc)
+	return nil
+}
+
+// ask sends the empty set and reads its errno, within flightTimeout.
+func (lc *liveConn) ask() error {
+	if err := lc.conn.SetDeadline(time.Now().Add(flightTimeout)); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(lc.conn, "set=1\n\n"); err != nil {
+		return fmt.Errorf("sending UAPI request: %w", err)
+	}
+	_, err := parseUAPI(lc.br, nil)
 	return err
+}
+
+// keepLive keeps lc for name's next liveness check (closed with the
+// Reader).
+func (r *Reader) keepLive(name string, lc *liveConn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.live[name] != nil {
+		lc.conn.Close()
+		return
+	}
+	r.live[name] = lc
 }
 
 // read reads the summary of name: over UAPI for wireguard-go, through
@@ -351,6 +413,10 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
+	for name, lc := range r.live {
+		lc.conn.Close()
+		delete(r.live, name)
+	}
 	r.mu.Unlock()
 	if err := r.c.Close(); err != nil {
 		return fmt.Errorf("closing wgctrl client: %w", err)

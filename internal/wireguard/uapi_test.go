@@ -143,6 +143,7 @@ type fakeUAPI struct {
 	ln    net.Listener
 	text  atomic.Pointer[[]byte]
 	conns atomic.Int64 // connections accepted
+	once  atomic.Bool  // close each connection after one request
 	gets  atomic.Int64
 	sets  atomic.Int64
 
@@ -216,6 +217,9 @@ func (f *fakeUAPI) serve(c net.Conn) {
 			}
 			f.sets.Add(1)
 			io.WriteString(c, "errno=0\n\n")
+			if f.once.Load() {
+				return
+			}
 		default:
 			return
 		}
@@ -447,5 +451,41 @@ func BenchmarkAlive(b *testing.B) {
 		if err != nil {
 			b.Fatalf("Alive: %v", err)
 		}
+	}
+}
+
+// The liveness check keeps its connection: wireguard-go answers one
+// request after another on it. One the device closed is dialed anew at
+// once, not reported as a failure.
+func TestAliveKeepsItsConnection(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFakeUAPI(t, dir, "wg0", uapiText(1, time.Unix(1764585417, 0)))
+	r := newReader(newFakeClient(), dir)
+	defer r.Close()
+	for i := range 3 {
+		if err := r.Alive(withTimeout(t, time.Second), "wg0"); err != nil {
+			t.Fatalf("Alive %d: %v", i, err)
+		}
+	}
+	if c, n := fake.conns.Load(), fake.sets.Load(); c != 1 || n != 3 {
+		t.Errorf("3 checks: %d connections, %d sets; want 1 and 3", c, n)
+	}
+	// From now on the device closes each connection after its answer:
+	// the kept one serves once more, then every check dials.
+	fake.once.Store(true)
+	for i := range 3 {
+		if err := r.Alive(withTimeout(t, time.Second), "wg0"); err != nil {
+			t.Errorf("Alive after the device closed the connection (%d): %v", i, err)
+		}
+	}
+	if c := fake.conns.Load(); c != 3 {
+		t.Errorf("%d connections after three one-shot answers, want 3", c)
+	}
+	r.Close()
+	r.mu.Lock()
+	left := len(r.live)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Errorf("Close left %d kept connections", left)
 	}
 }
