@@ -12,19 +12,24 @@
 //     peer. For kernel WireGuard (no socket) it reads through wgctrl's
 //     generic netlink and summarizes that.
 //   - Reader.Alive, the liveness check between scheduled passes (every
-//     fast_interval while the service is announced): an empty UAPI "set",
-//     which changes nothing and which wireguard-go answers with errno=0
+//     fast_interval while the service is announced): an empty UAPI "set"
+//     on a connection kept from one check to the next (wireguard-go serves
+//     request after request on one; any error closes it and the check
+//     dials again at once), which changes nothing and which wireguard-go
+//     answers with errno=0
 //     after taking its configuration lock, so a hung or stopped
 //     wireguard-go shows as a missed deadline within fast_interval +
 //     timeout instead of at the next interval. Kernel WireGuard cannot hang
 //     as a process can: Alive does no I/O for a device without a UAPI
 //     socket (one that is gone is seen by the link check, and by the next
 //     scheduled read).
-//   - Reader.Device, the control socket's peer listing (drain --wait):
-//     wgctrl's full structures, on demand only.
+//   - Reader.Device, the control socket's peer listing (drain --wait) and
+//     continuity's refresh (a new session, changed figures, or 10 s after
+//     its last read): wgctrl's full structures.
 //
 // Every read shares the read of the same device in flight when that
 // answers its question, and waits for it otherwise, so a device has at
 // most one connection and one goroutine in flight however many callers
-// ask, and a hung wireguard-go costs exactly that.
+// ask, and a hung wireguard-go costs exactly that (besides the liveness
+// check's kept connection, which is the one in flight when it hangs).
 package wireguard
