@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // demo is `make demo`: up, failover, recovery, down. The lab is torn down
@@ -89,12 +90,12 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		return err
 	}
 	defer w.Close()
-	p, err := l.StartPinger("client", lab.PingInterval)
+	p, err := l.StartPinger("client", labjudge.PingInterval)
 	if err != nil {
 		return err
 	}
 	defer p.Stop()
-	say("the client pings %s through its tunnel every %s from now on", lab.TunnelServer.Addr(), lab.PingInterval)
+	say("the client pings %s through its tunnel every %s from now on", lab.TunnelServer.Addr(), labjudge.PingInterval)
 	time.Sleep(time.Second)
 	t0, err := l.Fail(ctx, active, lab.Hang)
 	if err != nil {
@@ -102,17 +103,17 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := w.WaitFor(wctx, t0, lab.Lacks(as.Addr))
+	c, err := w.WaitFor(wctx, t0, labjudge.Lacks(as.Addr))
 	if err != nil {
 		return err
 	}
 	say("wgbird's check of wg0 timed out %d times in a row (fall): it disabled %s", th.Fall, lab.Protocol)
-	say("router: nexthop %s withdrawn %d ms after the hang; %s via %s", as.Addr, c.At.Sub(t0).Milliseconds(), lab.VIPPrefix, lab.FormatNexthops(c.Nexthops))
+	say("router: nexthop %s withdrawn %d ms after the hang; %s via %s", as.Addr, c.At.Sub(t0).Milliseconds(), lab.VIPPrefix, labjudge.FormatNexthops(c.Nexthops))
 	back, err := p.WaitAnswered(wctx, c.At)
 	if err != nil {
 		return err
 	}
-	o := lab.LongestOutage(p.Echoes(), t0, back.Sent.Add(time.Millisecond))
+	o := labjudge.LongestOutage(p.Echoes(), t0, back.Sent.Add(time.Millisecond))
 	say("client: tunnel answers again %.1f s after the hang (%s lost), now through %s", back.Sent.Sub(t0).Seconds(), plural(o.Lost, "ping"), other)
 	if back.Sent.Sub(t0) > 5*time.Second {
 		say("(WireGuard re-handshakes once it has had no answer for 15 s; %s holds the same key and answers)", other)
@@ -125,17 +126,17 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	if err := l.Heal(ctx, active); err != nil {
 		return err
 	}
-	c, err = w.WaitFor(wctx, h, lab.Has(as.Addr))
+	c, err = w.WaitFor(wctx, h, labjudge.Has(as.Addr))
 	if err != nil {
 		return err
 	}
 	say("router: nexthop %s back %.1f s after the heal (wgbird waits for %d healthy checks, %s apart)", as.Addr, c.At.Sub(h).Seconds(), th.Rise, th.Interval)
-	say("%s via %s; %s's nexthop %s never left", lab.VIPPrefix, lab.FormatNexthops(c.Nexthops), other, os.Addr)
-	if bad := w.Always(t0, time.Time{}, lab.Has(os.Addr)); bad != nil {
+	say("%s via %s; %s's nexthop %s never left", lab.VIPPrefix, labjudge.FormatNexthops(c.Nexthops), other, os.Addr)
+	if bad := w.Always(t0, time.Time{}, labjudge.Has(os.Addr)); bad != nil {
 		say("(it did: %s)", bad)
 	}
 	time.Sleep(3 * time.Second)
-	if open := lab.LongestOutage(p.Echoes(), h, time.Time{}); open.Lost > 0 && open.To.IsZero() {
+	if open := labjudge.LongestOutage(p.Echoes(), h, time.Time{}); open.Lost > 0 && open.To.IsZero() {
 		say("client: the tunnel stopped answering when %s came back; waiting for it (up to 25 s)", active)
 		bctx, cancel := context.WithTimeout(ctx, 25*time.Second)
 		_, err := p.WaitAnswered(bctx, time.Now())
@@ -145,7 +146,7 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 		}
 	}
 	echoes := p.Stop()
-	fb := lab.LongestOutage(echoes, h, time.Time{})
+	fb := labjudge.LongestOutage(echoes, h, time.Time{})
 	if fb.Lost == 0 {
 		say("client: no ping lost across the heal and for 3 s after %s came back", active)
 	} else {

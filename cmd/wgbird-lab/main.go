@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 const usage = `usage: wgbird-lab COMMAND [flags] [args]
@@ -302,7 +303,7 @@ func cmdUp(ctx context.Context, out io.Writer, cfg lab.Config) error {
 	} else if err := l.WaitRouted(ctx, 30*time.Second); err != nil {
 		return fmt.Errorf("lab is up but not routed (see %s): %w", l.WgbirdLog("s1"), err)
 	} else {
-		fmt.Fprintf(out, "router: %s via %s (%s)\n", lab.VIPPrefix, lab.FormatNexthops(mustNexthops(l)), time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(out, "router: %s via %s (%s)\n", lab.VIPPrefix, labjudge.FormatNexthops(mustNexthops(l)), time.Since(start).Round(time.Millisecond))
 		for _, c := range l.Clients() {
 			if err := l.WaitClient(ctx, c.Name, 20*time.Second); err != nil {
 				return err
@@ -370,14 +371,14 @@ func cmdFail(ctx context.Context, out io.Writer, dir string, log *slog.Logger, s
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	c, err := w.WaitFor(wctx, t0, lab.Lacks(s.Addr))
+	c, err := w.WaitFor(wctx, t0, labjudge.Lacks(s.Addr))
 	if err != nil {
 		return fmt.Errorf("nexthop %s still there: %w", s.Addr, err)
 	}
 	fmt.Fprintf(out, "router: nexthop %s withdrawn %d ms after the fault; %s via %s\n",
-		s.Addr, c.At.Sub(t0).Milliseconds(), lab.VIPPrefix, lab.FormatNexthops(c.Nexthops))
+		s.Addr, c.At.Sub(t0).Milliseconds(), lab.VIPPrefix, labjudge.FormatNexthops(c.Nexthops))
 	if m.SelfHealing {
-		if c2, err := w.WaitFor(wctx, c.At, lab.Has(s.Addr)); err == nil {
+		if c2, err := w.WaitFor(wctx, c.At, labjudge.Has(s.Addr)); err == nil {
 			fmt.Fprintf(out, "router: nexthop %s back %d ms after the fault (wgbird re-enabled %s)\n", s.Addr, c2.At.Sub(t0).Milliseconds(), lab.Protocol)
 		}
 	}

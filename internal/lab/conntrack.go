@@ -1,82 +1,23 @@
 package lab
 
 import (
-	"fmt"
-	"net"
-	"net/netip"
-	"slices"
-	"time"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
-// Mapping is one UDP connection-tracking entry of the router between a
-// client on the internet side and a server: the home router's NAT
-// mapping, read through netlink.
-type Mapping struct {
-	// Client is the client's address and port.
-	Client netip.AddrPort
-	// Public is the router's address and port the client talks to (and
-	// sees the server's packets come from).
-	Public netip.AddrPort
-	// Inside is the server's side: the VIP or a server's own address.
-	Inside netip.AddrPort
-	// FromInside: the server's packet made the mapping (a masqueraded
-	// server-initiated flow), not the client's.
-	FromInside bool
-	// Timeout is how long the router keeps the mapping without another
-	// packet.
-	Timeout time.Duration
-}
-
-func (m Mapping) String() string {
-	dir := "client→"
-	if m.FromInside {
-		dir = "server→"
-	}
-	return fmt.Sprintf("%s %s ⇄ %s ⇄ %s (%s left)", dir, m.Client, m.Public, m.Inside, m.Timeout)
-}
-
 // Mappings returns the router's UDP connection-tracking entries between
-// a client and the inside, sorted by client.
-func (l *Lab) Mappings() ([]Mapping, error) {
-	ns, err := netns.GetFromName(l.NS("router"))
-	if err != nil {
-		return nil, fmt.Errorf("opening router namespace: %w", err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return nil, fmt.Errorf("opening netfilter netlink in the router namespace: %w", err)
-	}
-	defer h.Close()
-	if err := h.SetSocketTimeout(cmdTimeout); err != nil {
-		return nil, fmt.Errorf("setting netlink timeout: %w", err)
-	}
-	flows, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
-	if err != nil {
-		return nil, fmt.Errorf("listing the router's connection tracking: %w", err)
-	}
-	var out []Mapping
-	for _, f := range flows {
-		if m, ok := mappingOf(f); ok {
-			out = append(out, m)
-		}
-	}
-	slices.SortFunc(out, func(a, b Mapping) int { return a.Client.Compare(b.Client) })
-	return out, nil
+// a client and the inside (its NAT mappings), sorted by client.
+func (l *Lab) Mappings() ([]labjudge.Mapping, error) {
+	return labjudge.Mappings(l.NS("router"), ClientNet, PublicAddr)
 }
 
 // MappingsOf returns the router's mappings of the client called name.
-func (l *Lab) MappingsOf(name string) ([]Mapping, error) {
+func (l *Lab) MappingsOf(name string) ([]labjudge.Mapping, error) {
 	all, err := l.Mappings()
 	if err != nil {
 		return nil, err
 	}
 	addr := l.ClientAddr(name)
-	var out []Mapping
+	var out []labjudge.Mapping
 	for _, m := range all {
 		if m.Client.Addr() == addr {
 			out = append(out, m)
@@ -85,54 +26,9 @@ func (l *Lab) MappingsOf(name string) ([]Mapping, error) {
 	return out, nil
 }
 
-// mappingOf turns a conntrack flow into a Mapping: a UDP flow with one end
-// on ClientNet other than the router itself.
-func mappingOf(f *netlink.ConntrackFlow) (Mapping, bool) {
-	if f.Forward.Protocol != unix.IPPROTO_UDP {
-		return Mapping{}, false
-	}
-	ap := func(ip net.IP, port uint16) netip.AddrPort {
-		a, _ := netip.AddrFromSlice(ip)
-		return netip.AddrPortFrom(a.Unmap(), port)
-	}
-	fs, fd := ap(f.Forward.SrcIP, f.Forward.SrcPort), ap(f.Forward.DstIP, f.Forward.DstPort)
-	rs, rd := ap(f.Reverse.SrcIP, f.Reverse.SrcPort), ap(f.Reverse.DstIP, f.Reverse.DstPort)
-	onNet := func(a netip.AddrPort) bool { return ClientNet.Contains(a.Addr()) && a.Addr() != PublicAddr }
-	m := Mapping{Timeout: time.Duration(f.TimeOut) * time.Second}
-	switch {
-	case onNet(fs): // the client's packet came first: DNAT (or routed)
-		m.Client, m.Public, m.Inside = fs, fd, rs
-	case onNet(fd): // a server's packet came first: masqueraded
-		m.Client, m.Inside, m.Public, m.FromInside = fd, fs, rd, true
-	default:
-		return Mapping{}, false
-	}
-	return m, true
-}
-
 // ForgetMappings deletes the router's connection-tracking entries of the
 // client called name, as their timeout would: its next packet, or a
 // server's, makes a new mapping.
 func (l *Lab) ForgetMappings(name string) error {
-	ns, err := netns.GetFromName(l.NS("router"))
-	if err != nil {
-		return fmt.Errorf("opening router namespace: %w", err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return fmt.Errorf("opening netfilter netlink in the router namespace: %w", err)
-	}
-	defer h.Close()
-	addr := net.IP(l.ClientAddr(name).AsSlice())
-	for _, dir := range []netlink.ConntrackFilterType{netlink.ConntrackOrigSrcIP, netlink.ConntrackOrigDstIP} {
-		f := &netlink.ConntrackFilter{}
-		if err := f.AddIP(dir, addr); err != nil {
-			return fmt.Errorf("deleting the mappings of %s: %w", name, err)
-		}
-		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f); err != nil {
-			return fmt.Errorf("deleting the mappings of %s: %w", name, err)
-		}
-	}
-	return nil
+	return labjudge.ForgetMappings(l.NS("router"), name, l.ClientAddr(name))
 }

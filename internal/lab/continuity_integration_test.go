@@ -15,6 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wgbird/wgbird/internal/group"
+	"github.com/wgbird/wgbird/internal/labjudge"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -84,12 +85,12 @@ func TestContinuity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gone := waitFor(t, w, t0, 15*time.Second, "s1 withdrawn", Lacks(s1.Addr))
+			gone := waitFor(t, w, t0, 15*time.Second, "s1 withdrawn", labjudge.Lacks(s1.Addr))
 			back, err := client.WaitAnswered(ctx, gone.At)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := LongestOutage(client.Echoes(), t0, back.Reply)
+			out := labjudge.LongestOutage(client.Echoes(), t0, back.Reply)
 			t.Logf("failover: route withdrawn %s after the fault; client's outage %s (%d pings lost), answered again %s after the withdrawal",
 				gone.At.Sub(t0).Round(time.Millisecond), out.Duration().Round(time.Millisecond), out.Lost, back.Reply.Sub(gone.At).Round(time.Millisecond))
 			if d := back.Reply.Sub(gone.At); d > 3*time.Second {
@@ -110,9 +111,9 @@ func TestContinuity(t *testing.T) {
 			if err := l.Heal(ctx, s1.Name); err != nil {
 				t.Fatal(err)
 			}
-			ret := waitFor(t, w, t1, 30*time.Second, "s1 back", Has(s1.Addr))
+			ret := waitFor(t, w, t1, 30*time.Second, "s1 back", labjudge.Has(s1.Addr))
 			time.Sleep(1500 * time.Millisecond)
-			fb := LongestOutage(client.Echoes(), ret.At, time.Now())
+			fb := labjudge.LongestOutage(client.Echoes(), ret.At, time.Now())
 			t.Logf("failback: route back %s after the heal; client's longest outage after it %s (%d pings lost)",
 				ret.At.Sub(t1).Round(time.Millisecond), fb.Duration().Round(time.Millisecond), fb.Lost)
 			if routedTo(t, l, "client") != s1.Name {
@@ -129,7 +130,7 @@ func TestContinuity(t *testing.T) {
 			checkEndpoints(t, l)
 
 			echoes := client2.Stop()
-			if o := LongestOutage(echoes, t0, time.Now()); stayed && o.Lost > 0 {
+			if o := labjudge.LongestOutage(echoes, t0, time.Now()); stayed && o.Lost > 0 {
 				t.Errorf("client2, on healthy s2 throughout, lost %d pings (outage %s)", o.Lost, o.Duration().Round(time.Millisecond))
 			} else if !stayed {
 				t.Logf("client2's flow moved off s2 when s1 went (the router's hash-threshold ECMP): outage %s", o.Duration().Round(time.Millisecond))
@@ -149,7 +150,7 @@ func TestContinuity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gone := waitFor(t, w, t0, 15*time.Second, "s2 withdrawn", Lacks(s2.Addr))
+		gone := waitFor(t, w, t0, 15*time.Second, "s2 withdrawn", labjudge.Lacks(s2.Addr))
 		stayed := routedTo(t, l, "client") == s1.Name
 		if _, err := client2.WaitAnswered(ctx, gone.At); err != nil {
 			t.Fatal(err)
@@ -158,11 +159,11 @@ func TestContinuity(t *testing.T) {
 		if err := l.Heal(ctx, s2.Name); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, w, t1, 30*time.Second, "s2 back", Has(s2.Addr))
+		waitFor(t, w, t1, 30*time.Second, "s2 back", labjudge.Has(s2.Addr))
 		time.Sleep(1500 * time.Millisecond)
 		stayed = stayed && routedTo(t, l, "client") == s1.Name
-		o := LongestOutage(client.Stop(), t0, time.Now())
-		o2 := LongestOutage(client2.Stop(), t0, time.Now())
+		o := labjudge.LongestOutage(client.Stop(), t0, time.Now())
+		o2 := labjudge.LongestOutage(client2.Stop(), t0, time.Now())
 		t.Logf("client2 (on s2): longest outage %s; client (on s1, stayed: %v): longest outage %s, %d lost", o2.Duration().Round(time.Millisecond), stayed, o.Duration().Round(time.Millisecond), o.Lost)
 		if !stayed {
 			t.Skip("the router's hash moved client off s1 when s2 went: nothing to judge in this placement")
@@ -181,9 +182,9 @@ func TestContinuity(t *testing.T) {
 
 // startPingers pings from client and client2 (stopped at cleanup) and
 // lets them run 300 ms before the fault.
-func startPingers(t *testing.T, l *Lab) (client, client2 *Pinger) {
+func startPingers(t *testing.T, l *Lab) (client, client2 *labjudge.Pinger) {
 	t.Helper()
-	var ps [2]*Pinger
+	var ps [2]*labjudge.Pinger
 	for i, name := range []string{"client", "client2"} {
 		p, err := l.StartPinger(name, 0)
 		if err != nil {
@@ -240,7 +241,7 @@ func checkEndpoints(t *testing.T, l *Lab) {
 
 // holdDrain: for 60 s after a drain, no client comes back to s1: the
 // client is answered throughout, by a session with another server.
-func holdDrain(t *testing.T, l *Lab, client *Pinger) {
+func holdDrain(t *testing.T, l *Lab, client *labjudge.Pinger) {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(60 * time.Second)
@@ -251,7 +252,7 @@ func holdDrain(t *testing.T, l *Lab, client *Pinger) {
 			return
 		}
 	}
-	if o := LongestOutage(client.Echoes(), start, time.Now()); o.Lost > 2 {
+	if o := labjudge.LongestOutage(client.Echoes(), start, time.Now()); o.Lost > 2 {
 		t.Errorf("while s1 stayed drained the client lost %d pings (outage %s)", o.Lost, o.Duration().Round(time.Millisecond))
 	}
 	t.Logf("drain held 60 s: client stayed on another server")
@@ -306,7 +307,7 @@ func forgedGroupMessages(t *testing.T, l *Lab) {
 	}
 	time.Sleep(time.Second)
 	echoes := p.Stop()
-	if o := LongestOutage(echoes, echoes[0].Sent, time.Time{}); o.Lost > 0 {
+	if o := labjudge.LongestOutage(echoes, echoes[0].Sent, time.Time{}); o.Lost > 0 {
 		t.Errorf("the client lost %d pings after the forged datagrams", o.Lost)
 	}
 	out, err := l.wg(ctx, s2.Name, "show", WGInterface, "endpoints")
@@ -372,7 +373,7 @@ func refused(t *testing.T, l *Lab, server string) uint64 {
 // sendFrom sends datagrams to dst from a UDP socket in node's namespace.
 func sendFrom(t *testing.T, l *Lab, node string, dst netip.AddrPort, msgs ...[]byte) {
 	t.Helper()
-	c, err := dialInNS(context.Background(), l.NS(node), "udp", dst.String())
+	c, err := labjudge.DialInNS(context.Background(), l.NS(node), "udp", dst.String())
 	if err != nil {
 		t.Fatalf("sending from %s: %v", node, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/labjudge"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -131,7 +132,7 @@ func TestDrain(t *testing.T) {
 		if code, _, stderr := wgbirdCmd(t, l, s.Name, 10*time.Second, "drain", "--reason", "itest maintenance"); code != 0 {
 			t.Fatalf("drain: exit %d: %s", code, stderr)
 		}
-		c := waitFor(t, w, t0, 10*time.Second, s.Name+" withdrawn by the drain", Lacks(s.Addr))
+		c := waitFor(t, w, t0, 10*time.Second, s.Name+" withdrawn by the drain", labjudge.Lacks(s.Addr))
 		t.Logf("drain: %s's nexthop gone %d ms after the command", s.Name, c.At.Sub(t0).Milliseconds())
 		st := drainStatus(t, l, s.Name)
 		if st.Drain == nil || st.Drain.Reason != "itest maintenance" || st.Drain.Persist || st.State != "withdrawn" {
@@ -147,7 +148,7 @@ func TestDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(th.Rise+2) * th.Interval)
-		if bad := w.Always(c.At, time.Now(), Lacks(s.Addr)); bad != nil {
+		if bad := w.Always(c.At, time.Now(), labjudge.Lacks(s.Addr)); bad != nil {
 			t.Fatalf("%s came back across the wgbird restart: %v\n%s", s.Name, bad, l.logs())
 		}
 		if st := drainStatus(t, l, s.Name); st.Drain == nil || st.Drain.Reason != "itest maintenance" {
@@ -158,7 +159,7 @@ func TestDrain(t *testing.T) {
 		if code, stdout, stderr := wgbirdCmd(t, l, s.Name, 10*time.Second, "undrain"); code != 0 {
 			t.Fatalf("undrain: exit %d: %s%s", code, stdout, stderr)
 		}
-		back := waitFor(t, w, tu, 20*time.Second, s.Name+" back after undrain", Has(s.Addr))
+		back := waitFor(t, w, tu, 20*time.Second, s.Name+" back after undrain", labjudge.Has(s.Addr))
 		min := time.Duration(th.Rise-1)*th.Interval - th.Interval/10
 		took := back.At.Sub(tu)
 		t.Logf("undrain: nexthop back %d ms later (rise %d x %s: no earlier than %d ms)", took.Milliseconds(), th.Rise, th.Interval, min.Milliseconds())
@@ -182,7 +183,7 @@ func TestDrain(t *testing.T) {
 		if code, _, stderr := wgbirdCmd(t, l, s2.Name, 10*time.Second, "drain", "--reason", "short"); code != 0 {
 			t.Fatalf("drain: exit %d: %s", code, stderr)
 		}
-		waitFor(t, w, t0, 10*time.Second, "both withdrawn", Exactly())
+		waitFor(t, w, t0, 10*time.Second, "both withdrawn", labjudge.Exactly())
 
 		// A reboot: wgbird gone, runtime_dir emptied (it is under /run).
 		for _, s := range Servers {
@@ -197,10 +198,10 @@ func TestDrain(t *testing.T) {
 			}
 		}
 		tr := time.Now()
-		c := waitFor(t, w, tr, 20*time.Second, s2.Name+" back after the reboot", Exactly(s2.Addr))
+		c := waitFor(t, w, tr, 20*time.Second, s2.Name+" back after the reboot", labjudge.Exactly(s2.Addr))
 		t.Logf("after the reboot: %s (plain drain) back in %d ms", s2.Name, c.At.Sub(tr).Milliseconds())
 		time.Sleep(time.Duration(th.Rise+1) * th.Interval)
-		if bad := w.Always(tr, time.Now(), Lacks(s1.Addr)); bad != nil {
+		if bad := w.Always(tr, time.Now(), labjudge.Lacks(s1.Addr)); bad != nil {
 			t.Errorf("%s's persistent drain did not survive the reboot: %v", s1.Name, bad)
 		}
 		if st := drainStatus(t, l, s1.Name); st.Drain == nil || !st.Drain.Persist || st.Drain.Reason != "kernel update" {
@@ -249,7 +250,7 @@ func TestDrain(t *testing.T) {
 		if !strings.Contains(stdout, "drained: BIRD has withdrawn wg0 and its WireGuard traffic has gone quiet") {
 			t.Errorf("drain --wait did not say it is done")
 		}
-		gone := waitFor(t, w, t0, time.Second, active.Name+" withdrawn", Lacks(active.Addr))
+		gone := waitFor(t, w, t0, time.Second, active.Name+" withdrawn", labjudge.Lacks(active.Addr))
 		c := control.NewClient(l.ControlSocket(active.Name), 5*time.Second)
 		defer c.Close()
 		peers, err := c.Peers(ctx, "wg0")
@@ -279,7 +280,7 @@ func TestDrain(t *testing.T) {
 		if now != standby.Name {
 			t.Errorf("the tunnel now goes to %s, want %s", now, standby.Name)
 		}
-		if bad := w.Always(gone.At, time.Now(), Exactly(standby.Addr)); bad != nil {
+		if bad := w.Always(gone.At, time.Now(), labjudge.Exactly(standby.Addr)); bad != nil {
 			t.Errorf("the router's nexthops changed after the drain: %v\nchanges: %v", bad, w.Changes())
 		}
 		sent, answered := stop()

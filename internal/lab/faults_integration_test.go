@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgbird/wgbird/internal/labjudge"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -224,7 +225,7 @@ func TestBirdSocketMissingAtStart(t *testing.T) {
 	if err := os.Remove(l.BirdSocket(s.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, start, 15*time.Second, "withdrawn with BIRD stopped", Lacks(s.Addr))
+	c := waitFor(t, w, start, 15*time.Second, "withdrawn with BIRD stopped", labjudge.Lacks(s.Addr))
 
 	mark := logMark(l, s.Name)
 	if err := l.StartWgbird(ctx, s.Name); err != nil {
@@ -253,9 +254,9 @@ func TestBirdSocketMissingAtStart(t *testing.T) {
 	if err := l.StartBird(ctx, s.Name); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, w, tb, 30*time.Second, s.Name+" announced once BIRD is there", Has(s.Addr))
+	back := waitFor(t, w, tb, 30*time.Second, s.Name+" announced once BIRD is there", labjudge.Has(s.Addr))
 	checkRise(t, "BIRD started", tb, back.At)
-	if bad := w.Always(c.At, tb, Lacks(s.Addr)); bad != nil {
+	if bad := w.Always(c.At, tb, labjudge.Lacks(s.Addr)); bad != nil {
 		t.Errorf("%s routed while its BIRD was not running: %v", s.Name, bad)
 	}
 	keptRoute(t, w, start, keep)
@@ -279,7 +280,7 @@ func TestBirdKilledAndRestarted(t *testing.T) {
 	if err := l.KillBird(ctx, s.Name); err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, "withdrawn with BIRD dead", Lacks(s.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, "withdrawn with BIRD dead", labjudge.Lacks(s.Addr))
 	t.Logf("BIRD killed: the router withdrew %s in %d ms (BFD)", s.Name, c.At.Sub(t0).Milliseconds())
 	time.Sleep(4 * tm.Interval)
 
@@ -291,7 +292,7 @@ func TestBirdKilledAndRestarted(t *testing.T) {
 	// The client backs off between failed connection attempts, up to 2 s.
 	up := protocolState(t, l, s.Name, "up", tm.Interval+2*time.Second+time.Second)
 	t.Logf("BIRD answering again: wgbird re-enabled %s %d ms later", Protocol, up.Sub(answered).Milliseconds())
-	back := waitFor(t, w, tb, 20*time.Second, s.Name+" back", Has(s.Addr))
+	back := waitFor(t, w, tb, 20*time.Second, s.Name+" back", labjudge.Has(s.Addr))
 	t.Logf("nexthop back %d ms after BIRD was started (BGP re-established)", back.At.Sub(tb).Milliseconds())
 	if got := l.WgbirdPid(s.Name); got != pid {
 		t.Errorf("wgbird pid %d before, %d after: it must outlive BIRD", pid, got)
@@ -322,7 +323,7 @@ func TestBirdHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.ContinueBird(s.Name) })
-	c := waitFor(t, w, t0, 15*time.Second, "withdrawn with BIRD hung", Lacks(s.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, "withdrawn with BIRD hung", labjudge.Lacks(s.Addr))
 	t.Logf("BIRD hung: the router withdrew %s in %d ms (BFD)", s.Name, c.At.Sub(t0).Milliseconds())
 	time.Sleep(time.Second)
 	if _, err := l.Fail(ctx, s.Name, KeyRemove); err != nil {
@@ -343,7 +344,7 @@ func TestBirdHung(t *testing.T) {
 	t.Logf("BIRD answering again: wgbird disabled %s %d ms later", Protocol, down.Sub(tc).Milliseconds())
 	waitEstablished(t, l, s.Name)
 	time.Sleep(2 * tm.Interval)
-	if bad := w.Always(c.At, time.Now(), Lacks(s.Addr)); bad != nil {
+	if bad := w.Always(c.At, time.Now(), labjudge.Lacks(s.Addr)); bad != nil {
 		t.Errorf("%s came back after BIRD resumed, with WireGuard broken: %v\nchanges: %v", s.Name, bad, w.Changes())
 	}
 	after := procStatsOf(t, l, s.Name)
@@ -373,7 +374,7 @@ func TestBirdHung(t *testing.T) {
 	if err := l.Heal(ctx, s.Name); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", Has(s.Addr))
+	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", labjudge.Has(s.Addr))
 	checkRise(t, "heal", h, back.At)
 	keptRoute(t, w, t0, keep)
 }
@@ -412,7 +413,7 @@ func TestBirdConfigureReenables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, "withdrawn after key-remove", Lacks(s.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, "withdrawn after key-remove", labjudge.Lacks(s.Addr))
 	protocolState(t, l, s.Name, "down", 5*time.Second)
 
 	if err := os.WriteFile(conf, []byte(enabled), 0o644); err != nil {
@@ -446,7 +447,7 @@ func TestBirdConfigureReenables(t *testing.T) {
 		var present time.Duration
 		changes := w.During(t1, time.Now())
 		for j, ch := range changes {
-			if !Has(s.Addr)(ch.Nexthops) {
+			if !labjudge.Has(s.Addr)(ch.Nexthops) {
 				continue
 			}
 			from, to := ch.At, time.Now()
@@ -470,8 +471,8 @@ func TestBirdConfigureReenables(t *testing.T) {
 		t.Errorf("the nexthop stayed for %s after a configure, want at most one interval (%s) plus scheduling", worst, tm.Interval)
 	}
 	keptRoute(t, w, c.At, keep)
-	if cur := w.Current(); !Lacks(s.Addr)(cur) {
-		t.Errorf("router ends with %s, want %s withdrawn", FormatNexthops(cur), s.Name)
+	if cur := w.Current(); !labjudge.Lacks(s.Addr)(cur) {
+		t.Errorf("router ends with %s, want %s withdrawn", labjudge.FormatNexthops(cur), s.Name)
 	}
 }
 
@@ -638,7 +639,7 @@ func TestRestrictedBirdSocket(t *testing.T) {
 		t.Errorf("wgbird_bird_command_errors_total{code=\"8007\"} = %v, want at least 1", n)
 	}
 	// The consequence, for the record: BIRD refused the withdrawal.
-	if bad := w.Always(t0, time.Now(), Has(s.Addr)); bad != nil {
+	if bad := w.Always(t0, time.Now(), labjudge.Has(s.Addr)); bad != nil {
 		t.Errorf("the nexthop went although BIRD refused the disable: %v", bad)
 	}
 }
@@ -674,7 +675,7 @@ func TestWireGuardHung(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, s.Name+" withdrawn", Lacks(s.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, s.Name+" withdrawn", labjudge.Lacks(s.Addr))
 	bound := tm.Interval + tm.Timeout
 	t.Logf("hang: detected within %d ms (bound interval + deadline = %d ms), nexthop withdrawn %d ms after the fault (fall %d)",
 		detected.Sub(t0).Milliseconds(), bound.Milliseconds(), c.At.Sub(t0).Milliseconds(), tm.Fall)
@@ -707,7 +708,7 @@ func TestWireGuardHung(t *testing.T) {
 	if err := l.Heal(ctx, s.Name); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", Has(s.Addr))
+	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", labjudge.Has(s.Addr))
 	// The stuck read ended with the heal: its goroutine is gone (below)
 	// and its connection is the liveness check's again, the only one.
 	if n, err := l.UAPIReads(ctx, s.Name); err != nil || n > 1 {
@@ -739,7 +740,7 @@ func TestWireGuardRestartedUnconfigured(t *testing.T) {
 	if err := l.RestartWireGuardBare(ctx, s.Name); err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, s.Name+" withdrawn by the restart", Lacks(s.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, s.Name+" withdrawn by the restart", labjudge.Lacks(s.Addr))
 	t.Logf("wireguard-go restarted bare: withdrawn %d ms after the kill", c.At.Sub(t0).Milliseconds())
 	ns := l.NS(s.Name)
 	hold := time.Duration(tm.Rise+2) * tm.Interval
@@ -794,13 +795,13 @@ func TestWireGuardRestartedUnconfigured(t *testing.T) {
 		if len(failing) == 0 {
 			t.Errorf("after %q: every check passes, with the configuration incomplete", st.name)
 		}
-		if bad := w.Always(c.At, time.Now(), Lacks(s.Addr)); bad != nil {
+		if bad := w.Always(c.At, time.Now(), labjudge.Lacks(s.Addr)); bad != nil {
 			t.Fatalf("announced with only %q configured: %v\n%s", st.name, bad, l.logs())
 		}
 	}
-	back := waitFor(t, w, done, 20*time.Second, s.Name+" back when configured", Has(s.Addr))
+	back := waitFor(t, w, done, 20*time.Second, s.Name+" back when configured", labjudge.Has(s.Addr))
 	checkRise(t, "configuration complete", done, back.At)
-	if bad := w.Always(c.At, done, Lacks(s.Addr)); bad != nil {
+	if bad := w.Always(c.At, done, labjudge.Lacks(s.Addr)); bad != nil {
 		t.Errorf("announced before the configuration was complete: %v", bad)
 	}
 	keptRoute(t, w, t0, keep)
@@ -856,11 +857,11 @@ func TestNetlinkStorm(t *testing.T) {
 	stormEnd := time.Now()
 	t.Logf("%d flaps in %s", flaps, stormEnd.Sub(t0).Round(time.Millisecond))
 
-	back := waitFor(t, w, stormEnd, 20*time.Second, s.Name+" back after the storm", Has(s.Addr))
+	back := waitFor(t, w, stormEnd, 20*time.Second, s.Name+" back after the storm", labjudge.Has(s.Addr))
 	t.Logf("after the storm: nexthop back %d ms after the last flap", back.At.Sub(stormEnd).Milliseconds())
 	time.Sleep(time.Duration(tm.Rise) * tm.Interval)
 	if cur := w.Current(); !All(cur) {
-		t.Errorf("router ends with %s, want both", FormatNexthops(cur))
+		t.Errorf("router ends with %s, want both", labjudge.FormatNexthops(cur))
 	}
 	keptRoute(t, w, t0, keep)
 	window := time.Since(t0)
@@ -957,13 +958,13 @@ func TestNetlinkSubscriptionBroken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := waitFor(t, w, t1, 10*time.Second, s.Name+" withdrawn by link-down", Lacks(s.Addr))
+		c := waitFor(t, w, t1, 10*time.Second, s.Name+" withdrawn by link-down", labjudge.Lacks(s.Addr))
 		took = append(took, fmt.Sprintf("%d ms", c.At.Sub(t1).Milliseconds()))
 		slowest = max(slowest, c.At.Sub(t1))
 		if err := l.Heal(ctx, s.Name); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, w, c.At, 20*time.Second, s.Name+" back", Has(s.Addr))
+		waitFor(t, w, c.At, 20*time.Second, s.Name+" back", labjudge.Has(s.Addr))
 	}
 	t.Logf("link-down after the re-subscription: withdrawn in %s (interval %s)", strings.Join(took, ", "), tm.Interval)
 	// Through the next scheduled check instead, each would take anything up
@@ -990,7 +991,7 @@ func TestWgbirdCrashWhileUnhealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, "withdrawn after key-remove", Lacks(s.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, "withdrawn after key-remove", labjudge.Lacks(s.Addr))
 	before := l.WgbirdPid(s.Name)
 	if err := l.KillWgbird(ctx, s.Name); err != nil {
 		t.Fatal(err)
@@ -1003,7 +1004,7 @@ func TestWgbirdCrashWhileUnhealthy(t *testing.T) {
 		t.Fatalf("wgbird pid %d before, %d after restart", before, after)
 	}
 	time.Sleep(time.Duration(tm.Rise+3) * tm.Interval)
-	if bad := w.Always(c.At, time.Now(), Lacks(s.Addr)); bad != nil {
+	if bad := w.Always(c.At, time.Now(), labjudge.Lacks(s.Addr)); bad != nil {
 		t.Errorf("%s came back across the wgbird restart while unhealthy: %v\n%s", s.Name, bad, l.logs())
 	}
 	if st := wgbirdService(t, l, s.Name); st.State != "withdrawn" || st.Healthy {
@@ -1013,7 +1014,7 @@ func TestWgbirdCrashWhileUnhealthy(t *testing.T) {
 	if err := l.Heal(ctx, s.Name); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", Has(s.Addr))
+	back := waitFor(t, w, h, 20*time.Second, s.Name+" back after heal", labjudge.Has(s.Addr))
 	checkRise(t, "heal", h, back.At)
 	keptRoute(t, w, t0, keep)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgbird/wgbird/internal/labjudge"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -89,7 +90,7 @@ func TestHomeNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, w, t0, 10*time.Second, free.Name+" withdrawn", Lacks(free.Addr))
+		waitFor(t, w, t0, 10*time.Second, free.Name+" withdrawn", labjudge.Lacks(free.Addr))
 		for _, c := range l.Clients() {
 			home, _ := l.HomeServer(c.Name)
 			if now, err := l.RoutedServer(c.Name); err != nil || now.Name != home.Name {
@@ -103,11 +104,11 @@ func TestHomeNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A home router lets in the forwarded ports and answers only.
-		if _, err := ping(l.NS("client"), PublicAddr, time.Second); err != nil {
+		if _, err := labjudge.Ping(l.NS("client"), PublicAddr, time.Second); err != nil {
 			t.Errorf("the router's public address does not answer: %v", err)
 		}
 		for _, dst := range []netip.Addr{VIP.Addr(), Servers[0].Addr} {
-			if _, err := ping(l.NS("client"), dst, 300*time.Millisecond); err == nil {
+			if _, err := labjudge.Ping(l.NS("client"), dst, 300*time.Millisecond); err == nil {
 				t.Errorf("the client reaches %s past the NAT", dst)
 			}
 		}
@@ -117,7 +118,7 @@ func TestHomeNetwork(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		echoes := p.Stop()
-		if o := LongestOutage(echoes, echoes[0].Sent, time.Time{}); o.Lost > 0 {
+		if o := labjudge.LongestOutage(echoes, echoes[0].Sent, time.Time{}); o.Lost > 0 {
 			t.Errorf("client2 lost %d of %d pings in a quiet second", o.Lost, len(echoes))
 		}
 	})

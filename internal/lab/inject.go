@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // Faults beyond the Modes, for the fault tests and the soak: BIRD killed
@@ -303,7 +303,7 @@ func parseMetrics(text string) (Metrics, error) {
 func (l *Lab) WgbirdMetrics(ctx context.Context, server string) (Metrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := dialInNS(ctx, l.NS(server), "tcp", MetricsListen)
+	c, err := labjudge.DialInNS(ctx, l.NS(server), "tcp", MetricsListen)
 	if err != nil {
 		return nil, fmt.Errorf("scraping wgbird on %s: %w", server, err)
 	}
@@ -327,52 +327,6 @@ func (l *Lab) WgbirdMetrics(ctx context.Context, server string) (Metrics, error)
 		return nil, fmt.Errorf("scraping wgbird on %s: %s", server, resp.Status)
 	}
 	return parseMetrics(b.String())
-}
-
-// dialInNS connects to addr from inside the named network namespace: the
-// socket is created on an OS thread switched into it, and stays in it.
-func dialInNS(ctx context.Context, name, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("reading the current namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("opening namespace %s: %w", name, err)}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("entering namespace %s: %w", name, err)}
-			return
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		if serr := netns.Set(orig); serr != nil {
-			// The thread stays locked and dies with this goroutine.
-			if c != nil {
-				c.Close()
-			}
-			ch <- result{err: fmt.Errorf("leaving namespace %s: %w", name, serr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
 }
 
 // UAPIReads counts the connections server's wgbird holds to wireguard-go's

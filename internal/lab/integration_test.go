@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgbird/wgbird/internal/labjudge"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -115,7 +116,7 @@ func (l *Lab) logs() string {
 	return b.String()
 }
 
-func watch(t *testing.T, l *Lab) *Watcher {
+func watch(t *testing.T, l *Lab) *labjudge.Watcher {
 	t.Helper()
 	w, err := l.Watch()
 	if err != nil {
@@ -130,7 +131,7 @@ func watch(t *testing.T, l *Lab) *Watcher {
 	return w
 }
 
-func waitFor(t *testing.T, w *Watcher, since time.Time, timeout time.Duration, what string, ok func([]netip.Addr) bool) Change {
+func waitFor(t *testing.T, w *labjudge.Watcher, since time.Time, timeout time.Duration, what string, ok func([]netip.Addr) bool) labjudge.Change {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -149,7 +150,7 @@ func other(s Server) Server {
 }
 
 // checkConsistent compares the watcher's view with a fresh netlink read.
-func checkConsistent(t *testing.T, l *Lab, w *Watcher) {
+func checkConsistent(t *testing.T, l *Lab, w *labjudge.Watcher) {
 	t.Helper()
 	time.Sleep(50 * time.Millisecond)
 	nh, err := l.Nexthops()
@@ -165,7 +166,7 @@ func cmpAddrs(a, b []netip.Addr) string {
 	if slices.Equal(a, b) {
 		return ""
 	}
-	return fmt.Sprintf("-%s +%s", FormatNexthops(a), FormatNexthops(b))
+	return fmt.Sprintf("-%s +%s", labjudge.FormatNexthops(a), labjudge.FormatNexthops(b))
 }
 
 // TestLabLifecycle checks the lab itself, without wgbird: a leftover of a
@@ -232,7 +233,7 @@ func TestLabLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c = waitFor(t, w, t0, 10*time.Second, "s1 withdrawn by the BIRD restart", Lacks(s1.Addr))
+	c = waitFor(t, w, t0, 10*time.Second, "s1 withdrawn by the BIRD restart", labjudge.Lacks(s1.Addr))
 	t.Logf("BIRD restart withdrew s1 in %d ms", c.At.Sub(t0).Milliseconds())
 	if err := poll(ctx, 15*time.Second, 100*time.Millisecond, "router's BGP session to s1", func() (bool, error) {
 		out, err := l.birdc(ctx, "router", "show", "protocols", "bgp_s1")
@@ -241,10 +242,10 @@ func TestLabLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	if bad := w.Always(c.At, time.Now(), Lacks(s1.Addr)); bad != nil {
+	if bad := w.Always(c.At, time.Now(), labjudge.Lacks(s1.Addr)); bad != nil {
 		t.Errorf("s1 came back without anyone enabling %s: %v", Protocol, bad)
 	}
-	if bad := w.Always(t0, time.Now(), Has(Servers[1].Addr)); bad != nil {
+	if bad := w.Always(t0, time.Now(), labjudge.Has(Servers[1].Addr)); bad != nil {
 		t.Errorf("s2 lost its nexthop: %v", bad)
 	}
 	t.Logf("BGP re-established %s after the restart; s1 still withdrawn", time.Since(t0).Round(time.Millisecond))
@@ -308,13 +309,13 @@ func failAndHeal(t *testing.T, l *Lab, m ModeInfo, target Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, target.Name+"'s nexthop withdrawn", Lacks(target.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, target.Name+"'s nexthop withdrawn", labjudge.Lacks(target.Addr))
 	t.Logf("%s on %s: nexthop withdrawn %d ms after the fault", m.Mode, target.Name, c.At.Sub(t0).Milliseconds())
 
 	if m.SelfHealing {
 		// WireGuard is healthy: wgbird's reconcile re-enables the
 		// protocol BIRD dropped.
-		back := waitFor(t, w, c.At, 20*time.Second, target.Name+"'s nexthop back by reconcile", Has(target.Addr))
+		back := waitFor(t, w, c.At, 20*time.Second, target.Name+"'s nexthop back by reconcile", labjudge.Has(target.Addr))
 		t.Logf("back %d ms after the fault, without heal", back.At.Sub(t0).Milliseconds())
 		if err := l.Heal(ctx, target.Name); err != nil {
 			t.Fatal(err)
@@ -322,14 +323,14 @@ func failAndHeal(t *testing.T, l *Lab, m ModeInfo, target Server) {
 	} else {
 		// Still withdrawn a while later: nothing comes back by itself.
 		time.Sleep(th.Interval)
-		if bad := w.Always(c.At, time.Now(), Lacks(target.Addr)); bad != nil {
+		if bad := w.Always(c.At, time.Now(), labjudge.Lacks(target.Addr)); bad != nil {
 			t.Fatalf("%s came back before heal: %v", target.Name, bad)
 		}
 		h := time.Now()
 		if err := l.Heal(ctx, target.Name); err != nil {
 			t.Fatal(err)
 		}
-		back := waitFor(t, w, h, 20*time.Second, target.Name+"'s nexthop back after heal", Has(target.Addr))
+		back := waitFor(t, w, h, 20*time.Second, target.Name+"'s nexthop back after heal", labjudge.Has(target.Addr))
 		// The first healthy check is no earlier than h, and rise
 		// needs rise-1 more, an interval apart. A tenth of an
 		// interval allows for timer jitter.
@@ -341,7 +342,7 @@ func failAndHeal(t *testing.T, l *Lab, m ModeInfo, target Server) {
 		}
 	}
 	waitFor(t, w, t0, 20*time.Second, "both nexthops", All)
-	if bad := w.Always(t0, time.Now(), Has(keep.Addr)); bad != nil {
+	if bad := w.Always(t0, time.Now(), labjudge.Has(keep.Addr)); bad != nil {
 		t.Errorf("%s's nexthop disappeared while %s was broken: %v\nchanges: %v", keep.Name, target.Name, bad, w.Changes())
 	}
 	checkConsistent(t, l, w)
@@ -364,7 +365,7 @@ func TestBirdResetOnUnhealthyServer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := waitFor(t, w, t0, 15*time.Second, "withdrawn after key-remove", Lacks(s.Addr))
+			c := waitFor(t, w, t0, 15*time.Second, "withdrawn after key-remove", labjudge.Lacks(s.Addr))
 			t.Logf("key-remove: withdrawn in %d ms", c.At.Sub(t0).Milliseconds())
 
 			t1, err := l.Fail(ctx, s.Name, mode)
@@ -380,7 +381,7 @@ func TestBirdResetOnUnhealthyServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(4 * th.Interval)
-			if bad := w.Always(c.At, time.Now(), Lacks(s.Addr)); bad != nil {
+			if bad := w.Always(c.At, time.Now(), labjudge.Lacks(s.Addr)); bad != nil {
 				t.Errorf("%s's nexthop reappeared after %s while unhealthy: %v\nchanges: %v", s.Name, mode, bad, w.Changes())
 			}
 			t.Logf("%s: nexthop stayed away for %s, BGP re-established", mode, time.Since(t1).Round(time.Millisecond))
@@ -433,20 +434,20 @@ func TestBothUnhealthy(t *testing.T) {
 	if _, err := l.Fail(ctx, s2.Name, LinkDown); err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, "no route", Exactly())
+	c := waitFor(t, w, t0, 15*time.Second, "no route", labjudge.Exactly())
 	t.Logf("both broken: no route %d ms after the first fault", c.At.Sub(t0).Milliseconds())
 	if nh, err := l.Nexthops(); err != nil || len(nh) != 0 {
-		t.Errorf("router still routes %s via %s (%v)", VIPPrefix, FormatNexthops(nh), err)
+		t.Errorf("router still routes %s via %s (%v)", VIPPrefix, labjudge.FormatNexthops(nh), err)
 	}
 
 	h := time.Now()
 	if err := l.Heal(ctx, s1.Name); err != nil {
 		t.Fatal(err)
 	}
-	c = waitFor(t, w, h, 20*time.Second, "exactly s1", Exactly(s1.Addr))
+	c = waitFor(t, w, h, 20*time.Second, "exactly s1", labjudge.Exactly(s1.Addr))
 	t.Logf("s1 healed: exactly %s %d ms after heal began", s1.Addr, c.At.Sub(h).Milliseconds())
 	time.Sleep(time.Duration(th.Rise+1) * th.Interval)
-	if bad := w.Always(c.At, time.Now(), Exactly(s1.Addr)); bad != nil {
+	if bad := w.Always(c.At, time.Now(), labjudge.Exactly(s1.Addr)); bad != nil {
 		t.Errorf("want exactly %s while s2 is broken, got %v", s1.Addr, bad)
 	}
 	if err := l.Heal(ctx, s2.Name); err != nil {
@@ -468,7 +469,7 @@ func TestClientTunnelFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, active.Name+" withdrawn", Lacks(active.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, active.Name+" withdrawn", labjudge.Lacks(active.Addr))
 	t.Logf("hang: %s withdrawn in %d ms", active.Name, c.At.Sub(t0).Milliseconds())
 	pctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
@@ -484,16 +485,16 @@ func TestClientTunnelFailover(t *testing.T) {
 	if now != standby.Name {
 		t.Errorf("the tunnel now goes to %s, want %s", now, standby.Name)
 	}
-	if bad := w.Always(t0, time.Now(), Has(standby.Addr)); bad != nil {
+	if bad := w.Always(t0, time.Now(), labjudge.Has(standby.Addr)); bad != nil {
 		t.Errorf("%s's nexthop disappeared: %v", standby.Name, bad)
 	}
 }
 
 // keptRoute fails t unless keep's nexthop stayed in the router's table
 // from since until now: a fault on one server must not touch the other.
-func keptRoute(t *testing.T, w *Watcher, since time.Time, keep Server) {
+func keptRoute(t *testing.T, w *labjudge.Watcher, since time.Time, keep Server) {
 	t.Helper()
-	if bad := w.Always(since, time.Now(), Has(keep.Addr)); bad != nil {
+	if bad := w.Always(since, time.Now(), labjudge.Has(keep.Addr)); bad != nil {
 		t.Errorf("%s's nexthop disappeared: %v", keep.Name, bad)
 	}
 }

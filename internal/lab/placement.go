@@ -12,6 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // placeFile keeps the clients' placement of a lab for later invocations.
@@ -112,7 +114,7 @@ func hashChoices(h *netlink.Handle, set []Server, addrs []netip.Addr) ([]string,
 	if err != nil {
 		return nil, fmt.Errorf("finding the router's br0: %w", err)
 	}
-	route := &netlink.Route{Dst: ipNet(VIPPrefix), Table: unix.RT_TABLE_MAIN}
+	route := &netlink.Route{Dst: labjudge.IPNet(VIPPrefix), Table: unix.RT_TABLE_MAIN}
 	for _, s := range set {
 		route.MultiPath = append(route.MultiPath, &netlink.NexthopInfo{LinkIndex: br.Attrs().Index, Gw: s.Addr.AsSlice()})
 	}

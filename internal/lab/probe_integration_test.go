@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // checkView is one check as `wgbird status --json` shows it.
@@ -115,7 +117,7 @@ func TestProbeKeyRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := waitFor(t, w, t0, 15*time.Second, s1.Name+"'s nexthop withdrawn by the probe", Lacks(s1.Addr))
+	c := waitFor(t, w, t0, 15*time.Second, s1.Name+"'s nexthop withdrawn by the probe", labjudge.Lacks(s1.Addr))
 	t.Logf("key-rotate on %s with the probe: nexthop withdrawn %d ms after the fault (interval %s, fall %d)", s1.Name, c.At.Sub(t0).Milliseconds(), th.Interval, th.Fall)
 	raw, err := l.WgbirdStatus(ctx, s1.Name)
 	if err != nil {
@@ -136,7 +138,7 @@ func TestProbeKeyRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, w, t0, 20*time.Second, "both nexthops after heal", All)
-	if bad := w.Always(w.Changes()[0].At, time.Now(), Has(s2.Addr)); bad != nil {
+	if bad := w.Always(w.Changes()[0].At, time.Now(), labjudge.Has(s2.Addr)); bad != nil {
 		t.Errorf("%s's nexthop disappeared: %v\nchanges: %v", s2.Name, bad, w.Changes())
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/control"
+	"github.com/wgbird/wgbird/internal/labjudge"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -40,8 +41,8 @@ func TestStatusReadsKeepRoute(t *testing.T) {
 	w := watch(t, l)
 	// Let the loop read the grown device once before judging.
 	time.Sleep(2 * testThresholds.Interval)
-	if !Has(s.Addr)(w.Current()) {
-		t.Fatalf("%s not routed before the reads: %s", s.Name, FormatNexthops(w.Current()))
+	if !labjudge.Has(s.Addr)(w.Current()) {
+		t.Fatalf("%s not routed before the reads: %s", s.Name, labjudge.FormatNexthops(w.Current()))
 	}
 
 	c := control.NewClient(l.ControlSocket(s.Name), 5*time.Second)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // ServerStatus is what the lab knows about one server.
@@ -213,7 +215,7 @@ func (s Status) Write(w io.Writer) {
 	if s.NexthopsErr != "" {
 		fmt.Fprintf(w, "router: %s via ? (%s)\n", VIPPrefix, s.NexthopsErr)
 	} else {
-		fmt.Fprintf(w, "router: %s via %s\n", VIPPrefix, FormatNexthops(s.Nexthops))
+		fmt.Fprintf(w, "router: %s via %s\n", VIPPrefix, labjudge.FormatNexthops(s.Nexthops))
 	}
 	for _, ss := range s.Servers {
 		routed := "not routed"

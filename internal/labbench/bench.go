@@ -18,6 +18,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // The failover benchmark: how fast the router drops a broken server and
@@ -186,7 +187,7 @@ const returnBound = 30 * time.Second
 type bench struct {
 	cfg BenchConfig
 	l   *lab.Lab
-	w   *lab.Watcher
+	w   *labjudge.Watcher
 	srv lab.Server
 	out io.Writer
 	// exabgpPid is the ExaBGP the ExaBGP series started, 0 when none runs.
@@ -359,7 +360,7 @@ func (b *bench) rep(ctx context.Context, jitter bool, fail faultFunc, heal healF
 		return s
 	}
 	wctx, cancel = context.WithTimeout(ctx, b.cfg.Bound)
-	c, err := b.w.WaitFor(wctx, t0, lab.Lacks(addr))
+	c, err := b.w.WaitFor(wctx, t0, labjudge.Lacks(addr))
 	cancel()
 	switch {
 	case err == nil:
@@ -380,7 +381,7 @@ func (b *bench) rep(ctx context.Context, jitter bool, fail faultFunc, heal healF
 		return s
 	}
 	wctx, cancel = context.WithTimeout(ctx, returnBound)
-	c, err = b.w.WaitFor(wctx, h0, lab.Has(addr))
+	c, err = b.w.WaitFor(wctx, h0, labjudge.Has(addr))
 	cancel()
 	if err == nil {
 		s.Returned, s.Return = true, c.At.Sub(h0)

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // The client's view: what the people behind the tunnel feel of a
-// failover. The client pings through its tunnel every 100 ms (lab.Pinger)
+// failover. The client pings through its tunnel every 100 ms (labjudge.Pinger)
 // through the home network's NAT while a fault withdraws its server and
 // a heal brings it back; the idle client starts sending only after the
 // route has moved. One repetition of hang and kill per takeover setting
@@ -162,9 +163,9 @@ type Timeline struct {
 	Heal     time.Time `json:"heal"`
 	End      time.Time `json:"end"`
 	// Nexthops: the state at Fault-1s and every change until End.
-	Nexthops    []lab.Change `json:"nexthops"`
-	Echoes      []lab.Echo   `json:"echoes"`
-	Transitions []Transition `json:"transitions"`
+	Nexthops    []labjudge.Change `json:"nexthops"`
+	Echoes      []labjudge.Echo   `json:"echoes"`
+	Transitions []Transition      `json:"transitions"`
 }
 
 // Transition is one line of a wgbird's log that changed its state.
@@ -251,7 +252,7 @@ func (b *bench) runClient(ctx context.Context) *ClientResult {
 	th := l.Config().Thresholds.Effective()
 	r := &ClientResult{Reps: b.cfg.ClientReps,
 		Setup: fmt.Sprintf("The lab's home network: the router port-forwards 198.18.0.1:%d to the VIP; the client (keepalive %d s) pings 100.64.0.1 through its tunnel every %s, the idle client (keepalive %d s) starts %s after the withdrawal. Faults on %s, where the router's hash sends both; wgbird on both servers with the lab's config (interval %s, rise %d, fall %d); takeover on is wgbird's default (VIP-sourced packets and session takeover in the group of both servers), off is `takeover = false` and `vip_source = false`.",
-			lab.ListenPort, lab.KeepaliveSeconds, lab.PingInterval, lab.IdleKeepaliveSeconds, idleStart, b.srv.Name, th.Interval, th.Rise, th.Fall)}
+			lab.ListenPort, lab.KeepaliveSeconds, labjudge.PingInterval, lab.IdleKeepaliveSeconds, idleStart, b.srv.Name, th.Interval, th.Rise, th.Fall)}
 	for _, c := range []string{"client", "idle"} {
 		if home, err := l.HomeServer(c); err != nil || home.Name != b.srv.Name {
 			r.Skipped = fmt.Sprintf("%s is not placed on %s (%v)", c, b.srv.Name, err)
@@ -342,12 +343,12 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 			return fail(err)
 		}
 	}
-	p, err := l.StartPinger("client", lab.PingInterval)
+	p, err := l.StartPinger("client", labjudge.PingInterval)
 	if err != nil {
 		return fail(err)
 	}
 	stopped := false
-	stop := func() []lab.Echo {
+	stop := func() []labjudge.Echo {
 		if !stopped {
 			stopped = true
 			return p.Stop()
@@ -363,7 +364,7 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 		return fail(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.Bound)
-	c, err := b.w.WaitFor(wctx, t0, lab.Lacks(srv.Addr))
+	c, err := b.w.WaitFor(wctx, t0, labjudge.Lacks(srv.Addr))
 	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("not withdrawn: %w", err))
@@ -378,7 +379,7 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 	if err := sleepCtx(ctx, idleStart); err != nil {
 		return fail(err)
 	}
-	ip, err := l.StartPinger("idle", lab.PingInterval)
+	ip, err := l.StartPinger("idle", labjudge.PingInterval)
 	if err != nil {
 		return fail(err)
 	}
@@ -386,7 +387,7 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 	wctx, cancel = context.WithTimeout(ctx, clientBound)
 	back, err := p.WaitAnswered(wctx, c.At)
 	if err == nil {
-		var ie lab.Echo
+		var ie labjudge.Echo
 		ie, err = ip.WaitAnswered(wctx, idle0)
 		s.IdleWait = ie.Sent.Sub(idle0)
 	}
@@ -395,14 +396,14 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 	if err != nil {
 		return fail(fmt.Errorf("the tunnel did not answer again: %w", err))
 	}
-	o := lab.LongestOutage(p.Echoes(), t0, back.Sent.Add(time.Millisecond))
+	o := labjudge.LongestOutage(p.Echoes(), t0, back.Sent.Add(time.Millisecond))
 	s.Failover, s.FailoverLost = o.Duration(), o.Lost
 	h0 := time.Now()
 	if err := l.Heal(ctx, srv.Name); err != nil {
 		return fail(err)
 	}
 	wctx, cancel = context.WithTimeout(ctx, returnBound)
-	c, err = b.w.WaitFor(wctx, h0, lab.Has(srv.Addr))
+	c, err = b.w.WaitFor(wctx, h0, labjudge.Has(srv.Addr))
 	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("not back: %w", err))
@@ -413,7 +414,7 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 	if err := sleepCtx(ctx, failbackWindow); err != nil {
 		return fail(err)
 	}
-	if open := lab.LongestOutage(p.Echoes(), h0, time.Time{}); open.Lost > 0 && open.To.IsZero() {
+	if open := labjudge.LongestOutage(p.Echoes(), h0, time.Time{}); open.Lost > 0 && open.To.IsZero() {
 		wctx, cancel = context.WithTimeout(ctx, clientBound)
 		_, err = p.WaitAnswered(wctx, time.Now())
 		cancel()
@@ -423,7 +424,7 @@ func (b *bench) clientRep(ctx context.Context, mode lab.Mode, keep, expire bool)
 	}
 	echoes := stop()
 	end := time.Now()
-	fo := lab.LongestOutage(echoes, h0, end)
+	fo := labjudge.LongestOutage(echoes, h0, end)
 	s.Failback, s.FailbackLost = fo.Duration(), fo.Lost
 	ep, err := l.ClientEndpoint(ctx, "client")
 	if err != nil {
@@ -468,7 +469,7 @@ func (r *ClientResult) markdown(b *strings.Builder) {
 		p("\n")
 		return
 	}
-	para("", "%s **outage** is the time from the first unanswered ping to the next answered one (a reply later than %s counts as lost): **failover** around the fault, **failback** after the heal; **idle waits** is the time from the idle client's first ping to its first answered one; in every second repetition the router's mapping of the idle client is removed after the withdrawal, as if it had outlived the router's UDP timeout (30 s for a client that only sends keepalives). p50 / p95, nearest-rank.", r.Setup, lab.LateReply)
+	para("", "%s **outage** is the time from the first unanswered ping to the next answered one (a reply later than %s counts as lost): **failover** around the fault, **failback** after the heal; **idle waits** is the time from the idle client's first ping to its first answered one; in every second repetition the router's mapping of the idle client is removed after the withdrawal, as if it had outlived the router's UDP timeout (30 s for a client that only sends keepalives). p50 / p95, nearest-rank.", r.Setup, labjudge.LateReply)
 	p("\n")
 	if r.TakeoverNA != "" {
 		para("", "Takeover on: not measured: %s.", r.TakeoverNA)

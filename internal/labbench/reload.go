@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // ReloadResult is what `birdc configure` on a healthy server costs: how
@@ -83,7 +84,7 @@ func (b *bench) reloadOnce(ctx context.Context, server string, iv time.Duration)
 		return 0, fmt.Errorf("birdc configure: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	wctx, cancel = context.WithTimeout(ctx, reloadGone)
-	gone, err := b.w.WaitFor(wctx, t0, lab.Lacks(addr))
+	gone, err := b.w.WaitFor(wctx, t0, labjudge.Lacks(addr))
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -92,7 +93,7 @@ func (b *bench) reloadOnce(ctx context.Context, server string, iv time.Duration)
 		return 0, nil // never missing
 	}
 	wctx, cancel = context.WithTimeout(ctx, returnBound)
-	back, err := b.w.WaitFor(wctx, gone.At, lab.Has(addr))
+	back, err := b.w.WaitFor(wctx, gone.At, labjudge.Has(addr))
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("nexthop not back within %s after the reload", returnBound)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labbench"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // The picture's colours. Its lanes, top to bottom: one per server for
@@ -36,7 +37,7 @@ func Title(tl labbench.Timeline) string {
 	if tl.Takeover {
 		to = "on"
 	}
-	return fmt.Sprintf("%s on %s, takeover %s: outage %s", tl.Mode, tl.Server, to, labbench.FormatDuration(lab.LongestOutage(tl.Echoes, tl.Fault, tl.Heal).Duration()))
+	return fmt.Sprintf("%s on %s, takeover %s: outage %s", tl.Mode, tl.Server, to, labbench.FormatDuration(labjudge.LongestOutage(tl.Echoes, tl.Fault, tl.Heal).Duration()))
 }
 
 // Timeline draws tl as an SVG document: x is seconds since the fault.

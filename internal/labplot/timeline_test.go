@@ -11,6 +11,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labbench"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // fixture is a hang on s1: withdrawn at 0.5 s, the client's pings lost
@@ -20,13 +21,13 @@ func fixture() labbench.Timeline {
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	s1, s2 := lab.Servers[0].Addr, lab.Servers[1].Addr
 	tl := labbench.Timeline{Mode: lab.Hang, Server: "s1", Fault: t0, Heal: at(20), End: at(26),
-		Nexthops: []lab.Change{{At: at(-1), Nexthops: []netip.Addr{s1, s2}}, {At: at(0.5), Nexthops: []netip.Addr{s2}}, {At: at(23), Nexthops: []netip.Addr{s1, s2}}},
+		Nexthops: []labjudge.Change{{At: at(-1), Nexthops: []netip.Addr{s1, s2}}, {At: at(0.5), Nexthops: []netip.Addr{s2}}, {At: at(23), Nexthops: []netip.Addr{s1, s2}}},
 		Transitions: []labbench.Transition{
 			{At: at(0.45), Server: "s1", Text: "withdrawn: 2 unhealthy in a row: wireguard: timeout"},
 			{At: at(23), Server: "s1", Text: "announced: 3 healthy in a row"},
 		}}
 	for i := 0; i < 270; i++ {
-		e := lab.Echo{Seq: i, Sent: at(-1 + float64(i)/10)}
+		e := labjudge.Echo{Seq: i, Sent: at(-1 + float64(i)/10)}
 		if s := float64(i)/10 - 1; s < 0 || s >= 15.3 {
 			e.Reply = e.Sent.Add(time.Millisecond)
 		}

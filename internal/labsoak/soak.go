@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // Options configure Run.
@@ -259,7 +260,7 @@ func Run(ctx context.Context, l *lab.Lab, opts Options) (Result, error) {
 			}
 			// It goes first (BIRD forgot wgbird's enable), then wgbird's
 			// reconcile brings it back.
-			gone, err := waitTable(ctx, w, t0, opts.Settle, lab.Lacks(f.server.Addr))
+			gone, err := waitTable(ctx, w, t0, opts.Settle, labjudge.Lacks(f.server.Addr))
 			if err != nil {
 				mismatch(c, "%s %s: nexthop never withdrawn (%v)", f.server.Name, f.mode.Mode, err)
 				continue
@@ -269,14 +270,14 @@ func Run(ctx context.Context, l *lab.Lab, opts Options) (Result, error) {
 			}
 		}
 		res.Steps++
-		reached, err := waitTable(ctx, w, settledFrom, opts.Settle, lab.Exactly(truth...))
+		reached, err := waitTable(ctx, w, settledFrom, opts.Settle, labjudge.Exactly(truth...))
 		if err != nil {
-			mismatch(c, "after the faults: want %s, got %s (%v)", lab.FormatNexthops(truth), lab.FormatNexthops(w.Current()), err)
+			mismatch(c, "after the faults: want %s, got %s (%v)", labjudge.FormatNexthops(truth), labjudge.FormatNexthops(w.Current()), err)
 		} else {
 			line += fmt.Sprintf("  settled %5d ms", reached.At.Sub(t0).Milliseconds())
 			time.Sleep(2 * th.Interval)
-			if bad := w.Always(reached.At, time.Now(), lab.Exactly(truth...)); bad != nil {
-				mismatch(c, "after the faults: want %s throughout, got %s at +%d ms", lab.FormatNexthops(truth), lab.FormatNexthops(bad.Nexthops), bad.At.Sub(t0).Milliseconds())
+			if bad := w.Always(reached.At, time.Now(), labjudge.Exactly(truth...)); bad != nil {
+				mismatch(c, "after the faults: want %s throughout, got %s at +%d ms", labjudge.FormatNexthops(truth), labjudge.FormatNexthops(bad.Nexthops), bad.At.Sub(t0).Milliseconds())
 			}
 		}
 
@@ -291,7 +292,7 @@ func Run(ctx context.Context, l *lab.Lab, opts Options) (Result, error) {
 		res.Steps++
 		back, err := waitTable(ctx, w, h, opts.Settle, lab.All)
 		if err != nil {
-			mismatch(c, "after the heal: want both, got %s (%v)", lab.FormatNexthops(w.Current()), err)
+			mismatch(c, "after the heal: want both, got %s (%v)", labjudge.FormatNexthops(w.Current()), err)
 		} else {
 			line += fmt.Sprintf("  healed %5d ms", back.At.Sub(h).Milliseconds())
 			// A server that was withdrawn at the heal comes back only after
@@ -449,7 +450,7 @@ func soakTruth(faults []soakFault) []netip.Addr {
 }
 
 // firstWith returns the first state that has a, or nil.
-func firstWith(changes []lab.Change, a netip.Addr) *lab.Change {
+func firstWith(changes []labjudge.Change, a netip.Addr) *labjudge.Change {
 	for _, c := range changes {
 		if slices.Contains(c.Nexthops, a) {
 			return &c
@@ -458,7 +459,7 @@ func firstWith(changes []lab.Change, a netip.Addr) *lab.Change {
 	return nil
 }
 
-func waitTable(ctx context.Context, w *lab.Watcher, since time.Time, timeout time.Duration, ok func([]netip.Addr) bool) (lab.Change, error) {
+func waitTable(ctx context.Context, w *labjudge.Watcher, since time.Time, timeout time.Duration, ok func([]netip.Addr) bool) (labjudge.Change, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return w.WaitFor(ctx, since, ok)
