@@ -9,6 +9,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labstatus"
 )
 
 // demo is `make demo`: up, failover, recovery, down. The lab is torn down
@@ -53,7 +54,7 @@ func demo(ctx context.Context, out io.Writer, cfg lab.Config) (err error) {
 	say("up and routed in %s", time.Since(start).Round(100*time.Millisecond))
 
 	step("The router's route to the VIP: ECMP over both servers")
-	route, err := l.RouterRoute(ctx)
+	route, err := labstatus.RouterRoute(ctx, l)
 	if err != nil {
 		return err
 	}

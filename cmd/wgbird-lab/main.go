@@ -22,6 +22,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labstatus"
 )
 
 const usage = `usage: wgbird-lab COMMAND [flags] [args]
@@ -325,7 +326,7 @@ func cmdStatus(ctx context.Context, out io.Writer, dir string, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	st := l.Status(ctx)
+	st := labstatus.Read(ctx, l)
 	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")

@@ -187,7 +187,7 @@ func TestHomeNetwork(t *testing.T) {
 			if err := l.ForgetMappings(c.Name); err != nil {
 				t.Fatal(err)
 			}
-			before, err := l.handshakeOf(ctx, c.Name)
+			before, err := l.ClientHandshake(ctx, c.Name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestHomeNetwork(t *testing.T) {
 			err = serverHandshake(ctx, l, home.Name, c.Name)
 			if err == nil {
 				err = poll(ctx, 5*time.Second, 50*time.Millisecond, "the idle client's handshake", func() (bool, error) {
-					hs, err := l.handshakeOf(ctx, c.Name)
+					hs, err := l.ClientHandshake(ctx, c.Name)
 					return hs.After(before), err
 				})
 			}

@@ -45,6 +45,9 @@ func (l *Lab) StartProcess(server, name string, argv []string) (pid int, err err
 // Alive reports whether pid exists and is not a zombie.
 func Alive(pid int) bool { return readProc(pid).Alive }
 
+// Stopped reports whether pid is stopped (SIGSTOP).
+func Stopped(pid int) bool { return readProc(pid).Stopped }
+
 // StopPid sends sig, then SIGKILL after grace if the process is still
 // there, and waits for it to exit.
 func StopPid(ctx context.Context, pid int, sig syscall.Signal, grace time.Duration) error {
