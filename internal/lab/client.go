@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/labjudge"
@@ -53,7 +52,7 @@ func (l *Lab) ClientEndpoint(ctx context.Context, name string) (netip.AddrPort, 
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("reading %s's endpoint: %w", name, err)
 	}
-	eps, err := parseEndpoints(out)
+	eps, err := labjudge.ParseEndpoints(out)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("reading %s's endpoint: %w", name, err)
 	}
@@ -90,31 +89,6 @@ func (l *Lab) SetClientEndpoint(ctx context.Context, name string, ep netip.AddrP
 	defer cancel()
 	_, err = l.wg(ctx, name, "set", WGInterface, "peer", server, "endpoint", ep.String())
 	return err
-}
-
-// parseEndpoints parses `wg show IF endpoints`: "PUBKEY\tADDR:PORT", or
-// "(none)" for a peer without one (the zero AddrPort).
-func parseEndpoints(out string) (map[string]netip.AddrPort, error) {
-	eps := make(map[string]netip.AddrPort)
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) != 2 {
-			return nil, fmt.Errorf("parsing endpoints line %q", line)
-		}
-		if f[1] == "(none)" {
-			eps[f[0]] = netip.AddrPort{}
-			continue
-		}
-		ap, err := netip.ParseAddrPort(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("parsing endpoints line %q: %w", line, err)
-		}
-		eps[f[0]] = ap
-	}
-	return eps, nil
 }
 
 // ResetClient starts the client called name afresh on every side: each

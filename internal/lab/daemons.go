@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // startBird writes node's bird.conf and starts BIRD unless it runs, then
@@ -28,8 +30,8 @@ func (l *Lab) startBird(ctx context.Context, node string) error {
 		return fmt.Errorf("writing %s: %w", conf, err)
 	}
 	pidFile := l.path(node, "bird.pid")
-	if pid := pidOf(pidFile, "bird"); pid > 0 {
-		if readProc(pid).Stopped {
+	if pid := labproc.PidOf(pidFile, "bird"); pid > 0 {
+		if labproc.ReadState(pid).Stopped {
 			// Hung by HangBird.
 			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 				return fmt.Errorf("continuing BIRD on %s: %w", node, err)
@@ -38,19 +40,19 @@ func (l *Lab) startBird(ctx context.Context, node string) error {
 		return nil
 	}
 	sock := l.BirdSocket(node)
-	pid, err := startDaemon(daemon{
-		ns: l.NS(node),
+	pid, err := labproc.StartDaemon(labproc.Daemon{
+		NS: l.NS(node),
 		// -f keeps BIRD in the foreground so the pid we started is BIRD's.
-		argv:    []string{l.birdBin(), "-f", "-c", conf, "-s", sock, "-P", pidFile},
-		pidFile: pidFile,
-		logFile: l.path(node, "bird.out"),
+		Argv:    []string{l.birdBin(), "-f", "-c", conf, "-s", sock, "-P", pidFile},
+		PIDFile: pidFile,
+		LogFile: l.path(node, "bird.out"),
 	})
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "BIRD on "+node, func() (bool, error) {
-		if !readProc(pid).Alive {
-			return false, fmt.Errorf("bird exited: %s", tail(l.path(node, "bird.out"), 5))
+	err = labproc.Poll(ctx, 5*time.Second, 20*time.Millisecond, "BIRD on "+node, func() (bool, error) {
+		if !labproc.ReadState(pid).Alive {
+			return false, fmt.Errorf("bird exited: %s", labproc.Tail(l.path(node, "bird.out"), 5))
 		}
 		return birdAnswers(sock), nil
 	})
@@ -77,16 +79,16 @@ func birdAnswers(sock string) bool {
 // stopBird stops node's BIRD: SIGTERM (BIRD closes its BGP sessions with a
 // Cease), SIGKILL after 3 s.
 func (l *Lab) stopBird(ctx context.Context, node string) error {
-	pid := pidOf(l.path(node, "bird.pid"), "bird")
+	pid := labproc.PidOf(l.path(node, "bird.pid"), "bird")
 	if pid == 0 {
 		return nil
 	}
-	return stopPid(ctx, pid, syscall.SIGTERM, 3*time.Second)
+	return labproc.StopPid(ctx, pid, syscall.SIGTERM, 3*time.Second)
 }
 
 // birdc runs birdc against node's BIRD.
 func (l *Lab) birdc(ctx context.Context, node string, args ...string) (string, error) {
-	return run(ctx, l.birdcBin(), append([]string{"-s", l.BirdSocket(node)}, args...)...)
+	return labproc.Run(ctx, l.birdcBin(), append([]string{"-s", l.BirdSocket(node)}, args...)...)
 }
 
 // birdBin is the bird the lab runs: Config.Bird, or bird from PATH.
@@ -113,7 +115,7 @@ func (l *Lab) birdVersion(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("the lab's BIRD: %w (install bird2, or pass --bird PATH)", err)
 		}
 	}
-	out, err := run(ctx, l.birdBin(), "--version")
+	out, err := labproc.Run(ctx, l.birdBin(), "--version")
 	v, ok := strings.CutPrefix(strings.TrimSpace(out), "BIRD version ")
 	if err != nil || !ok {
 		return "", fmt.Errorf("%s --version: %q, %v", l.birdBin(), strings.TrimSpace(out), err)
@@ -126,7 +128,7 @@ func (l *Lab) BirdVersion(ctx context.Context) (string, error) { return l.birdVe
 
 // wg runs wg(8) in node's namespace against its private /run/wireguard.
 func (l *Lab) wg(ctx context.Context, node string, args ...string) (string, error) {
-	return inNSWG(ctx, l.NS(node), l.path(node, "wireguard"), append([]string{"wg"}, args...)...)
+	return labproc.InNSWG(ctx, l.NS(node), l.path(node, "wireguard"), append([]string{"wg"}, args...)...)
 }
 
 // wgSocket is wireguard-go's UAPI socket of node.
@@ -134,7 +136,7 @@ func (l *Lab) wgSocket(node string) string { return l.path(node, "wireguard/"+WG
 
 // linkExists reports whether node has an interface called name.
 func (l *Lab) linkExists(ctx context.Context, node, name string) bool {
-	_, err := run(ctx, "ip", "-n", l.NS(node), "link", "show", "dev", name)
+	_, err := labproc.Run(ctx, "ip", "-n", l.NS(node), "link", "show", "dev", name)
 	return err == nil
 }
 
@@ -145,22 +147,22 @@ func (l *Lab) linkExists(ctx context.Context, node, name string) bool {
 func (l *Lab) ensureWireGuard(ctx context.Context, node string) error {
 	if l.cfg.KernelWireGuard {
 		if !l.linkExists(ctx, node, WGInterface) {
-			if _, err := run(ctx, "ip", "-n", l.NS(node), "link", "add", WGInterface, "type", "wireguard"); err != nil {
+			if _, err := labproc.Run(ctx, "ip", "-n", l.NS(node), "link", "add", WGInterface, "type", "wireguard"); err != nil {
 				return fmt.Errorf("adding kernel WireGuard wg0 on %s: %w", node, err)
 			}
 		}
 		return l.configureWireGuard(ctx, node)
 	}
 	pidFile := l.path(node, "wireguard-go.pid")
-	pid := pidOf(pidFile, "wireguard-go")
-	if pid > 0 && readProc(pid).Stopped {
+	pid := labproc.PidOf(pidFile, "wireguard-go")
+	if pid > 0 && labproc.ReadState(pid).Stopped {
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 			return fmt.Errorf("continuing wireguard-go on %s: %w", node, err)
 		}
 	}
 	if pid > 0 && !l.linkExists(ctx, node, WGInterface) {
 		// wireguard-go exits when its TUN goes; one without it is useless.
-		if err := stopPid(ctx, pid, syscall.SIGKILL, 0); err != nil {
+		if err := labproc.StopPid(ctx, pid, syscall.SIGKILL, 0); err != nil {
 			return err
 		}
 		pid = 0
@@ -185,11 +187,11 @@ func (l *Lab) configureWireGuard(ctx context.Context, node string) error {
 	}
 	ns := l.NS(node)
 	for _, a := range addrs {
-		if _, err := run(ctx, "ip", "-n", ns, "addr", "replace", a, "dev", WGInterface); err != nil {
+		if _, err := labproc.Run(ctx, "ip", "-n", ns, "addr", "replace", a, "dev", WGInterface); err != nil {
 			return fmt.Errorf("addressing wg0 on %s: %w", node, err)
 		}
 	}
-	if _, err := run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "up"); err != nil {
+	if _, err := labproc.Run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "up"); err != nil {
 		return fmt.Errorf("setting wg0 up on %s: %w", node, err)
 	}
 	return nil
@@ -202,24 +204,24 @@ func (l *Lab) startWireGuardGo(ctx context.Context, node string) error {
 		return fmt.Errorf("removing stale %s: %w", sock, err)
 	}
 	if l.linkExists(ctx, node, WGInterface) {
-		if _, err := run(ctx, "ip", "-n", l.NS(node), "link", "del", WGInterface); err != nil {
+		if _, err := labproc.Run(ctx, "ip", "-n", l.NS(node), "link", "del", WGInterface); err != nil {
 			return err
 		}
 	}
 	logFile := l.path(node, "wireguard-go.log")
-	pid, err := startDaemon(daemon{
-		ns:      l.NS(node),
-		wgDir:   l.path(node, "wireguard"),
-		argv:    []string{"wireguard-go", "-f", WGInterface},
-		pidFile: l.path(node, "wireguard-go.pid"),
-		logFile: logFile,
+	pid, err := labproc.StartDaemon(labproc.Daemon{
+		NS:      l.NS(node),
+		WGDir:   l.path(node, "wireguard"),
+		Argv:    []string{"wireguard-go", "-f", WGInterface},
+		PIDFile: l.path(node, "wireguard-go.pid"),
+		LogFile: logFile,
 	})
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 5*time.Second, 20*time.Millisecond, "wireguard-go on "+node, func() (bool, error) {
-		if !readProc(pid).Alive {
-			return false, fmt.Errorf("wireguard-go exited: %s", tail(logFile, 5))
+	err = labproc.Poll(ctx, 5*time.Second, 20*time.Millisecond, "wireguard-go on "+node, func() (bool, error) {
+		if !labproc.ReadState(pid).Alive {
+			return false, fmt.Errorf("wireguard-go exited: %s", labproc.Tail(logFile, 5))
 		}
 		c, err := net.DialTimeout("unix", sock, time.Second)
 		if err != nil {
@@ -237,12 +239,12 @@ func (l *Lab) startWireGuardGo(ctx context.Context, node string) error {
 
 // WireGuardGoPid returns the pid of node's wireguard-go, 0 if none runs.
 func (l *Lab) WireGuardGoPid(node string) int {
-	return pidOf(l.path(node, "wireguard-go.pid"), "wireguard-go")
+	return labproc.PidOf(l.path(node, "wireguard-go.pid"), "wireguard-go")
 }
 
 // WgbirdPid returns the pid of server's wgbird, 0 if none runs.
 func (l *Lab) WgbirdPid(server string) int {
-	return pidOf(l.path(server, "wgbird.pid"), l.wgbirdName())
+	return labproc.PidOf(l.path(server, "wgbird.pid"), l.wgbirdName())
 }
 
 // StartWgbird starts wgbird on server unless it runs (a no-op without a
@@ -264,7 +266,7 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 		return fmt.Errorf("writing %s: %w", conf, err)
 	}
 	if pid := l.WgbirdPid(server); pid > 0 {
-		if readProc(pid).Stopped {
+		if labproc.ReadState(pid).Stopped {
 			// Hung by HangWgbird.
 			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 				return fmt.Errorf("continuing wgbird on %s: %w", server, err)
@@ -280,19 +282,19 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 // reads its heap through the control socket (see labsoak.WgbirdHeap).
 func (l *Lab) runWgbird(ctx context.Context, server, conf string, wait time.Duration) error {
 	logFile := l.WgbirdLog(server)
-	pid, err := startDaemon(daemon{
-		ns:      l.NS(server),
-		wgDir:   l.path(server, "wireguard"),
-		argv:    []string{l.cfg.Wgbird, "run", "--pprof", "--config", conf},
-		pidFile: l.path(server, "wgbird.pid"),
-		logFile: logFile,
+	pid, err := labproc.StartDaemon(labproc.Daemon{
+		NS:      l.NS(server),
+		WGDir:   l.path(server, "wireguard"),
+		Argv:    []string{l.cfg.Wgbird, "run", "--pprof", "--config", conf},
+		PIDFile: l.path(server, "wgbird.pid"),
+		LogFile: logFile,
 	})
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, wait, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
-		if !readProc(pid).Alive {
-			return false, fmt.Errorf("wgbird exited: %s", tail(logFile, 5))
+	err = labproc.Poll(ctx, wait, 20*time.Millisecond, "wgbird on "+server, func() (bool, error) {
+		if !labproc.ReadState(pid).Alive {
+			return false, fmt.Errorf("wgbird exited: %s", labproc.Tail(logFile, 5))
 		}
 		c, err := net.DialTimeout("unix", l.ControlSocket(server), time.Second)
 		if err != nil {
@@ -314,7 +316,7 @@ func (l *Lab) KillWgbird(ctx context.Context, server string) error {
 	if pid == 0 {
 		return fmt.Errorf("wgbird is not running on %s", server)
 	}
-	return stopPid(ctx, pid, syscall.SIGKILL, 0)
+	return labproc.StopPid(ctx, pid, syscall.SIGKILL, 0)
 }
 
 // wgbirdCtl runs a wgbird control command against server's control socket.
@@ -324,7 +326,7 @@ func (l *Lab) wgbirdCtl(ctx context.Context, server string, args ...string) (str
 		return "", errors.New("the lab runs no wgbird")
 	}
 	argv := append([]string{args[0], "--socket", l.ControlSocket(server)}, args[1:]...)
-	return run(ctx, l.cfg.Wgbird, argv...)
+	return labproc.Run(ctx, l.cfg.Wgbird, argv...)
 }
 
 // Drain drains server through wgbird's control socket.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // Mode is a way to break a server.
@@ -111,7 +113,7 @@ func (l *Lab) Fail(ctx context.Context, server string, mode Mode) (time.Time, er
 			return t0, err
 		}
 		t0 = time.Now()
-		if err := stopPid(ctx, pid, syscall.SIGKILL, 0); err != nil {
+		if err := labproc.StopPid(ctx, pid, syscall.SIGKILL, 0); err != nil {
 			return t0, err
 		}
 	case Hang:
@@ -125,13 +127,13 @@ func (l *Lab) Fail(ctx context.Context, server string, mode Mode) (time.Time, er
 		}
 	case LinkDelete:
 		t0 = time.Now()
-		_, err = run(ctx, "ip", "-n", ns, "link", "del", WGInterface)
+		_, err = labproc.Run(ctx, "ip", "-n", ns, "link", "del", WGInterface)
 	case LinkDown:
 		t0 = time.Now()
-		_, err = run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "down")
+		_, err = labproc.Run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "down")
 	case VIPRemove:
 		t0 = time.Now()
-		_, err = run(ctx, "ip", "-n", ns, "addr", "del", VIP.String(), "dev", WGInterface)
+		_, err = labproc.Run(ctx, "ip", "-n", ns, "addr", "del", VIP.String(), "dev", WGInterface)
 	case KeyRemove:
 		t0 = time.Now()
 		_, err = l.wg(ctx, server, "set", WGInterface, "private-key", "/dev/null")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -110,7 +111,7 @@ func grepLines(text string, words ...string) []string {
 	return out
 }
 
-func procStatsOf(t *testing.T, l *Lab, server string) ProcStats {
+func procStatsOf(t *testing.T, l *Lab, server string) labproc.ProcStats {
 	t.Helper()
 	st, err := l.WgbirdStats(context.Background(), server)
 	if err != nil {
@@ -119,7 +120,7 @@ func procStatsOf(t *testing.T, l *Lab, server string) ProcStats {
 	return st
 }
 
-func metricsOf(t *testing.T, l *Lab, server string) Metrics {
+func metricsOf(t *testing.T, l *Lab, server string) labproc.Metrics {
 	t.Helper()
 	m, err := l.WgbirdMetrics(context.Background(), server)
 	if err != nil {
@@ -158,7 +159,7 @@ func protocolState(t *testing.T, l *Lab, node, want string, timeout time.Duratio
 	t.Helper()
 	ctx := context.Background()
 	var seen time.Time
-	err := poll(ctx, timeout, 10*time.Millisecond, Protocol+" "+want+" on "+node, func() (bool, error) {
+	err := labproc.Poll(ctx, timeout, 10*time.Millisecond, Protocol+" "+want+" on "+node, func() (bool, error) {
 		out, err := l.birdc(ctx, node, "show", "protocols", Protocol)
 		if err != nil {
 			return false, err
@@ -180,7 +181,7 @@ func protocolState(t *testing.T, l *Lab, node, want string, timeout time.Duratio
 func waitEstablished(t *testing.T, l *Lab, server string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := poll(ctx, 20*time.Second, 50*time.Millisecond, "router's BGP session to "+server, func() (bool, error) {
+	if err := labproc.Poll(ctx, 20*time.Second, 50*time.Millisecond, "router's BGP session to "+server, func() (bool, error) {
 		out, err := l.birdc(ctx, "router", "show", "protocols", "bgp_"+server)
 		return strings.Contains(out, "Established"), err
 	}); err != nil {
@@ -215,7 +216,7 @@ func TestBirdSocketMissingAtStart(t *testing.T) {
 	start := time.Now()
 
 	if pid := l.WgbirdPid(s.Name); pid > 0 {
-		if err := stopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
+		if err := labproc.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -432,7 +433,7 @@ func TestBirdConfigureReenables(t *testing.T) {
 		}
 		// wgbird's correction: its next disable.
 		var corrected time.Time
-		if err := poll(ctx, 5*time.Second, 10*time.Millisecond, "wgbird's disable", func() (bool, error) {
+		if err := labproc.Poll(ctx, 5*time.Second, 10*time.Millisecond, "wgbird's disable", func() (bool, error) {
 			if disables() > d0 {
 				corrected = time.Now()
 				return true, nil
@@ -580,26 +581,26 @@ func TestRestrictedBirdSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pid := l.WgbirdPid(s.Name); pid > 0 {
-		if err := stopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
+		if err := labproc.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
 		if pid := l.WgbirdPid(s.Name); pid > 0 {
-			_ = stopPid(ctx, pid, syscall.SIGTERM, 5*time.Second)
+			_ = labproc.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second)
 		}
 		if err := l.Heal(ctx, s.Name); err != nil {
 			t.Error(err)
 		}
 	})
 	mark := logMark(l, s.Name)
-	if _, err := startDaemon(daemon{
-		ns:      l.NS(s.Name),
-		wgDir:   l.path(s.Name, "wireguard"),
-		argv:    []string{l.cfg.Wgbird, "run", "--config", conf},
-		pidFile: l.path(s.Name, "wgbird.pid"),
-		logFile: l.WgbirdLog(s.Name),
+	if _, err := labproc.StartDaemon(labproc.Daemon{
+		NS:      l.NS(s.Name),
+		WGDir:   l.path(s.Name, "wireguard"),
+		Argv:    []string{l.cfg.Wgbird, "run", "--config", conf},
+		PIDFile: l.path(s.Name, "wgbird.pid"),
+		LogFile: l.WgbirdLog(s.Name),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +616,7 @@ func TestRestrictedBirdSocket(t *testing.T) {
 	}
 	const want = `disabling protocol "` + Protocol + `": bird replied 8007: Access denied`
 	var st serviceStatus
-	if err := poll(ctx, 10*time.Second, 50*time.Millisecond, "wgbird's bird_error", func() (bool, error) {
+	if err := labproc.Poll(ctx, 10*time.Second, 50*time.Millisecond, "wgbird's bird_error", func() (bool, error) {
 		st = wgbirdService(t, l, s.Name)
 		return strings.Contains(st.BIRDError, want), nil
 	}); err != nil {
@@ -665,7 +666,7 @@ func TestWireGuardHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	var detected time.Time
-	if err := poll(ctx, 5*time.Second, 20*time.Millisecond, "wireguard check failing", func() (bool, error) {
+	if err := labproc.Poll(ctx, 5*time.Second, 20*time.Millisecond, "wireguard check failing", func() (bool, error) {
 		m, err := l.WgbirdMetrics(ctx, s.Name)
 		if err == nil && m[series] == 0 {
 			detected = time.Now()
@@ -750,11 +751,11 @@ func TestWireGuardRestartedUnconfigured(t *testing.T) {
 	}{
 		{"addresses and up", func() error {
 			for _, a := range []string{VIP.String(), TunnelServer.String()} {
-				if _, err := run(ctx, "ip", "-n", ns, "addr", "replace", a, "dev", WGInterface); err != nil {
+				if _, err := labproc.Run(ctx, "ip", "-n", ns, "addr", "replace", a, "dev", WGInterface); err != nil {
 					return err
 				}
 			}
-			_, err := run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "up")
+			_, err := labproc.Run(ctx, "ip", "-n", ns, "link", "set", WGInterface, "up")
 			return err
 		}},
 		{"private key", func() error {
@@ -823,7 +824,7 @@ func TestNetlinkStorm(t *testing.T) {
 	mark := logMark(l, s.Name)
 
 	// Sample wgbird every 500 ms during the storm.
-	var peak ProcStats
+	var peak labproc.ProcStats
 	stop := make(chan struct{})
 	sampled := make(chan error, 1)
 	go func() {
@@ -881,7 +882,7 @@ func TestNetlinkStorm(t *testing.T) {
 	// netlink event triggers never reads, and sends a disable only on a
 	// transition from announced, which needs an announce first. Scheduled
 	// checks come at most every fast_interval.
-	count := func(m Metrics, cmd string) float64 {
+	count := func(m labproc.Metrics, cmd string) float64 {
 		return m.Sum("wgbird_bird_command_duration_seconds_count", `command="`+cmd+`"`)
 	}
 	var total float64
@@ -939,7 +940,7 @@ func TestNetlinkSubscriptionBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lines []string
-	if err := poll(ctx, 5*time.Second, 50*time.Millisecond, "wgbird to re-subscribe", func() (bool, error) {
+	if err := labproc.Poll(ctx, 5*time.Second, 50*time.Millisecond, "wgbird to re-subscribe", func() (bool, error) {
 		lines = grepLines(logSince(t, l, s.Name, mark), "netlink subscription broken")
 		return len(lines) > 0, nil
 	}); err != nil {
@@ -1051,7 +1052,7 @@ func TestSecondWgbirdRefuses(t *testing.T) {
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		start := time.Now()
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.NS(s.Name), "sh", "-c", wrapScript, l.path(s.Name, "wireguard"),
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.NS(s.Name), "sh", "-c", labproc.WrapScript, l.path(s.Name, "wireguard"),
 			l.cfg.Wgbird, "run", "--config", tt.conf)
 		out, err := cmd.CombinedOutput()
 		cancel()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -134,7 +135,7 @@ func TestHomeNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ep netip.AddrPort
-		err := poll(ctx, 5*time.Second, 50*time.Millisecond, "the client's endpoint to change", func() (bool, error) {
+		err := labproc.Poll(ctx, 5*time.Second, 50*time.Millisecond, "the client's endpoint to change", func() (bool, error) {
 			var err error
 			ep, err = l.ClientEndpoint(ctx, c.Name)
 			return err == nil && ep != l.Endpoint(), err
@@ -192,14 +193,14 @@ func TestHomeNetwork(t *testing.T) {
 				t.Fatal(err)
 			}
 			if viaVIP {
-				if _, err := run(ctx, "ip", "-n", l.NS(home.Name), "route", "replace", ClientNet.String(), "via", RouterAddr.Addr().String(), "src", VIP.Addr().String()); err != nil {
+				if _, err := labproc.Run(ctx, "ip", "-n", l.NS(home.Name), "route", "replace", ClientNet.String(), "via", RouterAddr.Addr().String(), "src", VIP.Addr().String()); err != nil {
 					t.Fatal(err)
 				}
 			}
 			time.Sleep(1100 * time.Millisecond) // handshake times have a 1 s resolution
 			err = serverHandshake(ctx, l, home.Name, c.Name)
 			if err == nil {
-				err = poll(ctx, 5*time.Second, 50*time.Millisecond, "the idle client's handshake", func() (bool, error) {
+				err = labproc.Poll(ctx, 5*time.Second, 50*time.Millisecond, "the idle client's handshake", func() (bool, error) {
 					hs, err := l.ClientHandshake(ctx, c.Name)
 					return hs.After(before), err
 				})
@@ -207,7 +208,7 @@ func TestHomeNetwork(t *testing.T) {
 			ep, eperr := l.ClientEndpoint(ctx, c.Name)
 			ms, _ := l.MappingsOf(c.Name)
 			if viaVIP {
-				if _, rerr := run(ctx, "ip", "-n", l.NS(home.Name), "route", "del", ClientNet.String()); rerr != nil {
+				if _, rerr := labproc.Run(ctx, "ip", "-n", l.NS(home.Name), "route", "del", ClientNet.String()); rerr != nil {
 					t.Error(rerr)
 				}
 			}
@@ -265,7 +266,7 @@ func serverEndpoint(t *testing.T, l *Lab, server, name string) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eps, err := parseEndpoints(out)
+	eps, err := labjudge.ParseEndpoints(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func restorePeer(t *testing.T, l *Lab, server, name string) {
 
 func routerSysctl(t *testing.T, l *Lab, key string) string {
 	t.Helper()
-	out, err := inNS(context.Background(), l.NS("router"), "sysctl", "-n", key)
+	out, err := labproc.InNS(context.Background(), l.NS("router"), "sysctl", "-n", key)
 	if err != nil {
 		t.Fatal(err)
 	}

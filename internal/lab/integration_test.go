@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -111,7 +112,7 @@ func ready(t *testing.T, l *Lab) {
 func (l *Lab) logs() string {
 	var b strings.Builder
 	for _, s := range l.Servers() {
-		fmt.Fprintf(&b, "--- %s wgbird.log:\n%s\n", s.Name, tail(l.WgbirdLog(s.Name), 15))
+		fmt.Fprintf(&b, "--- %s wgbird.log:\n%s\n", s.Name, labproc.Tail(l.WgbirdLog(s.Name), 15))
 	}
 	return b.String()
 }
@@ -186,7 +187,7 @@ func TestLabLifecycle(t *testing.T) {
 
 	// A killed run's leftovers: a namespace with a process in it and a
 	// lab dir with stale files.
-	if _, err := run(ctx, "ip", "netns", "add", l.NS("s1")); err != nil {
+	if _, err := labproc.Run(ctx, "ip", "netns", "add", l.NS("s1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "s1"), 0o700); err != nil {
@@ -195,7 +196,7 @@ func TestLabLifecycle(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfg.Dir, markerFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := startDaemon(daemon{ns: l.NS("s1"), argv: []string{"sleep", "600"}, pidFile: filepath.Join(cfg.Dir, "s1", "sleep.pid"), logFile: os.DevNull}); err != nil {
+	if _, err := labproc.StartDaemon(labproc.Daemon{NS: l.NS("s1"), Argv: []string{"sleep", "600"}, PIDFile: filepath.Join(cfg.Dir, "s1", "sleep.pid"), LogFile: os.DevNull}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,7 +208,7 @@ func TestLabLifecycle(t *testing.T) {
 	t.Logf("up over a leftover lab: %s", time.Since(start).Round(time.Millisecond))
 
 	for _, node := range append([]string{"router"}, serverNames(l.Servers())...) {
-		if _, err := run(ctx, "bird", "-p", "-c", l.path(node, "bird.conf")); err != nil {
+		if _, err := labproc.Run(ctx, "bird", "-p", "-c", l.path(node, "bird.conf")); err != nil {
 			t.Errorf("bird.conf of %s does not parse: %v", node, err)
 		}
 	}
@@ -235,7 +236,7 @@ func TestLabLifecycle(t *testing.T) {
 	}
 	c = waitFor(t, w, t0, 10*time.Second, "s1 withdrawn by the BIRD restart", labjudge.Lacks(s1.Addr))
 	t.Logf("BIRD restart withdrew s1 in %d ms", c.At.Sub(t0).Milliseconds())
-	if err := poll(ctx, 15*time.Second, 100*time.Millisecond, "router's BGP session to s1", func() (bool, error) {
+	if err := labproc.Poll(ctx, 15*time.Second, 100*time.Millisecond, "router's BGP session to s1", func() (bool, error) {
 		out, err := l.birdc(ctx, "router", "show", "protocols", "bgp_s1")
 		return strings.Contains(out, "Established"), err
 	}); err != nil {
@@ -264,7 +265,7 @@ func TestLabLifecycle(t *testing.T) {
 	if _, err := os.Stat(cfg.Dir); !os.IsNotExist(err) {
 		t.Errorf("lab dir survived down: %v", err)
 	}
-	out, err := run(ctx, "ip", "-o", "link", "show")
+	out, err := labproc.Run(ctx, "ip", "-o", "link", "show")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +375,7 @@ func TestBirdResetOnUnhealthyServer(t *testing.T) {
 			}
 			// Watch across the BGP session coming back (after a restart)
 			// and several wgbird intervals.
-			if err := poll(ctx, 15*time.Second, 50*time.Millisecond, "router's BGP session to "+s.Name, func() (bool, error) {
+			if err := labproc.Poll(ctx, 15*time.Second, 50*time.Millisecond, "router's BGP session to "+s.Name, func() (bool, error) {
 				out, err := l.birdc(ctx, "router", "show", "protocols", "bgp_"+s.Name)
 				return strings.Contains(out, "Established"), err
 			}); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/wgbird/wgbird/internal/labproc"
 	"github.com/wgbird/wgbird/internal/probe"
 )
 
@@ -413,7 +414,7 @@ func (l *Lab) publicKey(node string) (string, error) {
 
 // WaitRouted waits until the router routes VIPPrefix via every server.
 func (l *Lab) WaitRouted(ctx context.Context, timeout time.Duration) error {
-	return poll(ctx, timeout, 50*time.Millisecond, "every nexthop on the router", func() (bool, error) {
+	return labproc.Poll(ctx, timeout, 50*time.Millisecond, "every nexthop on the router", func() (bool, error) {
 		nh, err := l.Nexthops()
 		return err == nil && l.AllRouted(nh), err
 	})

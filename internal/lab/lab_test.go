@@ -3,9 +3,7 @@ package lab
 import (
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,36 +12,6 @@ import (
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/probe"
 )
-
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		in   string
-		want procState
-	}{
-		{"123 (wireguard-go) S 1 2 3", procState{Alive: true, Comm: "wireguard-go"}},
-		{"123 (wireguard-go) T 1 2 3", procState{Alive: true, Stopped: true, Comm: "wireguard-go"}},
-		{"123 (bird) Z 1 2 3", procState{Comm: "bird"}},
-		{"123 (a) b) R 1", procState{Alive: true, Comm: "a) b"}},
-		{"garbage", procState{}},
-	}
-	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, parseStat(tt.in)); diff != "" {
-			t.Errorf("parseStat(%q) (-want +got):\n%s", tt.in, diff)
-		}
-	}
-}
-
-func TestComm(t *testing.T) {
-	if got, want := comm("/tmp/x/wgbird-integration-test"), "wgbird-integrat"; got != want {
-		t.Errorf("comm = %q, want %q", got, want)
-	}
-}
-
-func TestUnescapeMount(t *testing.T) {
-	if got, want := unescapeMount(`/run/a\040b`), "/run/a b"; got != want {
-		t.Errorf("unescapeMount = %q, want %q", got, want)
-	}
-}
 
 func TestParseMode(t *testing.T) {
 	for _, m := range Modes {
@@ -58,21 +26,6 @@ func TestParseMode(t *testing.T) {
 	}
 	if len(Modes) != 12 {
 		t.Errorf("%d modes, want 12", len(Modes))
-	}
-}
-
-func TestParseHandshakes(t *testing.T) {
-	out := "AAA=\t1732556000\nBBB=\t0\n"
-	got, err := parseHandshakes(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]time.Time{"AAA=": time.Unix(1732556000, 0), "BBB=": {}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("parseHandshakes (-want +got):\n%s", diff)
-	}
-	if _, err := parseHandshakes("AAA= x y"); err == nil {
-		t.Error("parseHandshakes accepted a malformed line")
 	}
 }
 
@@ -183,32 +136,6 @@ func TestServerBirdConfStartsDisabled(t *testing.T) {
 		if !strings.Contains(rconf, want) {
 			t.Errorf("router bird.conf lacks %q:\n%s", want, rconf)
 		}
-	}
-}
-
-
-// TestCloseInheritedFDs: a descriptor this process got without
-// close-on-exec (as from `flock LOCK wgbird-lab up`) is not passed on to
-// the lab's daemons.
-func TestCloseInheritedFDs(t *testing.T) {
-	fd, err := syscall.Open(filepath.Join(t.TempDir(), "lock"), syscall.O_CREAT|syscall.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	flags := func() int {
-		v, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
-		if errno != 0 {
-			t.Fatal(errno)
-		}
-		return int(v)
-	}
-	if flags()&syscall.FD_CLOEXEC != 0 {
-		t.Fatal("opened close-on-exec already")
-	}
-	closeInheritedFDs()
-	if flags()&syscall.FD_CLOEXEC == 0 {
-		t.Error("still inherited by the next exec")
 	}
 }
 

@@ -5,13 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/wgbird/wgbird/internal/labjudge"
 )
@@ -30,11 +25,6 @@ const candidates = 120
 // picks for a packet from each candidate address arriving on wan: the same
 // lookup a forwarded packet gets after the DNAT.
 func (l *Lab) placeClients(ctx context.Context) (map[string]Placement, error) {
-	h, closeH, err := l.routerHandle()
-	if err != nil {
-		return nil, err
-	}
-	defer closeH()
 	servers := l.Servers()
 	addrs := make([]netip.Addr, 0, candidates)
 	a := ClientAddr.Addr()
@@ -44,13 +34,13 @@ func (l *Lab) placeClients(ctx context.Context) (map[string]Placement, error) {
 	}
 	// all[i] is the server the candidate addrs[i] goes to with every
 	// server routed; noS3[i] with s1 and s2 only (three servers).
-	all, err := hashChoices(h, servers, addrs)
+	all, err := l.hashChoices(servers, addrs)
 	if err != nil {
 		return nil, err
 	}
 	noS3 := all
 	if len(servers) > 2 {
-		if noS3, err = hashChoices(h, servers[:2], addrs); err != nil {
+		if noS3, err = l.hashChoices(servers[:2], addrs); err != nil {
 			return nil, err
 		}
 	}
@@ -88,73 +78,33 @@ func (l *Lab) placeClients(ctx context.Context) (map[string]Placement, error) {
 	return placed, ctx.Err()
 }
 
-// routerHandle opens netlink in the router namespace.
-func (l *Lab) routerHandle() (*netlink.Handle, func(), error) {
-	ns, err := netns.GetFromName(l.NS("router"))
+// hashChoices returns the server the router's ECMP hash sends a packet
+// from each of addrs (arriving from the internet) to the VIP to, with a
+// multipath route via set installed for the question (labjudge.Choices).
+func (l *Lab) hashChoices(set []Server, addrs []netip.Addr) ([]string, error) {
+	gws := make([]netip.Addr, len(set))
+	for i, s := range set {
+		gws[i] = s.Addr
+	}
+	via, err := labjudge.Choices(l.NS("router"), VIPPrefix, "br0", gws, VIP.Addr(), "wan", addrs)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening router namespace: %w", err)
+		return nil, err
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening netlink in router namespace: %w", err)
-	}
-	if err := h.SetSocketTimeout(cmdTimeout); err != nil {
-		h.Close()
-		return nil, nil, fmt.Errorf("setting netlink timeout: %w", err)
-	}
-	return h, h.Close, nil
-}
-
-// hashChoices installs a multipath route to VIPPrefix via set in the
-// router's main table, asks which server each of addrs goes to, and
-// removes the route.
-func hashChoices(h *netlink.Handle, set []Server, addrs []netip.Addr) ([]string, error) {
-	br, err := h.LinkByName("br0")
-	if err != nil {
-		return nil, fmt.Errorf("finding the router's br0: %w", err)
-	}
-	route := &netlink.Route{Dst: labjudge.IPNet(VIPPrefix), Table: unix.RT_TABLE_MAIN}
-	for _, s := range set {
-		route.MultiPath = append(route.MultiPath, &netlink.NexthopInfo{LinkIndex: br.Attrs().Index, Gw: s.Addr.AsSlice()})
-	}
-	if err := h.RouteReplace(route); err != nil {
-		return nil, fmt.Errorf("installing the placement route: %w", err)
-	}
-	defer h.RouteDel(route)
-	out := make([]string, len(addrs))
-	for i, a := range addrs {
-		name, err := routerChoice(h, a)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = name
+	out := make([]string, len(via))
+	for i, gw := range via {
+		out[i] = serverAt(gw)
 	}
 	return out, nil
 }
 
-// routerChoice returns the server the router's table sends a packet from
-// src (arriving from the internet) to the VIP to; "" when it has no route.
-func routerChoice(h *netlink.Handle, src netip.Addr) (string, error) {
-	rs, err := h.RouteGetWithOptions(net.IP(VIP.Addr().AsSlice()), &netlink.RouteGetOptions{Iif: "wan", SrcAddr: src.AsSlice()})
-	if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("asking the router's route from %s to the VIP: %w", src, err)
-	}
-	for _, r := range rs {
-		gw, ok := netip.AddrFromSlice(r.Gw)
-		if !ok {
-			continue
-		}
-		for _, s := range AllServers {
-			if s.Addr == gw.Unmap() {
-				return s.Name, nil
-			}
+// serverAt returns the name of the server with address a, "" for none.
+func serverAt(a netip.Addr) string {
+	for _, s := range AllServers {
+		if s.Addr == a {
+			return s.Name
 		}
 	}
-	return "", nil
+	return ""
 }
 
 func (l *Lab) savePlacement() error {
@@ -205,15 +155,11 @@ func (l *Lab) HomeServer(name string) (Server, error) {
 // called name to now (the kernel's own lookup, the router's current
 // nexthops); an error when the router has no route to the VIP.
 func (l *Lab) RoutedServer(name string) (Server, error) {
-	h, closeH, err := l.routerHandle()
+	gw, err := labjudge.RoutedVia(l.NS("router"), VIP.Addr(), "wan", l.ClientAddr(name))
 	if err != nil {
 		return Server{}, err
 	}
-	defer closeH()
-	s, err := routerChoice(h, l.ClientAddr(name))
-	if err != nil {
-		return Server{}, err
-	}
+	s := serverAt(gw)
 	if s == "" {
 		return Server{}, fmt.Errorf("the router has no route from %s to the VIP", name)
 	}

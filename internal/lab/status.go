@@ -3,9 +3,10 @@ package lab
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // BirdProtocol returns the `show protocols` line of the servers' static
@@ -29,30 +30,6 @@ func protocolLine(out, name string) string {
 	return "not found in `show protocols`"
 }
 
-// parseHandshakes parses `wg show IF latest-handshakes`: "PUBKEY\tUNIX".
-func parseHandshakes(out string) (map[string]time.Time, error) {
-	hs := make(map[string]time.Time)
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) != 2 {
-			return nil, fmt.Errorf("parsing latest-handshakes line %q", line)
-		}
-		sec, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("parsing latest-handshakes line %q: %w", line, err)
-		}
-		var t time.Time
-		if sec > 0 {
-			t = time.Unix(sec, 0)
-		}
-		hs[f[0]] = t
-	}
-	return hs, nil
-}
-
 // latestHandshake returns the latest handshake of node's wg0 with the
 // peer whose public key is peer; zero when there was none. A server's wg0
 // has the probe as a second peer, which handshakes every interval on both
@@ -64,7 +41,7 @@ func (l *Lab) latestHandshake(ctx context.Context, node, peer string, timeout ti
 	if err != nil {
 		return time.Time{}, err
 	}
-	hs, err := parseHandshakes(out)
+	hs, err := labjudge.ParseHandshakes(out)
 	if err != nil {
 		return time.Time{}, err
 	}

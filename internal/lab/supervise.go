@@ -2,8 +2,9 @@ package lab
 
 import (
 	"context"
-	"syscall"
 	"time"
+
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // What the failover benchmark (internal/labbench) drives beyond the
@@ -33,40 +34,14 @@ func (l *Lab) RunWgbird(ctx context.Context, server, conf string, wait time.Dura
 // server's private /run/wireguard; its pid and output go to NAME.pid and
 // NAME.log in the server's directory.
 func (l *Lab) StartProcess(server, name string, argv []string) (pid int, err error) {
-	return startDaemon(daemon{
-		ns:      l.NS(server),
-		wgDir:   l.path(server, "wireguard"),
-		argv:    argv,
-		pidFile: l.path(server, name+".pid"),
-		logFile: l.path(server, name+".log"),
+	return labproc.StartDaemon(labproc.Daemon{
+		NS:      l.NS(server),
+		WGDir:   l.path(server, "wireguard"),
+		Argv:    argv,
+		PIDFile: l.path(server, name+".pid"),
+		LogFile: l.path(server, name+".log"),
 	})
 }
-
-// Alive reports whether pid exists and is not a zombie.
-func Alive(pid int) bool { return readProc(pid).Alive }
-
-// Stopped reports whether pid is stopped (SIGSTOP).
-func Stopped(pid int) bool { return readProc(pid).Stopped }
-
-// StopPid sends sig, then SIGKILL after grace if the process is still
-// there, and waits for it to exit.
-func StopPid(ctx context.Context, pid int, sig syscall.Signal, grace time.Duration) error {
-	return stopPid(ctx, pid, sig, grace)
-}
-
-// Poll calls f every step until it returns true, an error, or timeout.
-func Poll(ctx context.Context, timeout, step time.Duration, what string, f func() (bool, error)) error {
-	return poll(ctx, timeout, step, what, f)
-}
-
-// Run runs a command with the lab's deadline and returns its combined
-// output; the error names the command and carries its output.
-func Run(ctx context.Context, name string, args ...string) (string, error) {
-	return run(ctx, name, args...)
-}
-
-// Tail returns the last n lines of a file, for error messages.
-func Tail(path string, n int) string { return tail(path, n) }
 
 // NSExists reports whether the named network namespace exists.
 func NSExists(name string) bool { return nsExists(name) }

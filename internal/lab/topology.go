@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // netipHost returns the /32 (or /128) of a prefix's address.
@@ -63,17 +64,17 @@ func (l *Lab) buildTopology(ctx context.Context) error {
 		)
 	}
 	for _, argv := range cmds {
-		if _, err := run(ctx, "ip", argv...); err != nil {
+		if _, err := labproc.Run(ctx, "ip", argv...); err != nil {
 			return fmt.Errorf("building topology: %w", err)
 		}
 	}
-	if _, err := inNS(ctx, r, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+	if _, err := labproc.InNS(ctx, r, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 		return fmt.Errorf("enabling forwarding on the router: %w", err)
 	}
 	// A fixed ECMP hash seed (kernel 6.11 and later) makes every run of the
 	// lab send each client to the same server; older kernels hash with a
 	// random seed per boot, which placeClients copes with.
-	if _, err := inNS(ctx, r, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+strconv.Itoa(hashSeed)); err != nil {
+	if _, err := labproc.InNS(ctx, r, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+strconv.Itoa(hashSeed)); err != nil {
 		l.log.Debug("no fixed ECMP hash seed", "err", err)
 	}
 	if !l.cfg.Routed {
@@ -103,7 +104,7 @@ func (l *Lab) buildTopology(ctx context.Context) error {
 		)
 	}
 	for _, argv := range cmds {
-		if _, err := run(ctx, "ip", argv...); err != nil {
+		if _, err := labproc.Run(ctx, "ip", argv...); err != nil {
 			return fmt.Errorf("building topology: %w", err)
 		}
 	}
@@ -160,7 +161,7 @@ func (l *Lab) natRules(ctx context.Context) error {
 	if err := os.WriteFile(file, []byte(NATRules(l.Servers())), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
-	if _, err := inNS(ctx, l.NS("router"), "nft", "-f", file); err != nil {
+	if _, err := labproc.InNS(ctx, l.NS("router"), "nft", "-f", file); err != nil {
 		return fmt.Errorf("loading the router's NAT rules: %w", err)
 	}
 	return nil
@@ -181,7 +182,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		if !nsExists(ns) {
 			continue
 		}
-		out, err := run(ctx, "ip", "netns", "pids", ns)
+		out, err := labproc.Run(ctx, "ip", "netns", "pids", ns)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -201,7 +202,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		for _, d := range []struct{ file, name string }{
 			{"bird.pid", "bird"}, {"wireguard-go.pid", "wireguard-go"}, {"wgbird.pid", l.wgbirdName()},
 		} {
-			if pid := pidOf(l.path(n, d.file), d.name); pid > 0 && l.owns(pid, n) {
+			if pid := labproc.PidOf(l.path(n, d.file), d.name); pid > 0 && l.owns(pid, n) {
 				pids = append(pids, pid)
 			}
 		}
@@ -212,11 +213,11 @@ func (l *Lab) Down(ctx context.Context) error {
 		}
 	}
 	for _, pid := range pids {
-		if err := waitGone(ctx, pid, 5*time.Second); err != nil {
+		if err := labproc.WaitGone(ctx, pid, 5*time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := unmountUnder(l.cfg.Dir); err != nil {
+	if err := labproc.UnmountUnder(l.cfg.Dir); err != nil {
 		errs = append(errs, err)
 	}
 	for _, n := range allNodes {
@@ -224,7 +225,7 @@ func (l *Lab) Down(ctx context.Context) error {
 		if !nsExists(ns) {
 			continue
 		}
-		if _, err := run(ctx, "ip", "netns", "del", ns); err != nil {
+		if _, err := labproc.Run(ctx, "ip", "netns", "del", ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -273,93 +274,10 @@ func nsExists(name string) bool {
 	return err == nil
 }
 
-// unmountUnder lazily unmounts every mount point of this mount namespace
-// under dir, deepest first. The lab's own bind mounts live in private
-// mount namespaces and die with their processes; this catches anything a
-// person mounted by hand.
-func unmountUnder(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("resolving %s: %w", dir, err)
-	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return fmt.Errorf("reading mounts: %w", err)
-	}
-	defer f.Close()
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		p := unescapeMount(fields[4])
-		if p == abs || strings.HasPrefix(p, abs+"/") {
-			points = append(points, p)
-		}
-	}
-	var errs []error
-	for i := len(points) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", points[i], err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // owns reports whether pid is a process this lab started on node: BIRD
 // and wgbird name the lab's files on their command line; wireguard-go
 // (and wgbird) run with node's wireguard dir of the lab bound on
 // /run/wireguard.
 func (l *Lab) owns(pid int, node string) bool {
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
-		for _, arg := range strings.Split(string(b), "\x00") {
-			if strings.HasPrefix(arg, filepath.Clean(l.cfg.Dir)+"/") {
-				return true
-			}
-		}
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
-	if err != nil {
-		return false
-	}
-	return bindsWireGuard(string(b), l.path(node, "wireguard"))
-}
-
-// bindsWireGuard reports whether a /proc/PID/mountinfo has dir bound on
-// /run/wireguard. The root field is dir relative to its file system's
-// mount point, so dir's own path must end with it.
-func bindsWireGuard(mountinfo, dir string) bool {
-	dir = filepath.Clean(dir)
-	for _, line := range strings.Split(mountinfo, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 || unescapeMount(f[4]) != "/run/wireguard" {
-			continue
-		}
-		root := unescapeMount(f[3])
-		if root != "/" && strings.HasSuffix(dir, root) {
-			return true
-		}
-	}
-	return false
+	return labproc.ArgUnder(pid, l.cfg.Dir) || labproc.BindsWireGuard(pid, l.path(node, "wireguard"))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/wgbird/wgbird/internal/bird"
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // The failover benchmark: how fast the router drops a broken server and
@@ -443,7 +444,7 @@ func (b *bench) benchStartWgbird(ctx context.Context, server string, withProbe b
 // on_stop default, keep, leaves BIRD as it is.
 func (b *bench) benchStopWgbird(ctx context.Context, server string) error {
 	if pid := b.l.WgbirdPid(server); pid > 0 {
-		return lab.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second)
+		return labproc.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second)
 	}
 	return nil
 }
@@ -639,8 +640,8 @@ func (b *bench) runIdle(ctx context.Context) IdleResult {
 	}
 	after, err := cpuTime(pid)
 	if err == nil {
-		var mem lab.MemStatus
-		mem, err = lab.ReadMemStatus(pid)
+		var mem labproc.MemStatus
+		mem, err = labproc.ReadMemStatus(pid)
 		res.PeakRSS, res.RSS, res.RSSAnon, res.RSSFile = mem.HWM, mem.RSS, mem.Anon, mem.File
 	}
 	if err != nil || l.WgbirdPid(server) != pid {
@@ -735,10 +736,10 @@ func ReadMachine(ctx context.Context) Machine {
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
-	if out, err := lab.Run(ctx, "bird", "--version"); err == nil {
+	if out, err := labproc.Run(ctx, "bird", "--version"); err == nil {
 		m.Bird = firstLine(out)
 	}
-	if out, err := lab.Run(ctx, "wireguard-go", "--version"); err == nil {
+	if out, err := labproc.Run(ctx, "wireguard-go", "--version"); err == nil {
 		m.WGGo = firstLine(out)
 	}
 	if v, err := exabgpVersion(ctx); err == nil {

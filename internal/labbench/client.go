@@ -14,6 +14,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // The client's view: what the people behind the tunnel feel of a
@@ -266,7 +267,7 @@ func (b *bench) runClient(ctx context.Context) *ClientResult {
 		l.SetTakeover(takeover)
 		for _, s := range l.Servers() {
 			if pid := l.WgbirdPid(s.Name); pid > 0 {
-				if err := lab.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
+				if err := labproc.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
 					r.Skipped = err.Error()
 					return r
 				}

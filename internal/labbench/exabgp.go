@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // ExaBGP's healthcheck as a reference: on the bench server, ExaBGP 4.2
@@ -30,7 +31,7 @@ func exabgpVersion(ctx context.Context) (string, error) {
 	if _, err := os.Stat(exabgpPython); err != nil {
 		return "", fmt.Errorf("no %s", exabgpPython)
 	}
-	out, err := lab.Run(ctx, exabgpPython, "-m", "exabgp", "--version")
+	out, err := labproc.Run(ctx, exabgpPython, "-m", "exabgp", "--version")
 	if err != nil {
 		return "", errors.New("ExaBGP is not installed (Debian: apt-get install --no-install-recommends exabgp)")
 	}
@@ -116,9 +117,9 @@ func (b *bench) startExaBGP(ctx context.Context) error {
 		return err
 	}
 	b.exabgpPid = pid
-	err = lab.Poll(ctx, 30*time.Second, 50*time.Millisecond, "ExaBGP's route via "+b.srv.Addr.String(), func() (bool, error) {
-		if !lab.Alive(pid) {
-			return false, fmt.Errorf("exabgp exited: %s", lab.Tail(logFile, 5))
+	err = labproc.Poll(ctx, 30*time.Second, 50*time.Millisecond, "ExaBGP's route via "+b.srv.Addr.String(), func() (bool, error) {
+		if !labproc.ReadState(pid).Alive {
+			return false, fmt.Errorf("exabgp exited: %s", labproc.Tail(logFile, 5))
 		}
 		nh, err := l.Nexthops()
 		return err == nil && lab.All(nh), err
@@ -137,8 +138,8 @@ func (b *bench) stopExaBGP(ctx context.Context) error {
 	}
 	pid := b.exabgpPid
 	b.exabgpPid = 0
-	if lab.Alive(pid) {
-		if err := lab.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
+	if labproc.ReadState(pid).Alive {
+		if err := labproc.StopPid(ctx, pid, syscall.SIGTERM, 5*time.Second); err != nil {
 			return fmt.Errorf("stopping ExaBGP: %w", err)
 		}
 	}
@@ -169,7 +170,7 @@ func (b *bench) runExaBGP(ctx context.Context) SeriesResult {
 		if err := os.Remove(disable); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if !lab.Alive(b.exabgpPid) {
+		if !labproc.ReadState(b.exabgpPid).Alive {
 			return errors.New("exabgp is not running")
 		}
 		return b.l.EnsureWireGuard(ctx, server)

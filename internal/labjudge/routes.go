@@ -19,19 +19,11 @@ import (
 // main table of the router's network namespace ns, sorted; none when there
 // is no route. It reads the table through netlink.
 func Nexthops(ns string, prefix netip.Prefix) ([]netip.Addr, error) {
-	target, err := netns.GetFromName(ns)
+	h, err := routeHandle(ns)
 	if err != nil {
-		return nil, fmt.Errorf("opening router namespace: %w", err)
-	}
-	defer target.Close()
-	h, err := netlink.NewHandleAt(target, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("opening netlink in router namespace: %w", err)
+		return nil, err
 	}
 	defer h.Close()
-	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
-		return nil, fmt.Errorf("setting netlink timeout: %w", err)
-	}
 	filter := &netlink.Route{Dst: IPNet(prefix), Table: unix.RT_TABLE_MAIN}
 	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
 	if err != nil {

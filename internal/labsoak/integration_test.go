@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labproc"
 	"github.com/wgbird/wgbird/internal/labtest"
 )
 
@@ -77,7 +78,7 @@ func upLab(t *testing.T) *lab.Lab {
 func logs(l *lab.Lab) string {
 	var b strings.Builder
 	for _, s := range l.Servers() {
-		fmt.Fprintf(&b, "--- %s wgbird.log:\n%s\n", s.Name, lab.Tail(l.WgbirdLog(s.Name), 15))
+		fmt.Fprintf(&b, "--- %s wgbird.log:\n%s\n", s.Name, labproc.Tail(l.WgbirdLog(s.Name), 15))
 	}
 	return b.String()
 }

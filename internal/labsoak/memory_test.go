@@ -8,6 +8,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/lab"
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 func TestHeapLeak(t *testing.T) {
@@ -44,9 +45,9 @@ func TestHeapLeak(t *testing.T) {
 func TestSoakResultWritesMemory(t *testing.T) {
 	r := Result{Seed: 7, Cycles: 500, WarmUp: 100, HeapSlack: 256 << 10, Memory: map[string][]MemSample{
 		"s1": {
-			{Cycle: 0, Mem: lab.MemStatus{RSS: 13 << 20, Anon: 3 << 20}, Heap: HeapStats{Inuse: 1500 << 10, Live: 400 << 10}},
-			{Cycle: 100, Mem: lab.MemStatus{RSS: 17 << 20, Anon: 7 << 20}, Heap: HeapStats{Inuse: 1600 << 10, Live: 450 << 10}},
-			{Cycle: 500, Mem: lab.MemStatus{RSS: 18 << 20, Anon: 8 << 20}, Heap: HeapStats{Inuse: 1620 << 10, Live: 455 << 10}},
+			{Cycle: 0, Mem: labproc.MemStatus{RSS: 13 << 20, Anon: 3 << 20}, Heap: HeapStats{Inuse: 1500 << 10, Live: 400 << 10}},
+			{Cycle: 100, Mem: labproc.MemStatus{RSS: 17 << 20, Anon: 7 << 20}, Heap: HeapStats{Inuse: 1600 << 10, Live: 450 << 10}},
+			{Cycle: 500, Mem: labproc.MemStatus{RSS: 18 << 20, Anon: 8 << 20}, Heap: HeapStats{Inuse: 1620 << 10, Live: 455 << 10}},
 		},
 	}}
 	var b strings.Builder

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // Options configure Run.
@@ -82,7 +83,7 @@ type MemSample struct {
 	Cycle int
 	// Mem is the resident set (anonymous and file pages); Heap the Go
 	// heap right after a forced GC.
-	Mem  lab.MemStatus
+	Mem  labproc.MemStatus
 	Heap HeapStats
 }
 
@@ -100,7 +101,7 @@ type Result struct {
 	Modes map[lab.Mode]int
 	// Start and End are each server's wgbird before the first and after
 	// the last cycle.
-	Start, End map[string]lab.ProcStats
+	Start, End map[string]labproc.ProcStats
 	// WarmUp is the cycle whose heap is the baseline of the heap check;
 	// Memory each server's figures at every checkpoint: before the first
 	// cycle, after the warm-up, every 100 cycles and at the end.
@@ -185,7 +186,7 @@ func Run(ctx context.Context, l *lab.Lab, opts Options) (Result, error) {
 	if opts.HeapSlack <= 0 {
 		opts.HeapSlack = HeapSlack
 	}
-	res := Result{Seed: opts.Seed, Modes: map[lab.Mode]int{}, Start: map[string]lab.ProcStats{}, End: map[string]lab.ProcStats{},
+	res := Result{Seed: opts.Seed, Modes: map[lab.Mode]int{}, Start: map[string]labproc.ProcStats{}, End: map[string]labproc.ProcStats{},
 		WarmUp: opts.WarmUp, HeapSlack: opts.HeapSlack, Memory: map[string][]MemSample{}, FailOnPin: opts.FailOnPin}
 	if l.Config().Wgbird == "" {
 		return res, errors.New("soak: the lab runs no wgbird")
@@ -467,7 +468,7 @@ func waitTable(ctx context.Context, w *labjudge.Watcher, since time.Time, timeou
 
 // leaks compares a wgbird's figures at the end of a soak with those at
 // the start.
-func leaks(server string, start, end lab.ProcStats) []string {
+func leaks(server string, start, end labproc.ProcStats) []string {
 	if start.Pid != end.Pid {
 		return []string{fmt.Sprintf("%s: wgbird was restarted during the soak (pid %d, now %d): it crashed", server, start.Pid, end.Pid)}
 	}
@@ -501,7 +502,7 @@ func sampleMemory(ctx context.Context, l *lab.Lab, res *Result, cycle int, dir s
 		if err != nil {
 			return fmt.Errorf("soak: %w", err)
 		}
-		m, err := lab.ReadMemStatus(pid)
+		m, err := labproc.ReadMemStatus(pid)
 		if err != nil {
 			return fmt.Errorf("soak: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/lab"
 	"github.com/wgbird/wgbird/internal/labjudge"
+	"github.com/wgbird/wgbird/internal/labproc"
 )
 
 // ServerStatus is what the lab knows about one server.
@@ -71,7 +72,7 @@ func Read(ctx context.Context, l *lab.Lab) Status {
 		switch pid := l.WireGuardGoPid(s.Name); {
 		case pid == 0:
 			ss.WireGuardGo = "not running"
-		case lab.Stopped(pid):
+		case labproc.ReadState(pid).Stopped:
 			ss.WireGuardGo = fmt.Sprintf("stopped (SIGSTOP), pid %d", pid)
 		default:
 			ss.WireGuardGo = fmt.Sprintf("running, pid %d", pid)
@@ -164,7 +165,7 @@ func (s Status) Write(w io.Writer) {
 // RouterRoute returns `ip route show VIPPrefix` in the lab's router
 // namespace, as a person would type it.
 func RouterRoute(ctx context.Context, l *lab.Lab) (string, error) {
-	return lab.Run(ctx, "ip", "-n", l.NS("router"), "route", "show", lab.VIPPrefix.String())
+	return labproc.Run(ctx, "ip", "-n", l.NS("router"), "route", "show", lab.VIPPrefix.String())
 }
 
 // wgbirdSummary turns `wgbird status --json` into one line per service:

@@ -1,4 +1,4 @@
-package lab
+package labproc
 
 import (
 	"bytes"
@@ -15,20 +15,20 @@ import (
 	"time"
 )
 
-// cmdTimeout bounds every helper command (ip, wg, birdc, wgbird control
+// CmdTimeout bounds every helper command (ip, wg, birdc, wgbird control
 // commands): a hung wireguard-go must never hang the lab.
-const cmdTimeout = 10 * time.Second
+const CmdTimeout = 10 * time.Second
 
-// wrapScript runs "$@" with a private /run/wireguard bound from "$0".
+// WrapScript runs "$@" with a private /run/wireguard bound from "$0".
 // /var/run/wireguard is shared by all network namespaces; `ip netns exec`
 // gives each process its own mount namespace, so the bind mount is private
 // to the process and vanishes with it.
-const wrapScript = `mkdir -p /run/wireguard && mount --bind "$0" /run/wireguard && exec "$@"`
+const WrapScript = `mkdir -p /run/wireguard && mount --bind "$0" /run/wireguard && exec "$@"`
 
-// run runs a command with a deadline and returns its combined output. The
+// Run runs a command with a deadline and returns its combined output. The
 // error names the command and carries its output.
-func run(ctx context.Context, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+func Run(ctx context.Context, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, CmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
@@ -42,40 +42,40 @@ func run(ctx context.Context, name string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// inNS runs a command in a network namespace.
-func inNS(ctx context.Context, ns string, argv ...string) (string, error) {
-	return run(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
+// InNS runs a command in a network namespace.
+func InNS(ctx context.Context, ns string, argv ...string) (string, error) {
+	return Run(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
 }
 
-// inNSWG runs a command in a network namespace with wgDir as its
+// InNSWG runs a command in a network namespace with wgDir as its
 // /run/wireguard.
-func inNSWG(ctx context.Context, ns, wgDir string, argv ...string) (string, error) {
-	return run(ctx, "ip", append([]string{"netns", "exec", ns, "sh", "-c", wrapScript, wgDir}, argv...)...)
+func InNSWG(ctx context.Context, ns, wgDir string, argv ...string) (string, error) {
+	return Run(ctx, "ip", append([]string{"netns", "exec", ns, "sh", "-c", WrapScript, wgDir}, argv...)...)
 }
 
-// daemon describes a long-running process of the lab.
-type daemon struct {
-	ns      string   // network namespace
-	wgDir   string   // private /run/wireguard, "" for none
-	argv    []string // command
-	pidFile string
-	logFile string
+// Daemon describes a long-running process of the lab.
+type Daemon struct {
+	NS      string   // network namespace
+	WGDir   string   // private /run/wireguard, "" for none
+	Argv    []string // command
+	PIDFile string
+	LogFile string
 }
 
-// startDaemon starts d detached (own session, so it outlives a CLI
+// StartDaemon starts d detached (own session, so it outlives a CLI
 // invocation and ignores the terminal's Ctrl-C), records its pid and reaps
 // it when it exits while this process lives. `ip netns exec` and the
 // wrapper script exec the command, so the pid is the daemon's own.
-func startDaemon(d daemon) (int, error) {
+func StartDaemon(d Daemon) (int, error) {
 	closeInheritedOnce.Do(closeInheritedFDs)
-	argv := []string{"netns", "exec", d.ns}
-	if d.wgDir != "" {
-		argv = append(argv, "sh", "-c", wrapScript, d.wgDir)
+	argv := []string{"netns", "exec", d.NS}
+	if d.WGDir != "" {
+		argv = append(argv, "sh", "-c", WrapScript, d.WGDir)
 	}
-	argv = append(argv, d.argv...)
-	logf, err := os.OpenFile(d.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	argv = append(argv, d.Argv...)
+	logf, err := os.OpenFile(d.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("opening log of %s: %w", d.argv[0], err)
+		return 0, fmt.Errorf("opening log of %s: %w", d.Argv[0], err)
 	}
 	defer logf.Close()
 	cmd := exec.Command("ip", argv...)
@@ -83,13 +83,13 @@ func startDaemon(d daemon) (int, error) {
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s in %s: %w", d.argv[0], d.ns, err)
+		return 0, fmt.Errorf("starting %s in %s: %w", d.Argv[0], d.NS, err)
 	}
 	pid := cmd.Process.Pid
 	go func() { _ = cmd.Wait() }() // reap: a zombie would look alive
-	if err := os.WriteFile(d.pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(d.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-		return 0, fmt.Errorf("writing %s: %w", d.pidFile, err)
+		return 0, fmt.Errorf("writing %s: %w", d.PIDFile, err)
 	}
 	return pid, nil
 }
@@ -115,39 +115,39 @@ func closeInheritedFDs() {
 	}
 }
 
-// procState is what /proc says about a pid.
-type procState struct {
+// State is what /proc says about a pid.
+type State struct {
 	Alive   bool // exists and is not a zombie
 	Stopped bool // SIGSTOPped
 	Comm    string
 }
 
-// readProc reads /proc/PID/stat.
-func readProc(pid int) procState {
+// ReadState reads /proc/PID/stat.
+func ReadState(pid int) State {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return procState{}
+		return State{}
 	}
 	return parseStat(string(b))
 }
 
-// parseStat parses the comm and state fields of /proc/PID/stat.
-func parseStat(s string) procState {
+// parseStat parses the Comm and state fields of /proc/PID/stat.
+func parseStat(s string) State {
 	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || closing < open || len(s) < closing+3 {
-		return procState{}
+		return State{}
 	}
 	st := s[closing+2]
-	return procState{
+	return State{
 		Alive:   st != 'Z' && st != 'X' && st != 'x',
 		Stopped: st == 'T' || st == 't',
 		Comm:    s[open+1 : closing],
 	}
 }
 
-// comm is the kernel's name for a process started from path: its base
+// Comm is the kernel's name for a process started from path: its base
 // name cut to 15 bytes.
-func comm(path string) string {
+func Comm(path string) string {
 	c := filepath.Base(path)
 	if len(c) > 15 {
 		c = c[:15]
@@ -155,9 +155,9 @@ func comm(path string) string {
 	return c
 }
 
-// pidOf returns the pid in pidFile if that process is alive and is named
+// PidOf returns the pid in pidFile if that process is alive and is named
 // name; 0 otherwise (no file, dead, or the pid was reused).
-func pidOf(pidFile, name string) int {
+func PidOf(pidFile, name string) int {
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		return 0
@@ -166,18 +166,18 @@ func pidOf(pidFile, name string) int {
 	if err != nil || pid <= 0 {
 		return 0
 	}
-	st := readProc(pid)
-	if !st.Alive || st.Comm != comm(name) {
+	st := ReadState(pid)
+	if !st.Alive || st.Comm != Comm(name) {
 		return 0
 	}
 	return pid
 }
 
-// waitGone waits until pid has exited (or is a zombie).
-func waitGone(ctx context.Context, pid int, timeout time.Duration) error {
+// WaitGone waits until pid has exited (or is a zombie).
+func WaitGone(ctx context.Context, pid int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for readProc(pid).Alive || threadsLive(pid) {
+	for ReadState(pid).Alive || threadsLive(pid) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for pid %d to exit: %w", pid, ctx.Err())
@@ -207,24 +207,25 @@ func threadsLive(pid int) bool {
 	return false
 }
 
-// stopPid sends sig, then SIGKILL after grace if the process is still there.
-func stopPid(ctx context.Context, pid int, sig syscall.Signal, grace time.Duration) error {
+// StopPid sends sig, then SIGKILL after grace if the process is still
+// there, and waits for it to exit.
+func StopPid(ctx context.Context, pid int, sig syscall.Signal, grace time.Duration) error {
 	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signalling pid %d: %w", pid, err)
 	}
 	if sig == syscall.SIGKILL {
-		return waitGone(ctx, pid, 5*time.Second)
+		return WaitGone(ctx, pid, 5*time.Second)
 	}
 	_ = syscall.Kill(pid, syscall.SIGCONT) // a stopped process cannot exit
-	if waitGone(ctx, pid, grace) == nil {
+	if WaitGone(ctx, pid, grace) == nil {
 		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	return waitGone(ctx, pid, 5*time.Second)
+	return WaitGone(ctx, pid, 5*time.Second)
 }
 
-// poll calls f every step until it returns true, an error, or timeout.
-func poll(ctx context.Context, timeout, step time.Duration, what string, f func() (bool, error)) error {
+// Poll calls f every step until it returns true, an error, or timeout.
+func Poll(ctx context.Context, timeout, step time.Duration, what string, f func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
@@ -247,8 +248,8 @@ func poll(ctx context.Context, timeout, step time.Duration, what string, f func(
 	}
 }
 
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
+// Tail returns the last n lines of a file, for error messages.
+func Tail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""

@@ -1,4 +1,4 @@
-package lab
+package labproc
 
 import (
 	"strings"
@@ -77,7 +77,7 @@ wgbird_bird_command_errors_total{code="8007",command="disable"} 2
 wgbird_bird_command_errors_total{code="timeout",command="show_protocols"} 5
 process_resident_memory_bytes 1.6105472e+07
 `
-	m, err := parseMetrics(text)
+	m, err := ParseMetrics(text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ process_resident_memory_bytes 1.6105472e+07
 	if got := m["process_resident_memory_bytes"]; got != 16105472 {
 		t.Errorf("process_resident_memory_bytes = %v", got)
 	}
-	if _, err := parseMetrics("go_goroutines x\n"); err == nil {
+	if _, err := ParseMetrics("go_goroutines x\n"); err == nil {
 		t.Error("parseMetrics accepted a malformed value")
 	}
 }
@@ -118,27 +118,5 @@ func TestParseMemStatus(t *testing.T) {
 	}
 	if _, err := ParseMemStatus(strings.Replace(status, "13400 kB", "13.4 MB", 1)); err == nil {
 		t.Error("ParseMemStatus with a malformed VmRSS: no error")
-	}
-}
-
-func TestBindsWireGuard(t *testing.T) {
-	// From /proc/PID/mountinfo of a lab's wireguard-go (/run on the root
-	// file system), and as it would read with /run a tmpfs of its own.
-	rootfs := "102 88 254:0 /run/wgbb-bench/s2/wireguard /run/wireguard rw,relatime - ext4 /dev/vda rw\n"
-	tmpfs := "102 88 0:25 /wgbb-bench/s2/wireguard /run/wireguard rw,relatime - tmpfs tmpfs rw\n"
-	for _, tt := range []struct {
-		mountinfo, dir string
-		want           bool
-	}{
-		{rootfs, "/run/wgbb-bench/s2/wireguard", true},
-		{tmpfs, "/run/wgbb-bench/s2/wireguard", true},
-		{rootfs, "/run/wgbb-bench/s1/wireguard", false},
-		{rootfs, "/run/wgbl-itest/s2/wireguard", false},
-		{tmpfs, "/run/wgbl-itest/s2/wireguard", false},
-		{"22 1 254:0 / / rw - ext4 /dev/vda rw\n", "/run/wgbl-itest/s2/wireguard", false},
-	} {
-		if got := bindsWireGuard(tt.mountinfo, tt.dir); got != tt.want {
-			t.Errorf("bindsWireGuard(%q, %s) = %v, want %v", tt.mountinfo, tt.dir, got, tt.want)
-		}
 	}
 }

@@ -4,29 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
-
-func TestParseEndpoints(t *testing.T) {
-	got, err := parseEndpoints("AAA=\t198.18.0.1:51820\nBBB=\t(none)\nCCC=\t[fd00::1]:51820\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]netip.AddrPort{
-		"AAA=": netip.MustParseAddrPort("198.18.0.1:51820"),
-		"BBB=": {},
-		"CCC=": netip.MustParseAddrPort("[fd00::1]:51820"),
-	}
-	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
-		t.Errorf("parseEndpoints (-want +got):\n%s", diff)
-	}
-	for _, bad := range []string{"AAA=", "AAA=\tnot-an-endpoint", "A B C"} {
-		if _, err := parseEndpoints(bad); err == nil {
-			t.Errorf("parseEndpoints(%q): no error", bad)
-		}
-	}
-}
 
 func TestNATRules(t *testing.T) {
 	rules := NATRules(Servers)
