@@ -13,14 +13,20 @@ import (
 
 // routeHandle opens route netlink in the router's network namespace ns.
 func routeHandle(ns string) (*netlink.Handle, error) {
+	return handle(ns, unix.NETLINK_ROUTE, "netlink in router namespace")
+}
+
+// handle opens netlink of protocol proto (what, in errors) in the
+// router's network namespace ns, with a deadline on every request.
+func handle(ns string, proto int, what string) (*netlink.Handle, error) {
 	target, err := netns.GetFromName(ns)
 	if err != nil {
 		return nil, fmt.Errorf("opening router namespace: %w", err)
 	}
 	defer target.Close()
-	h, err := netlink.NewHandleAt(target, unix.NETLINK_ROUTE)
+	h, err := netlink.NewHandleAt(target, proto)
 	if err != nil {
-		return nil, fmt.Errorf("opening netlink in router namespace: %w", err)
+		return nil, fmt.Errorf("opening %s: %w", what, err)
 	}
 	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
 		h.Close()

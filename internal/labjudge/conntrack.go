@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,19 +42,11 @@ func (m Mapping) String() string {
 // network namespace ns between a client on internet (other than public,
 // the router's own address there) and the inside, sorted by client.
 func Mappings(ns string, internet netip.Prefix, public netip.Addr) ([]Mapping, error) {
-	target, err := netns.GetFromName(ns)
+	h, err := handle(ns, unix.NETLINK_NETFILTER, "netfilter netlink in the router namespace")
 	if err != nil {
-		return nil, fmt.Errorf("opening router namespace: %w", err)
-	}
-	defer target.Close()
-	h, err := netlink.NewHandleAt(target, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return nil, fmt.Errorf("opening netfilter netlink in the router namespace: %w", err)
+		return nil, err
 	}
 	defer h.Close()
-	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
-		return nil, fmt.Errorf("setting netlink timeout: %w", err)
-	}
 	flows, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("listing the router's connection tracking: %w", err)
@@ -99,14 +90,9 @@ func mappingOf(f *netlink.ConntrackFlow, internet netip.Prefix, public netip.Add
 // network namespace ns from or to client (named name in errors), as their
 // timeout would: its next packet, or a server's, makes a new mapping.
 func ForgetMappings(ns, name string, client netip.Addr) error {
-	target, err := netns.GetFromName(ns)
+	h, err := handle(ns, unix.NETLINK_NETFILTER, "netfilter netlink in the router namespace")
 	if err != nil {
-		return fmt.Errorf("opening router namespace: %w", err)
-	}
-	defer target.Close()
-	h, err := netlink.NewHandleAt(target, unix.NETLINK_NETFILTER)
-	if err != nil {
-		return fmt.Errorf("opening netfilter netlink in the router namespace: %w", err)
+		return err
 	}
 	defer h.Close()
 	addr := net.IP(client.AsSlice())
