@@ -119,9 +119,15 @@ func TestSoakShort(t *testing.T) {
 	for _, x := range res.Leaks {
 		t.Errorf("seed %d: not flat: %s", res.Seed, x)
 	}
-	// Issue 13's target: no client off the service address, ever.
+	// Issue 13's target: no client off the service address, ever; after a
+	// port change WireGuard itself tells the client the new port (logged,
+	// not failed: see Pin.PortChange).
 	for _, p := range res.Pins {
-		t.Errorf("seed %d: cycle %d: %s's endpoint is %s, off the service address", res.Seed, p.Cycle, p.Client, p.Endpoint)
+		if p.PortChange {
+			t.Logf("seed %d: %s", res.Seed, p)
+			continue
+		}
+		t.Errorf("seed %d: %s, off the service address", res.Seed, p)
 	}
 	t.Logf("seed %d: %d of %d client endpoint checks off the service address (target 0)", res.Seed, len(res.Pins), res.EndpointChecks)
 	if !res.OK() {
@@ -152,7 +158,7 @@ func TestSoakSeesAPinnedClient(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = l.SetClientEndpoint(ctx, "client", l.Endpoint()) })
 	var res Result
-	line := checkEndpoints(ctx, l, &res, 7)
+	line := checkEndpoints(ctx, l, &res, 7, false)
 	want := []Pin{{Cycle: 7, Client: "client", Endpoint: direct}}
 	if diff := cmp.Diff(want, res.Pins, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 		t.Errorf("pins (-want +got):\n%s", diff)
@@ -165,7 +171,7 @@ func TestSoakSeesAPinnedClient(t *testing.T) {
 	}
 	// Put back, the next check finds nothing.
 	res = Result{}
-	if line := checkEndpoints(ctx, l, &res, 8); line != "" || len(res.Pins) != 0 || res.EndpointChecks != len(l.Clients()) {
+	if line := checkEndpoints(ctx, l, &res, 8, false); line != "" || len(res.Pins) != 0 || res.EndpointChecks != len(l.Clients()) {
 		t.Errorf("second check: line %q, pins %v, %d checks", line, res.Pins, res.EndpointChecks)
 	}
 }

@@ -18,7 +18,7 @@ func TestSoakResultPins(t *testing.T) {
 		var b strings.Builder
 		r.Write(&b)
 		for _, want := range []string{
-			"endpoints: 2 of 300 client endpoint checks (one per client after every cycle) off the service address (target 0)\n",
+			"endpoints: 2 of 300 client endpoint checks (one per client after every cycle) off the service address (target 0), 0 of them after a port change\n",
 			"PINNED cycle 12: client2's endpoint is 198.18.0.1:1024\n",
 			"PINNED cycle 40: idle's endpoint unreadable: idle has no server peer\n",
 		} {
@@ -33,5 +33,19 @@ func TestSoakResultPins(t *testing.T) {
 	}
 	if r := (Result{EndpointChecks: 300, FailOnPin: true}); !r.OK() {
 		t.Error("no pins, FailOnPin: not OK")
+	}
+	// After a port change WireGuard itself announced the new port: such a
+	// pin is reported, and fails nothing.
+	pc := Pin{Cycle: 81, Client: "client", Endpoint: netip.MustParseAddrPort("198.18.0.1:51821"), PortChange: true}
+	r := Result{EndpointChecks: 300, FailOnPin: true, Pins: []Pin{pc}}
+	if !r.OK() || len(r.Failing()) != 0 {
+		t.Errorf("a pin after a port change fails the soak: OK %v, failing %v", r.OK(), r.Failing())
+	}
+	if got, want := pc.String(), "cycle 81: client's endpoint is 198.18.0.1:51821 (after a port change: WireGuard announced the new port)"; got != want {
+		t.Errorf("pin = %q, want %q", got, want)
+	}
+	r.Pins = append(r.Pins, pin)
+	if r.OK() {
+		t.Error("a pin without a port change does not fail the soak")
 	}
 }
