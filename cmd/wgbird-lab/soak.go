@@ -44,8 +44,8 @@ end. Each wgbird also runs an exec check (every interval) and a hook
 (every transition), both /bin/true, so that their runs are measured too.
 Tears the lab down however it ends, Ctrl-C included. Exits 1 when a
 mismatch or a leak was found (or a pin, with --fail-on-pin; not one after a
-port change, which WireGuard itself announces to its peers). Needs root;
-a cycle takes about 5 s.
+port change: WireGuard's own packets from the new port move the client).
+Needs root; a cycle takes about 5 s.
 
 flags:
   --cycles N         fail/heal cycles (default 500)

@@ -120,8 +120,8 @@ func TestSoakShort(t *testing.T) {
 		t.Errorf("seed %d: not flat: %s", res.Seed, x)
 	}
 	// Issue 13's target: no client off the service address, ever; after a
-	// port change WireGuard itself tells the client the new port (logged,
-	// not failed: see Pin.PortChange).
+	// port change WireGuard's own packets from the new port move the client
+	// (logged, not failed: see Pin.PortChange).
 	for _, p := range res.Pins {
 		if p.PortChange {
 			t.Logf("seed %d: %s", res.Seed, p)

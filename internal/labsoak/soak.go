@@ -132,11 +132,11 @@ type Pin struct {
 	// leads instead of the VIP (a server's own address), if that is why.
 	Inside netip.AddrPort `json:",omitempty"`
 	Err    string         `json:",omitempty"`
-	// PortChange: the cycle changed a server's listen port. WireGuard
-	// itself sends every peer with a session a keepalive from the new port
-	// at once (wireguard-go's BindUpdate), before wgbird can see the
-	// change, and the router's masquerade shows the client that port: a
-	// pin wgbird cannot prevent, counted apart (PortChangePins).
+	// PortChange: the cycle changed a server's listen port. Whatever
+	// WireGuard still sends to a peer with a session (a keepalive, a
+	// rekey) leaves from the new port, and the router's masquerade shows
+	// the client that port: a pin wgbird cannot prevent (only refuse the
+	// traffic), counted apart (Failing leaves it out).
 	PortChange bool `json:",omitempty"`
 }
 
@@ -154,7 +154,7 @@ func (p Pin) short() string {
 
 func (p Pin) portNote() string {
 	if p.PortChange {
-		return " (after a port change: WireGuard announced the new port)"
+		return " (after a port change: WireGuard sent from the new port)"
 	}
 	return ""
 }

@@ -34,14 +34,14 @@ func TestSoakResultPins(t *testing.T) {
 	if r := (Result{EndpointChecks: 300, FailOnPin: true}); !r.OK() {
 		t.Error("no pins, FailOnPin: not OK")
 	}
-	// After a port change WireGuard itself announced the new port: such a
-	// pin is reported, and fails nothing.
+	// After a port change WireGuard sent from the new port: such a pin is
+	// reported, and fails nothing.
 	pc := Pin{Cycle: 81, Client: "client", Endpoint: netip.MustParseAddrPort("198.18.0.1:51821"), PortChange: true}
 	r := Result{EndpointChecks: 300, FailOnPin: true, Pins: []Pin{pc}}
 	if !r.OK() || len(r.Failing()) != 0 {
 		t.Errorf("a pin after a port change fails the soak: OK %v, failing %v", r.OK(), r.Failing())
 	}
-	if got, want := pc.String(), "cycle 81: client's endpoint is 198.18.0.1:51821 (after a port change: WireGuard announced the new port)"; got != want {
+	if got, want := pc.String(), "cycle 81: client's endpoint is 198.18.0.1:51821 (after a port change: WireGuard sent from the new port)"; got != want {
 		t.Errorf("pin = %q, want %q", got, want)
 	}
 	r.Pins = append(r.Pins, pin)
