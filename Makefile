@@ -26,13 +26,15 @@ build:
 test:
 	$(GO) test -race -count=1 ./...
 
-# Tests against real bird2 and wireguard-go in network namespaces (root).
+# Tests against real bird2 and wireguard-go in network namespaces (root),
+# one package at a time: the lab packages (lab, labsoak, labbench) time
+# failovers in milliseconds on the same cores and must not share them.
 integration: deps
-	$(GO) test -race -count=1 -tags integration -timeout 40m ./...
+	$(GO) test -race -count=1 -p 1 -tags integration -timeout 40m ./...
 
 # The whole suite, as CI runs it.
 test-all: deps lint
-	$(GO) test -race -count=1 -tags integration -timeout 60m ./...
+	$(GO) test -race -count=1 -p 1 -tags integration -timeout 60m ./...
 	$(MAKE) kernel-test
 	$(MAKE) test-bird-versions
 	$(MAKE) fuzz
