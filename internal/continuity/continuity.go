@@ -194,8 +194,8 @@ type unit struct {
 // while the evaluations' figures (peer count, newest handshake) stay put:
 // the group's endpoints and activity are at most this old then. A new
 // session is read at once (the sniffer sees a packet to an endpoint the
-// last read did not have), a changed peer list or a handshake at the next
-// evaluation. A full read of 1,000 peers through wgctrl costs about 3 ms
+// last read did not have), a changed peer list, listen port or handshake
+// at the next evaluation. A full read of 1,000 peers through wgctrl costs about 3 ms
 // of CPU and 1 MiB of garbage; at every evaluation it was a third of an
 // idle wgbird's CPU.
 const fullReadEvery = 10 * time.Second
@@ -207,7 +207,8 @@ func (u *unit) observeSummary(d *health.DeviceStats) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.summary == nil || u.summary.Peers != d.Peers || !u.summary.NewestClientHandshake.Equal(d.NewestClientHandshake) {
+	if u.summary == nil || u.summary.Peers != d.Peers || u.summary.ListenPort != d.ListenPort ||
+		!u.summary.NewestClientHandshake.Equal(d.NewestClientHandshake) {
 		u.moved = true
 	}
 	c := *d

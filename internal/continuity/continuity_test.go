@@ -139,6 +139,7 @@ func TestReadDue(t *testing.T) {
 		{"a client handshook", &health.DeviceStats{Peers: 3, NewestHandshake: t0, NewestClientHandshake: t0}, time.Second, true},
 		{"and nothing since", &health.DeviceStats{Peers: 3, NewestHandshake: t0, NewestClientHandshake: t0}, time.Second, false},
 		{"a peer removed", &health.DeviceStats{Peers: 2, NewestHandshake: t0, NewestClientHandshake: t0}, time.Second, true},
+		{"the listen port changed", &health.DeviceStats{Peers: 2, NewestHandshake: t0, NewestClientHandshake: t0, ListenPort: 51821}, time.Second, true},
 	}
 	for _, s := range steps {
 		u.observeSummary(s.stats)

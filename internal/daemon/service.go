@@ -392,7 +392,7 @@ func (s *service) record(res health.Result, protos []bird.Protocol, dev *wiregua
 	if o := s.deps.Observer; o != nil {
 		e := health.Evaluation{Service: s.cfg.Name, Result: res, State: s.machine.State(), Drained: drained, At: time.Now()}
 		if dev != nil {
-			e.Device = &health.DeviceStats{Peers: dev.Peers, NewestHandshake: dev.Newest, NewestClientHandshake: dev.NewestCounted}
+			e.Device = &health.DeviceStats{Peers: dev.Peers, NewestHandshake: dev.Newest, NewestClientHandshake: dev.NewestCounted, ListenPort: dev.ListenPort}
 		}
 		o.Evaluated(e)
 	}

@@ -96,6 +96,8 @@ type DeviceStats struct {
 	// NewestClientHandshake leaves the probe's peer out (its handshake
 	// moves at every probe).
 	NewestClientHandshake time.Time
+	// ListenPort is the device's listen port.
+	ListenPort int
 }
 
 // State is what a service is doing towards BIRD.
