@@ -14,48 +14,43 @@ import (
 // ParseEndpoints parses `wg show IF endpoints`: "PUBKEY\tADDR:PORT", or
 // "(none)" for a peer without one (the zero AddrPort).
 func ParseEndpoints(out string) (map[string]netip.AddrPort, error) {
-	eps := make(map[string]netip.AddrPort)
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
+	return parsePeerColumn(out, "endpoints", func(v string) (netip.AddrPort, error) {
+		if v == "(none)" {
+			return netip.AddrPort{}, nil
 		}
-		if len(f) != 2 {
-			return nil, fmt.Errorf("parsing endpoints line %q", line)
-		}
-		if f[1] == "(none)" {
-			eps[f[0]] = netip.AddrPort{}
-			continue
-		}
-		ap, err := netip.ParseAddrPort(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("parsing endpoints line %q: %w", line, err)
-		}
-		eps[f[0]] = ap
-	}
-	return eps, nil
+		return netip.ParseAddrPort(v)
+	})
 }
 
-// ParseHandshakes parses `wg show IF latest-handshakes`: "PUBKEY\tUNIX".
+// ParseHandshakes parses `wg show IF latest-handshakes`: "PUBKEY\tUNIX",
+// 0 for none (the zero Time).
 func ParseHandshakes(out string) (map[string]time.Time, error) {
-	hs := make(map[string]time.Time)
+	return parsePeerColumn(out, "latest-handshakes", func(v string) (time.Time, error) {
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || sec <= 0 {
+			return time.Time{}, err
+		}
+		return time.Unix(sec, 0), nil
+	})
+}
+
+// parsePeerColumn parses the "PUBKEY\tVALUE" lines of one `wg show IF
+// WHAT` column, each value by parse.
+func parsePeerColumn[T any](out, what string, parse func(string) (T, error)) (map[string]T, error) {
+	m := make(map[string]T)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue
 		}
 		if len(f) != 2 {
-			return nil, fmt.Errorf("parsing latest-handshakes line %q", line)
+			return nil, fmt.Errorf("parsing %s line %q", what, line)
 		}
-		sec, err := strconv.ParseInt(f[1], 10, 64)
+		v, err := parse(f[1])
 		if err != nil {
-			return nil, fmt.Errorf("parsing latest-handshakes line %q: %w", line, err)
+			return nil, fmt.Errorf("parsing %s line %q: %w", what, line, err)
 		}
-		var t time.Time
-		if sec > 0 {
-			t = time.Unix(sec, 0)
-		}
-		hs[f[0]] = t
+		m[f[0]] = v
 	}
-	return hs, nil
+	return m, nil
 }
