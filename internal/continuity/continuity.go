@@ -612,15 +612,23 @@ const routeCheckEvery = 10 * time.Second
 // maxRouteWarnings bounds the clients named in the status.
 const maxRouteWarnings = 8
 
+// routeChecksPerRound bounds the route lookups of one round: a server
+// with thousands of clients goes through them routeChecksPerRound at a
+// time, each round going on where the last one stopped, instead of asking
+// the kernel thousands of times every routeCheckEvery.
+const routeChecksPerRound = 64
+
 // checkRoutes asks the kernel, every routeCheckEvery, which source a
 // packet from the listen port to each peer's endpoint would carry, and
 // records the clients it would not reach from the VIP: no route to them
 // (a host that cannot reach a client cannot take it over either), or
-// another source. A change is logged once.
+// another source. The warnings are those of the last full pass over the
+// peers (routePass); a change is logged once.
 func (u *unit) checkRoutes(ctx context.Context) {
 	t := time.NewTicker(routeCheckEvery)
 	defer t.Stop()
 	var last string
+	var rp routePass
 	for {
 		select {
 		case <-ctx.Done():
@@ -634,30 +642,25 @@ func (u *unit) checkRoutes(ctx context.Context) {
 		if port == 0 || dev == nil || !u.keeper.State().InPlace() {
 			continue
 		}
-		var warns []string
-		for _, p := range dev.Peers {
-			if p.Endpoint == nil || len(warns) >= maxRouteWarnings {
-				continue
-			}
-			ap := p.Endpoint.AddrPort()
-			ep := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			if ep.Addr().IsLoopback() {
-				continue
-			}
+		warns, done := rp.round(dev.Peers, func(p wgtypes.Peer, ep netip.AddrPort) string {
 			want := u.cfg.VIP4
 			if ep.Addr().Is6() {
 				want = u.cfg.VIP6
 			}
 			if !want.IsValid() {
-				continue
+				return ""
 			}
 			src, err := vipsrc.Source(ep, port)
 			switch {
 			case err != nil:
-				warns = append(warns, fmt.Sprintf("client %s (peer %s…): %v", ep, p.PublicKey.String()[:8], err))
+				return fmt.Sprintf("client %s (peer %s…): %v", ep, p.PublicKey.String()[:8], err)
 			case src != want:
-				warns = append(warns, fmt.Sprintf("client %s (peer %s…): packets would leave from %s, not the VIP %s", ep, p.PublicKey.String()[:8], src, want))
+				return fmt.Sprintf("client %s (peer %s…): packets would leave from %s, not the VIP %s", ep, p.PublicKey.String()[:8], src, want)
 			}
+			return ""
+		})
+		if !done {
+			continue
 		}
 		u.mu.Lock()
 		u.routeWarnings = warns
@@ -669,4 +672,47 @@ func (u *unit) checkRoutes(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// routePass goes through the peers' endpoints a round at a time: each
+// address once per pass, at most routeChecksPerRound a round, at most
+// maxRouteWarnings warnings kept. It does no I/O.
+type routePass struct {
+	next  int                 // the peer the next round starts at
+	warns []string            // of the pass in progress
+	seen  map[netip.Addr]bool // addresses checked in this pass
+}
+
+// round checks the next addresses with check ("" for fine, else the
+// warning) and returns the pass's warnings when the round ended it.
+func (rp *routePass) round(peers []wgtypes.Peer, check func(wgtypes.Peer, netip.AddrPort) string) ([]string, bool) {
+	if rp.seen == nil {
+		rp.seen = map[netip.Addr]bool{}
+	}
+	checked, i := 0, rp.next
+	for ; i < len(peers) && checked < routeChecksPerRound; i++ {
+		p := peers[i]
+		if p.Endpoint == nil {
+			continue
+		}
+		ap := p.Endpoint.AddrPort()
+		ep := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if ep.Addr().IsLoopback() || rp.seen[ep.Addr()] {
+			continue
+		}
+		rp.seen[ep.Addr()] = true
+		checked++
+		if len(rp.warns) < maxRouteWarnings {
+			if w := check(p, ep); w != "" {
+				rp.warns = append(rp.warns, w)
+			}
+		}
+	}
+	if rp.next = i; i < len(peers) {
+		return nil, false
+	}
+	warns := rp.warns
+	rp.next, rp.warns = 0, nil
+	clear(rp.seen)
+	return warns, true
 }

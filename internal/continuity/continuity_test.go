@@ -3,6 +3,7 @@ package continuity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -146,5 +147,44 @@ func TestReadDue(t *testing.T) {
 		if got := u.readDue(t0.Add(s.now), t0); got != s.want {
 			t.Errorf("%s: readDue = %v, want %v", s.name, got, s.want)
 		}
+	}
+}
+
+// The route check goes through many clients a round at a time, each
+// address once a pass, and reports a pass's warnings only when it ends;
+// a handful of clients are all checked every round.
+func TestRoutePass(t *testing.T) {
+	peers := make([]wgtypes.Peer, 150)
+	for i := range peers {
+		peers[i] = wgtypes.Peer{PublicKey: key(byte(i)), Endpoint: udp(fmt.Sprintf("203.0.113.%d:%d", i%100+1, 1000+i))}
+	}
+	peers[3].Endpoint = nil                   // no endpoint: skipped
+	peers[4].Endpoint = udp("127.0.0.1:9000") // loopback: skipped
+	var rp routePass
+	var asked []string
+	check := func(p wgtypes.Peer, ep netip.AddrPort) string {
+		asked = append(asked, ep.Addr().String())
+		if ep.Addr() == netip.MustParseAddr("203.0.113.8") {
+			return "client " + ep.String()
+		}
+		return ""
+	}
+	// 100 distinct addresses: peers 3 and 4 are skipped, but their
+	// addresses come again at 103 and 104; the rest of 100-149 repeat.
+	w, done := rp.round(peers, check)
+	if done || w != nil || len(asked) != routeChecksPerRound {
+		t.Fatalf("first round: done %v, warnings %v, %d lookups; want %d lookups and the pass going on", done, w, len(asked), routeChecksPerRound)
+	}
+	w, done = rp.round(peers, check)
+	if !done || len(asked) != 100 {
+		t.Fatalf("second round: done %v, %d lookups in all; want the pass done after 100", done, len(asked))
+	}
+	if diff := cmp.Diff([]string{"client 203.0.113.8:1007"}, w); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	// The next pass starts over; few peers make a pass a round.
+	asked = nil
+	if w, done := rp.round(peers[:10], check); !done || len(asked) != 8 || len(w) != 1 {
+		t.Errorf("ten peers: done %v, %d lookups, warnings %v; want one round of 8 lookups and the warning", done, len(asked), w)
 	}
 }
