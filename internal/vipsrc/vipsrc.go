@@ -216,10 +216,13 @@ func syncFamily(h NL, cfg Config, f family, dry bool) (FamilyState, error) {
 		// and the next address event syncs again.
 		mirror = nil
 	}
+	// The guard first (Diff keeps want's order): while it is missing, an
+	// unsourced packet the mirror does not cover falls through to main's
+	// unicast source.
 	guard := Guard(f.af, cfg.Table)
-	want := append(mirror, guard)
+	want := append([]netlink.Route{guard}, mirror...)
 	add, del := Diff(want, have)
-	guardMissing := slices.ContainsFunc(add, func(r netlink.Route) bool { return routeKey(r) == routeKey(guard) })
+	guardMissing := len(add) > 0 && routeKey(add[0]) == routeKey(guard)
 	if dry {
 		fs.Routes = len(want) - len(add)
 		fs.Guard = !guardMissing
@@ -246,23 +249,11 @@ func syncFamily(h NL, cfg Config, f family, dry bool) (FamilyState, error) {
 			first = fmt.Errorf("removing mirrored route %s: %w", routeKey(del[i]), err)
 		}
 	}
-	// The guard first: while it is missing, an unsourced packet the
-	// mirror does not cover falls through to main's unicast source.
-	slices.SortStableFunc(add, func(a, b netlink.Route) int {
-		ga, gb := routeKey(a) == routeKey(guard), routeKey(b) == routeKey(guard)
-		switch {
-		case ga && !gb:
-			return -1
-		case gb && !ga:
-			return 1
-		}
-		return 0
-	})
 	failed := 0
 	fs.Guard = true
 	for i := range add {
 		if err := h.RouteReplace(&add[i]); err != nil {
-			isGuard := routeKey(add[i]) == routeKey(guard)
+			isGuard := i == 0 && guardMissing
 			if isGuard {
 				fs.Guard = false
 			} else {
