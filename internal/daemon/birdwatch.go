@@ -13,52 +13,164 @@ type BIRDStatusReader interface {
 	ReadStatus(ctx context.Context) (bird.Status, error)
 }
 
-var _ BIRDStatusReader = (*bird.Client)(nil)
-
-// watchPeriod is how often the reload watcher asks BIRD: every service's
-// fast_interval, the shortest of them.
-func (d *Daemon) watchPeriod() time.Duration {
-	var p time.Duration
-	for _, s := range d.services {
-		if p == 0 || s.cfg.FastInterval < p {
-			p = s.cfg.FastInterval
-		}
-	}
-	return max(p, 10*time.Millisecond)
+// ReloadSigns tells when BIRD may have restarted or reloaded
+// (bird.Reloads: its socket created, its configuration file opened).
+type ReloadSigns interface {
+	Next(ctx context.Context) (bird.Sign, error)
+	Files() []string
+	Close() error
 }
 
-// watchBIRD asks BIRD for its status every period and, when its last
-// reboot or reconfiguration time changed (a restart, or `birdc configure`,
-// which sets every protocol back to the config file's state and so
-// withdraws the services wgbird announces), tells every service to
-// correct BIRD at once. One `show status` on the persistent connection
-// costs BIRD and wgbird some tens of microseconds. Errors are left to the
-// service loops, which read BIRD every pass and report them.
-func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, period time.Duration) {
+var (
+	_ BIRDStatusReader = (*bird.Client)(nil)
+	_ ReloadSigns      = (*bird.Reloads)(nil)
+)
+
+// After a sign, the watcher asks BIRD every signEvery until its
+// generation changes, for at most signFor: a `configure` is done in
+// milliseconds, a restarting BIRD may take seconds to answer.
+const (
+	signEvery = 5 * time.Millisecond
+	signFor   = 5 * time.Second
+)
+
+// watchPeriods are the reload watcher's: every service's fast_interval
+// and interval, the shortest of each.
+func (d *Daemon) watchPeriods() (fast, slow time.Duration) {
+	for _, s := range d.services {
+		if fast == 0 || s.cfg.FastInterval < fast {
+			fast = s.cfg.FastInterval
+		}
+		if slow == 0 || s.cfg.Interval < slow {
+			slow = s.cfg.Interval
+		}
+	}
+	return max(fast, 10*time.Millisecond), max(slow, 10*time.Millisecond)
+}
+
+// watchBIRD notices a BIRD restart or `birdc configure`, either of which
+// sets every protocol back to the config file's state and so withdraws
+// the services wgbird announces, and tells every service to correct BIRD
+// at once. It asks BIRD `show status` and compares the last reboot and
+// reconfiguration times. With signs (inotify on BIRD's socket and
+// configuration file) it asks right after each sign, every signEvery
+// until the times change, and otherwise only every interval: an idle
+// wgbird then wakes for BIRD once an interval instead of every
+// fast_interval (issue 14). A change seen without a sign (a `configure`
+// of another file, `configure undo`), or signs that stop, switch it to
+// asking every fast_interval, logged once. One `show status` on the
+// persistent connection costs BIRD and wgbird some tens of microseconds.
+// Errors are left to the service loops, which read BIRD every pass and
+// report them.
+func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast, slow time.Duration) {
+	period := fast
+	var signs chan bird.Sign
+	var lost chan error
+	if d.deps.BIRDReloads != nil {
+		src, err := d.deps.BIRDReloads(ctx)
+		if err != nil {
+			d.log.Warn("cannot watch BIRD's socket and configuration file for reloads: asking BIRD every fast_interval instead",
+				"every", fast, "error", err)
+		} else {
+			done := make(chan struct{})
+			defer func() { src.Close(); <-done }()
+			period = slow
+			signs, lost = make(chan bird.Sign, 1), make(chan error, 1)
+			d.log.Info("watching BIRD's socket and configuration file for reloads", "files", src.Files(), "check_every", slow)
+			go func() {
+				defer close(done)
+				for {
+					s, err := src.Next(ctx)
+					if err == nil && s.Lost != nil {
+						err = s.Lost
+					}
+					if err != nil {
+						lost <- err
+						return
+					}
+					select {
+					case signs <- s:
+					default: // one is pending: it serves this one too
+					}
+				}
+			}()
+		}
+	}
+
 	t := time.NewTimer(untilTick(time.Now(), period))
 	defer t.Stop()
 	var last string
-	for {
-		sctx, cancel := context.WithTimeout(ctx, max(period, time.Second))
+	var now bird.Status
+	// read asks BIRD for its generation and reports whether it changed.
+	read := func() (changed, ok bool) {
+		sctx, cancel := context.WithTimeout(ctx, max(fast, time.Second))
 		s, err := st.ReadStatus(sctx)
 		cancel()
-		if err == nil {
-			g := s.Generation()
-			if last != "" && g != last {
-				d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
-					"last_reboot", s.LastReboot, "last_reconfiguration", s.LastReconfig)
-				for _, sv := range d.services {
-					sv.birdReloaded()
-				}
-			}
-			last = g
+		if err != nil {
+			return false, false
 		}
+		g := s.Generation()
+		changed = last != "" && g != last
+		last, now = g, s
+		if changed {
+			for _, sv := range d.services {
+				sv.birdReloaded()
+			}
+		}
+		return changed, true
+	}
+	read()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if changed, _ := read(); changed {
+				if signs != nil {
+					d.log.Warn("BIRD restarted or reloaded its configuration without a sign wgbird watches for (another configuration file, or configure undo): correcting its protocols now, and asking BIRD every fast_interval from now on",
+						"every", fast, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
+					signs, period = nil, fast
+				} else {
+					d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
+						"last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
+				}
+			}
+			t.Reset(untilTick(time.Now(), period))
+		case s := <-signs:
+			// Ask until the generation changes: BIRD answers `show
+			// status` after it has applied the configuration it read.
+			end := time.Now().Add(signFor)
+			for {
+				if changed, _ := read(); changed {
+					d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
+						"sign", s.What, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
+					break
+				}
+				if !time.Now().Before(end) || sleepCtx(ctx, signEvery) != nil {
+					break
+				}
+			}
+		case err := <-lost:
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warn("stopped watching BIRD's socket and configuration file: asking BIRD every fast_interval from now on",
+				"every", fast, "error", err)
+			signs, lost, period = nil, nil, fast
 			t.Reset(untilTick(time.Now(), period))
 		}
+	}
+}
+
+// sleepCtx waits d or until ctx ends, and returns ctx's error then.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -106,3 +106,124 @@ func TestUntilTick(t *testing.T) {
 		t.Errorf("untilTick with no period = %v, want 0", got)
 	}
 }
+
+// fakeSigns is a ReloadSigns whose signs the test sends; closing ends it.
+type fakeSigns struct {
+	signs  chan bird.Sign
+	closed chan struct{}
+	once   sync.Once
+}
+
+var _ ReloadSigns = (*fakeSigns)(nil)
+
+func newFakeSigns() *fakeSigns {
+	return &fakeSigns{signs: make(chan bird.Sign), closed: make(chan struct{})}
+}
+
+func (f *fakeSigns) Next(ctx context.Context) (bird.Sign, error) {
+	select {
+	case s := <-f.signs:
+		return s, nil
+	case <-f.closed:
+		return bird.Sign{}, context.Canceled
+	}
+}
+func (f *fakeSigns) Files() []string { return []string{"/etc/bird/bird.conf"} }
+func (f *fakeSigns) Close() error    { f.once.Do(func() { close(f.closed) }); return nil }
+
+func (f *reloadingBIRD) statusReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statuses
+}
+
+// waitEnabled waits for the service to enable a protocol and returns how
+// long that took since start.
+func waitEnabled(t *testing.T, rb *reloadingBIRD, start time.Time) time.Duration {
+	t.Helper()
+	select {
+	case <-rb.enabled:
+		return time.Since(start)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("not re-enabled after the reload; BIRD saw %v", rb.Take())
+		return 0
+	}
+}
+
+// TestBIRDReloadSigns: with signs the watcher does not ask BIRD every
+// fast_interval, only after a sign (then until the generation changed)
+// and every interval; a sign alone, without a reload, changes nothing.
+func TestBIRDReloadSigns(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Interval, s.FastInterval = time.Hour, 10*time.Millisecond
+	})
+	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	signs := newFakeSigns()
+	r.d.deps.BIRD = rb
+	r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) { return signs, nil }
+	runRig(t, r)
+	time.Sleep(200 * time.Millisecond) // 20 fast_intervals
+	if n := rb.statusReads(); n > 2 {
+		t.Errorf("%d status reads in 20 fast_intervals without a sign, want the first one only", n)
+	}
+
+	// A sign without a reload (someone read the file): asked until
+	// signFor has passed, nothing corrected.
+	signs.signs <- bird.Sign{What: "BIRD's configuration file opened"}
+	time.Sleep(50 * time.Millisecond)
+	if n := rb.statusReads(); n < 4 {
+		t.Errorf("%d status reads 50 ms after a sign, want one every %s", n, signEvery)
+	}
+	if got := rb.Take(); slices.Contains(got, "enable wg_vip4") {
+		t.Fatalf("BIRD commands after a sign without a reload: %v, want no enable", got)
+	}
+
+	// A reload, its sign a little before BIRD applies it, as inotify
+	// reports the open before BIRD has parsed the file.
+	time.Sleep(signFor)
+	start := time.Now()
+	signs.signs <- bird.Sign{What: "BIRD's configuration file opened"}
+	time.Sleep(15 * time.Millisecond)
+	rb.configure()
+	took := waitEnabled(t, rb, start)
+	t.Logf("re-enabled %s after the sign", took.Round(time.Millisecond))
+	if took > 500*time.Millisecond {
+		t.Errorf("re-enabled %s after the sign, want within a few signEvery", took)
+	}
+	before := rb.statusReads()
+	time.Sleep(100 * time.Millisecond)
+	if n := rb.statusReads() - before; n > 1 {
+		t.Errorf("%d status reads in 100 ms after the change was seen, want none: asking stops", n)
+	}
+}
+
+// TestBIRDReloadWithoutSign: a reload the signs missed is seen at the
+// interval's read and switches the watcher to asking every
+// fast_interval; so do signs that end.
+func TestBIRDReloadWithoutSign(t *testing.T) {
+	for _, tc := range []string{"unsigned reload", "signs end"} {
+		t.Run(tc, func(t *testing.T) {
+			r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+				s.Interval, s.FastInterval = 300*time.Millisecond, 10*time.Millisecond
+			})
+			rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 100)}
+			signs := newFakeSigns()
+			r.d.deps.BIRD = rb
+			r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) { return signs, nil }
+			runRig(t, r)
+			time.Sleep(400 * time.Millisecond)
+			if tc == "signs end" {
+				signs.Close()
+			} else {
+				rb.configure()
+				waitEnabled(t, rb, time.Now())
+			}
+			time.Sleep(50 * time.Millisecond)
+			before := rb.statusReads()
+			time.Sleep(200 * time.Millisecond)
+			if n := rb.statusReads() - before; n < 10 {
+				t.Errorf("%d status reads in 200 ms after the %s, want one every fast_interval (10ms)", n, tc)
+			}
+		})
+	}
+}

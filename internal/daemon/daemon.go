@@ -176,7 +176,8 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	}
 	if st != nil && len(d.services) > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); d.watchBIRD(ctx, st, d.watchPeriod()) }()
+		fast, slow := d.watchPeriods()
+		go func() { defer wg.Done(); d.watchBIRD(ctx, st, fast, slow) }()
 	}
 
 	var pending sync.WaitGroup

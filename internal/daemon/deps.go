@@ -49,12 +49,17 @@ var (
 // real implementations from New's caller; tests pass fakes.
 type Deps struct {
 	BIRD BIRD
-	// BIRDStatus is asked `show status` every fast_interval to notice a
-	// BIRD reload; nil uses BIRD when it can (a *bird.Client), or no
-	// watcher.
+	// BIRDStatus is asked `show status` to notice a BIRD reload: after
+	// each of BIRDReloads' signs and every interval, or every
+	// fast_interval without them; nil uses BIRD when it can (a
+	// *bird.Client), or no watcher.
 	BIRDStatus BIRDStatusReader
-	WireGuard  WireGuard
-	Links      Links
+	// BIRDReloads, if set, starts watching for the signs of a BIRD
+	// restart or reload (bird.WatchReloads); nil, or an error, means
+	// asking `show status` every fast_interval instead.
+	BIRDReloads func(ctx context.Context) (ReloadSigns, error)
+	WireGuard   WireGuard
+	Links       Links
 	// Exec runs one exec check.
 	Exec func(ctx context.Context, s execcheck.Spec) health.Check
 	// NewProber creates the prober of a service that has a probe (once,
