@@ -115,8 +115,8 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	removeOnExit := true
 	defer func() { stopCont(removeOnExit) }()
-	// The reload watcher's own connection: its show status every
-	// fast_interval reads into a small buffer (the shared client's
+	// The reload watcher's own connection: its show status reads into
+	// a small buffer (the shared client's
 	// 64 KiB one is allocated per command). A sibling of bc, so a hung
 	// BIRD still costs one connection attempt in flight, not one each.
 	watch := bc.Sibling(4 << 10)
@@ -124,12 +124,15 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	deps := daemon.Deps{
 		BIRD:       birdc,
 		BIRDStatus: watch,
-		WireGuard:  wg,
-		Exec:       execcheck.Run,
-		NewProber:  newProber,
-		Subscribe:  link.Subscribe,
-		Log:        log,
-		Observer:   observer,
+		BIRDReloads: func(ctx context.Context) (daemon.ReloadSigns, error) {
+			return bird.WatchReloads(ctx, cfg.BIRD.Socket)
+		},
+		WireGuard: wg,
+		Exec:      execcheck.Run,
+		NewProber: newProber,
+		Subscribe: link.Subscribe,
+		Log:       log,
+		Observer:  observer,
 	}
 	if cont != nil {
 		deps.Observer = append(observers{cont}, asList(observer)...)

@@ -65,21 +65,22 @@ type Hook struct {
 // Service is one [[service]]: a WireGuard interface, the VIPs that must be on
 // it, the BIRD protocols announced while it is healthy, and its thresholds.
 type Service struct {
-	Name            string
-	Interface       string
-	VIPs            []netip.Prefix // host address kept, not masked
-	Protocols       []string
-	Interval        time.Duration
-	FastInterval    time.Duration
-	Timeout         time.Duration
-	Rise            int
-	Fall            int
-	ListenPort      int // 0 = any non-zero port
-	MinPeers        int
-	MaxHandshakeAge time.Duration // 0 = off
-	QuietPeriod     time.Duration
-	Exec            []Exec
-	Probe           *Probe // nil = no probe
+	Name             string
+	Interface        string
+	VIPs             []netip.Prefix // host address kept, not masked
+	Protocols        []string
+	Interval         time.Duration
+	FastInterval     time.Duration
+	LivenessInterval time.Duration
+	Timeout          time.Duration
+	Rise             int
+	Fall             int
+	ListenPort       int // 0 = any non-zero port
+	MinPeers         int
+	MaxHandshakeAge  time.Duration // 0 = off
+	QuietPeriod      time.Duration
+	Exec             []Exec
+	Probe            *Probe // nil = no probe
 
 	// Client continuity (issue 13).
 	VIPSource       bool         // WireGuard's packets leave from the VIP
@@ -119,6 +120,7 @@ const (
 	DefaultOnStop           = Keep
 	DefaultInterval         = time.Second
 	DefaultFastInterval     = 100 * time.Millisecond // or Interval, if shorter
+	DefaultLivenessInterval = 500 * time.Millisecond // or Interval, if shorter
 	DefaultTimeout          = 250 * time.Millisecond // or Interval/2, if shorter
 	DefaultRise             = 3
 	DefaultFall             = 2

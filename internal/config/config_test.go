@@ -89,20 +89,21 @@ protocols = ["wg1_vip4"]
 
 func minimalService() Service {
 	return Service{
-		Name:         "wg0",
-		Interface:    "wg0",
-		VIPs:         []netip.Prefix{netip.MustParsePrefix("192.168.20.1/24")},
-		Protocols:    []string{"wg_vip4"},
-		Interval:     time.Second,
-		FastInterval: 100 * time.Millisecond,
-		Timeout:      250 * time.Millisecond,
-		Rise:         3,
-		Fall:         2,
-		MinPeers:     1,
-		QuietPeriod:  10 * time.Second,
-		VIPSource:    true,
-		Takeover:     true,
-		GroupPort:    51871,
+		Name:             "wg0",
+		Interface:        "wg0",
+		VIPs:             []netip.Prefix{netip.MustParsePrefix("192.168.20.1/24")},
+		Protocols:        []string{"wg_vip4"},
+		Interval:         time.Second,
+		FastInterval:     100 * time.Millisecond,
+		LivenessInterval: 500 * time.Millisecond,
+		Timeout:          250 * time.Millisecond,
+		Rise:             3,
+		Fall:             2,
+		MinPeers:         1,
+		QuietPeriod:      10 * time.Second,
+		VIPSource:        true,
+		Takeover:         true,
+		GroupPort:        51871,
 	}
 }
 
@@ -135,20 +136,21 @@ func TestParseValid(t *testing.T) {
 					netip.MustParsePrefix("192.168.20.1/24"),
 					netip.MustParsePrefix("fd00::1/64"),
 				},
-				Protocols:       []string{"wg_vip4", "wg_vip6"},
-				Interval:        2 * time.Second,
-				FastInterval:    100 * time.Millisecond,
-				Timeout:         500 * time.Millisecond,
-				Rise:            5,
-				Fall:            1,
-				ListenPort:      51820,
-				MinPeers:        0,
-				MaxHandshakeAge: 3 * time.Minute,
-				QuietPeriod:     30 * time.Second,
-				VIPSourceTable:  1000,
-				Group:           []netip.Addr{netip.MustParseAddr("10.0.5.1"), netip.MustParseAddr("10.0.7.1"), netip.MustParseAddr("fd00:5::1")},
-				GroupPort:       51999,
-				GroupSecretFile: "/etc/wgbird/group.secret",
+				Protocols:        []string{"wg_vip4", "wg_vip6"},
+				Interval:         2 * time.Second,
+				FastInterval:     100 * time.Millisecond,
+				LivenessInterval: 500 * time.Millisecond,
+				Timeout:          500 * time.Millisecond,
+				Rise:             5,
+				Fall:             1,
+				ListenPort:       51820,
+				MinPeers:         0,
+				MaxHandshakeAge:  3 * time.Minute,
+				QuietPeriod:      30 * time.Second,
+				VIPSourceTable:   1000,
+				Group:            []netip.Addr{netip.MustParseAddr("10.0.5.1"), netip.MustParseAddr("10.0.7.1"), netip.MustParseAddr("fd00:5::1")},
+				GroupPort:        51999,
+				GroupSecretFile:  "/etc/wgbird/group.secret",
 				Exec: []Exec{
 					{Name: "exec1", Command: []string{"/usr/local/bin/check-dns", "192.168.20.53"}, Timeout: 2 * time.Second},
 					{Name: "upstream", Command: []string{"/bin/ping", "-c1", "-W1", "10.0.0.1"}, Timeout: time.Second},
@@ -173,6 +175,7 @@ func TestParseValid(t *testing.T) {
 	shortInterval := minimalService()
 	shortInterval.Interval = 100 * time.Millisecond
 	shortInterval.FastInterval = 100 * time.Millisecond
+	shortInterval.LivenessInterval = 100 * time.Millisecond
 	shortInterval.Timeout = 50 * time.Millisecond
 
 	tests := []struct {
@@ -261,10 +264,10 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key at top level", "foo = 1\n" + minimal, "/etc/wgbird/wgbird.toml:1: foo: unknown key (known keys: bird, control, shutdown, metrics, hook, service)"},
 		{"unknown table", "[birdd]\nsocket = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:1: birdd: unknown key (known keys: bird, control, shutdown, metrics, hook, service)"},
 		{"unknown key in bird", "[bird]\nsockett = \"/run/bird/bird.ctl\"\n" + minimal, "/etc/wgbird/wgbird.toml:2: bird.sockett: unknown key (known keys: socket, timeout)"},
-		{"unknown key in service", minimal + "intervall = \"1s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].intervall: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
+		{"unknown key in service", minimal + "intervall = \"1s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].intervall: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, liveness_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
 		{"unknown key in exec", minimal + "[[service.exec]]\ncommand = [\"/bin/true\"]\ncmd = \"x\"\n", "/etc/wgbird/wgbird.toml:7: service[1].exec[1].cmd: unknown key (known keys: name, command, timeout)"},
-		{"unknown dotted key in second service", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"192.168.21.1/24\"]\nprotocols = [\"wg_vip5\"]\nfoo.bar = 1\n", "/etc/wgbird/wgbird.toml:9: service[2].foo: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
-		{"unknown key in inline table", "service = [{ interface = \"wg0\", vips = [\"192.168.20.1/24\"], protocols = [\"wg_vip4\"], x = 1 }]\n", "/etc/wgbird/wgbird.toml:1: service[1].x: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
+		{"unknown dotted key in second service", minimal + "[[service]]\ninterface = \"wg1\"\nvips = [\"192.168.21.1/24\"]\nprotocols = [\"wg_vip5\"]\nfoo.bar = 1\n", "/etc/wgbird/wgbird.toml:9: service[2].foo: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, liveness_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
+		{"unknown key in inline table", "service = [{ interface = \"wg0\", vips = [\"192.168.20.1/24\"], protocols = [\"wg_vip4\"], x = 1 }]\n", "/etc/wgbird/wgbird.toml:1: service[1].x: unknown key (known keys: name, interface, vips, protocols, interval, fast_interval, liveness_interval, timeout, rise, fall, listen_port, min_peers, max_handshake_age, quiet_period, vip_source, vip_source_table, takeover, group, group_port, group_secret_file, exec, probe)"},
 
 		// Wrong types.
 		{"rise is a string", minimal + "rise = \"three\"\n", "/etc/wgbird/wgbird.toml:5: service[1].rise: must be an integer, got string"},
@@ -287,6 +290,8 @@ func TestParseErrors(t *testing.T) {
 		{"zero timeout", minimal + "timeout = \"0s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].timeout: must be positive, got 0s"},
 		{"timeout equal to interval", minimal + "interval = \"500ms\"\ntimeout = \"500ms\"\n", "/etc/wgbird/wgbird.toml:6: service[1].timeout: must be less than interval (500ms), got 500ms"},
 		{"timeout above default interval", minimal + "timeout = \"2s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].timeout: must be less than interval (1s), got 2s"},
+		{"liveness_interval above interval", minimal + "interval = \"300ms\"\nliveness_interval = \"400ms\"\n", "/etc/wgbird/wgbird.toml:6: service[1].liveness_interval: must not exceed interval (300ms), got 400ms"},
+		{"zero liveness_interval", minimal + "liveness_interval = \"0s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].liveness_interval: must be positive, got 0s"},
 		{"fast_interval above interval", minimal + "fast_interval = \"2s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].fast_interval: must not exceed interval (1s), got 2s"},
 		{"zero quiet_period", minimal + "quiet_period = \"0s\"\n", "/etc/wgbird/wgbird.toml:5: service[1].quiet_period: must be positive, got 0s"},
 		{"group member not an address", minimal + "group = [\"10.0.5.1\", \"server7\"]\n", "/etc/wgbird/wgbird.toml:5: service[1].group: member 2: \"server7\" is not an IP address (want such as \"10.0.5.1\")"},

@@ -43,27 +43,28 @@ type document struct {
 }
 
 type fileService struct {
-	Name            string     `toml:"name"`
-	Interface       string     `toml:"interface"`
-	VIPs            []string   `toml:"vips"`
-	Protocols       []string   `toml:"protocols"`
-	Interval        duration   `toml:"interval"`
-	FastInterval    duration   `toml:"fast_interval"`
-	Timeout         duration   `toml:"timeout"`
-	Rise            int        `toml:"rise"`
-	Fall            int        `toml:"fall"`
-	ListenPort      int        `toml:"listen_port"`
-	MinPeers        int        `toml:"min_peers"`
-	MaxHandshakeAge duration   `toml:"max_handshake_age"`
-	QuietPeriod     duration   `toml:"quiet_period"`
-	VIPSource       bool       `toml:"vip_source"`
-	VIPSourceTable  int        `toml:"vip_source_table"`
-	Takeover        bool       `toml:"takeover"`
-	Group           []string   `toml:"group"`
-	GroupPort       int        `toml:"group_port"`
-	GroupSecretFile string     `toml:"group_secret_file"`
-	Exec            []fileExec `toml:"exec"`
-	Probe           *fileProbe `toml:"probe"`
+	Name             string     `toml:"name"`
+	Interface        string     `toml:"interface"`
+	VIPs             []string   `toml:"vips"`
+	Protocols        []string   `toml:"protocols"`
+	Interval         duration   `toml:"interval"`
+	FastInterval     duration   `toml:"fast_interval"`
+	LivenessInterval duration   `toml:"liveness_interval"`
+	Timeout          duration   `toml:"timeout"`
+	Rise             int        `toml:"rise"`
+	Fall             int        `toml:"fall"`
+	ListenPort       int        `toml:"listen_port"`
+	MinPeers         int        `toml:"min_peers"`
+	MaxHandshakeAge  duration   `toml:"max_handshake_age"`
+	QuietPeriod      duration   `toml:"quiet_period"`
+	VIPSource        bool       `toml:"vip_source"`
+	VIPSourceTable   int        `toml:"vip_source_table"`
+	Takeover         bool       `toml:"takeover"`
+	Group            []string   `toml:"group"`
+	GroupPort        int        `toml:"group_port"`
+	GroupSecretFile  string     `toml:"group_secret_file"`
+	Exec             []fileExec `toml:"exec"`
+	Probe            *fileProbe `toml:"probe"`
 }
 
 type fileExec struct {

@@ -219,9 +219,13 @@ func (v *validator) service(path string, f *fileService) (s Service, nameKey str
 	_, intervalOK := v.duration(key("interval"), f.Interval, &s.Interval, MinInterval, true)
 	// The defaults shrink with a short interval; explicit values must fit.
 	s.FastInterval = min(DefaultFastInterval, s.Interval)
+	s.LivenessInterval = min(DefaultLivenessInterval, s.Interval)
 	s.Timeout = min(DefaultTimeout, s.Interval/2)
 	if present, ok := v.duration(key("fast_interval"), f.FastInterval, &s.FastInterval, 0, true); present && ok && intervalOK && s.FastInterval > s.Interval {
 		v.errorf(key("fast_interval"), "must not exceed interval (%s), got %s", s.Interval, s.FastInterval)
+	}
+	if present, ok := v.duration(key("liveness_interval"), f.LivenessInterval, &s.LivenessInterval, 0, true); present && ok && intervalOK && s.LivenessInterval > s.Interval {
+		v.errorf(key("liveness_interval"), "must not exceed interval (%s), got %s", s.Interval, s.LivenessInterval)
 	}
 	if present, ok := v.duration(key("timeout"), f.Timeout, &s.Timeout, 0, true); present && ok && intervalOK && s.Timeout >= s.Interval {
 		v.errorf(key("timeout"), "must be less than interval (%s), got %s", s.Interval, s.Timeout)

@@ -74,7 +74,7 @@ func benchService(b *testing.B, peers int, birdState string) (*service, *benchBI
 	}}
 	cfg := &config.Config{Services: []config.Service{{
 		Name: "wg0", Interface: "wg0", VIPs: []netip.Prefix{vip}, Protocols: []string{"wg_vip4"},
-		Interval: time.Second, FastInterval: 200 * time.Millisecond, Timeout: 250 * time.Millisecond,
+		Interval: time.Second, FastInterval: 200 * time.Millisecond, LivenessInterval: 200 * time.Millisecond, Timeout: 250 * time.Millisecond,
 		Rise: 3, Fall: 2, MinPeers: 1, ListenPort: 51820,
 	}}}
 	d := mustNew(b, cfg, Deps{

@@ -34,18 +34,16 @@ const (
 	signFor   = 5 * time.Second
 )
 
-// watchPeriods are the reload watcher's: every service's fast_interval
-// and interval, the shortest of each.
-func (d *Daemon) watchPeriods() (fast, slow time.Duration) {
+// watchPeriod is how often the reload watcher asks BIRD without signs:
+// every service's fast_interval, the shortest of them.
+func (d *Daemon) watchPeriod() time.Duration {
+	var p time.Duration
 	for _, s := range d.services {
-		if fast == 0 || s.cfg.FastInterval < fast {
-			fast = s.cfg.FastInterval
-		}
-		if slow == 0 || s.cfg.Interval < slow {
-			slow = s.cfg.Interval
+		if p == 0 || s.cfg.FastInterval < p {
+			p = s.cfg.FastInterval
 		}
 	}
-	return max(fast, 10*time.Millisecond), max(slow, 10*time.Millisecond)
+	return max(p, 10*time.Millisecond)
 }
 
 // watchBIRD notices a BIRD restart or `birdc configure`, either of which
@@ -54,16 +52,15 @@ func (d *Daemon) watchPeriods() (fast, slow time.Duration) {
 // at once. It asks BIRD `show status` and compares the last reboot and
 // reconfiguration times. With signs (inotify on BIRD's socket and
 // configuration file) it asks right after each sign, every signEvery
-// until the times change, and otherwise only every interval: an idle
-// wgbird then wakes for BIRD once an interval instead of every
-// fast_interval (issue 14). A change seen without a sign (a `configure`
+// until the times change, and otherwise right after the services' passes
+// read BIRD's protocols (every interval): an idle wgbird then wakes for
+// BIRD only with its passes instead of every fast_interval (issue 14). A change seen without a sign (a `configure`
 // of another file, `configure undo`), or signs that stop, switch it to
 // asking every fast_interval, logged once. One `show status` on the
 // persistent connection costs BIRD and wgbird some tens of microseconds.
 // Errors are left to the service loops, which read BIRD every pass and
 // report them.
-func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast, slow time.Duration) {
-	period := fast
+func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.Duration) {
 	var signs chan bird.Sign
 	var lost chan error
 	if d.deps.BIRDReloads != nil {
@@ -74,9 +71,8 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast, slow 
 		} else {
 			done := make(chan struct{})
 			defer func() { src.Close(); <-done }()
-			period = slow
 			signs, lost = make(chan bird.Sign, 1), make(chan error, 1)
-			d.log.Info("watching BIRD's socket and configuration file for reloads", "files", src.Files(), "check_every", slow)
+			d.log.Info("watching BIRD's socket and configuration file for reloads", "files", src.Files())
 			go func() {
 				defer close(done)
 				for {
@@ -97,8 +93,12 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast, slow 
 		}
 	}
 
-	t := time.NewTimer(untilTick(time.Now(), period))
+	// t paces the asking without signs.
+	t := time.NewTimer(untilTick(time.Now(), fast))
 	defer t.Stop()
+	if signs != nil {
+		t.Stop()
+	}
 	var last string
 	var now bird.Status
 	// read asks BIRD for its generation and reports whether it changed.
@@ -124,18 +124,22 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast, slow 
 		select {
 		case <-ctx.Done():
 			return
+		case <-d.asked:
+			if signs == nil {
+				continue // asking every fast_interval anyway
+			}
+			if changed, _ := read(); changed {
+				d.log.Warn("BIRD restarted or reloaded its configuration without a sign wgbird watches for (another configuration file, or configure undo): correcting its protocols now, and asking BIRD every fast_interval from now on",
+					"every", fast, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
+				signs = nil
+				t.Reset(untilTick(time.Now(), fast))
+			}
 		case <-t.C:
 			if changed, _ := read(); changed {
-				if signs != nil {
-					d.log.Warn("BIRD restarted or reloaded its configuration without a sign wgbird watches for (another configuration file, or configure undo): correcting its protocols now, and asking BIRD every fast_interval from now on",
-						"every", fast, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
-					signs, period = nil, fast
-				} else {
-					d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
-						"last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
-				}
+				d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
+					"last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
 			}
-			t.Reset(untilTick(time.Now(), period))
+			t.Reset(untilTick(time.Now(), fast))
 		case s := <-signs:
 			// Ask until the generation changes: BIRD answers `show
 			// status` after it has applied the configuration it read.
@@ -156,8 +160,8 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast, slow 
 			}
 			d.log.Warn("stopped watching BIRD's socket and configuration file: asking BIRD every fast_interval from now on",
 				"every", fast, "error", err)
-			signs, lost, period = nil, nil, fast
-			t.Reset(untilTick(time.Now(), period))
+			signs, lost = nil, nil
+			t.Reset(untilTick(time.Now(), fast))
 		}
 	}
 }

@@ -32,6 +32,11 @@ type Daemon struct {
 	// readMu guards read, the latest `show protocols` (in flight or done).
 	readMu sync.Mutex
 	read   *protoRead
+
+	// asked is signalled after each `show protocols` (buffered 1,
+	// coalescing): the reload watcher asks `show status` then, in the
+	// same wake-up as the services' passes.
+	asked chan struct{}
 }
 
 // protoRead is one `show protocols`, shared by the passes it serves. It
@@ -126,6 +131,10 @@ func (d *Daemon) readProtocols(ctx context.Context) ([]bird.Protocol, error) {
 			d.birdMu.Unlock()
 		}
 	}
+	select {
+	case d.asked <- struct{}{}:
+	default:
+	}
 	return protos, err
 }
 
@@ -140,7 +149,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if deps.Links == nil {
 		deps.Links = netlinkLinks{}
 	}
-	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, byName: map[string]*service{}}
+	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, byName: map[string]*service{}, asked: make(chan struct{}, 1)}
 	d.bird.Socket = cfg.BIRD.Socket
 	for _, sc := range cfg.Services {
 		s, err := newService(sc, &d.deps, d.protocols)
@@ -176,8 +185,7 @@ func (d *Daemon) Run(ctx context.Context, ready func()) error {
 	}
 	if st != nil && len(d.services) > 0 {
 		wg.Add(1)
-		fast, slow := d.watchPeriods()
-		go func() { defer wg.Done(); d.watchBIRD(ctx, st, fast, slow) }()
+		go func() { defer wg.Done(); d.watchBIRD(ctx, st, d.watchPeriod()) }()
 	}
 
 	var pending sync.WaitGroup

@@ -61,7 +61,7 @@ type rig struct {
 func testService(mod func(*config.Service)) config.Service {
 	s := config.Service{
 		Name: "wg0", Interface: "wg0", VIPs: []netip.Prefix{vip}, Protocols: []string{"wg_vip4"},
-		Interval: time.Hour, FastInterval: time.Hour, Timeout: 100 * time.Millisecond,
+		Interval: time.Hour, FastInterval: time.Hour, LivenessInterval: time.Hour, Timeout: 100 * time.Millisecond,
 		Rise: 3, Fall: 2, MinPeers: 1,
 	}
 	if mod != nil {

@@ -46,11 +46,12 @@ func waitDisabled(t *testing.T, r *rig, timeout time.Duration) time.Time {
 }
 
 // TestHangSeenBetweenFullReads: with the next full read an hour away, a
-// hung wireguard-go is seen by the liveness check every fast_interval,
+// hung wireguard-go is seen by the liveness check every liveness_interval,
 // and the passes it starts withdraw the service after fall failures.
 func TestHangSeenBetweenFullReads(t *testing.T) {
 	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
 		s.Interval, s.FastInterval, s.Timeout = time.Hour, 20*time.Millisecond, 50*time.Millisecond
+		s.LivenessInterval = 20 * time.Millisecond
 	})
 	runRig(t, r)
 	time.Sleep(100 * time.Millisecond) // liveness checks of a healthy device
@@ -87,6 +88,7 @@ func TestPeerChangeSeenWithinInterval(t *testing.T) {
 	const interval, fast = 300 * time.Millisecond, 20 * time.Millisecond
 	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
 		s.Interval, s.FastInterval, s.Timeout = interval, fast, 50*time.Millisecond
+		s.LivenessInterval = fast
 	})
 	runRig(t, r)
 	time.Sleep(50 * time.Millisecond)
@@ -102,5 +104,36 @@ func TestPeerChangeSeenWithinInterval(t *testing.T) {
 	}
 	if alive == alive0 {
 		t.Errorf("no liveness check ran while waiting for the full read")
+	}
+}
+
+// The liveness checks fall every liveness_interval after the last pass
+// began, never within half a liveness_interval of now or of the next
+// pass.
+func TestNextLiveness(t *testing.T) {
+	pass := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	for _, c := range []struct {
+		name      string
+		now, next time.Duration // after pass
+		every     time.Duration
+		want      time.Duration // after pass; -1: none
+	}{
+		{"right after the pass", 3 * ms, 1000 * ms, 500 * ms, 500 * ms},
+		{"after the first check: the next is the pass", 501 * ms, 1000 * ms, 500 * ms, -1},
+		{"100 ms checks, 1 s interval", 2 * ms, 1000 * ms, 100 * ms, 100 * ms},
+		{"100 ms checks, the last before the pass", 801 * ms, 1000 * ms, 100 * ms, 900 * ms},
+		{"100 ms checks, none 50 ms before the pass", 901 * ms, 1000 * ms, 100 * ms, -1},
+		{"a check late by most of a period: the next is a full half away", 970 * ms, 3000 * ms, 500 * ms, 1500 * ms},
+		{"no period", 0, 1000 * ms, 0, -1},
+	} {
+		at, ok := nextLiveness(pass.Add(c.now), pass, pass.Add(c.next), c.every)
+		got := time.Duration(-1)
+		if ok {
+			got = at.Sub(pass)
+		}
+		if got != c.want {
+			t.Errorf("%s: nextLiveness = %v after the pass, want %v", c.name, got, c.want)
+		}
 	}
 }

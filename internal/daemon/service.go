@@ -200,18 +200,28 @@ func (s *service) run(ctx context.Context, ready func()) error {
 	defer timer.Stop()
 	// live paces the liveness check between scheduled passes: armed while
 	// the service is announced and no withdrawal is pending (then passes
-	// run every fast_interval anyway).
+	// run every fast_interval anyway). Its checks fall every
+	// liveness_interval after the last scheduled pass began, and none
+	// within half a liveness_interval of the next pass, which serves as
+	// one: an idle service wakes interval / liveness_interval times an
+	// interval, once for both (issue 14).
 	live := time.NewTimer(time.Hour)
 	live.Stop()
 	defer live.Stop()
 	liveArmed := false
+	var passAt, nextPass time.Time // the last scheduled pass began, the next is due
+	every := s.cfg.LivenessInterval
 	armLive := func() {
-		want := s.liveness != nil && s.cfg.FastInterval < s.cfg.Interval && s.machine.Started() &&
+		want := s.liveness != nil && every < s.cfg.Interval && s.machine.Started() &&
 			s.machine.State() == health.Announced && !s.machine.Pending()
-		switch {
-		case want && !liveArmed:
-			live.Reset(untilTick(time.Now(), s.cfg.FastInterval))
-		case !want && liveArmed:
+		if want {
+			if at, ok := nextLiveness(time.Now(), passAt, nextPass, every); ok {
+				live.Reset(time.Until(at))
+			} else {
+				live.Stop()
+				want = false
+			}
+		} else if liveArmed {
 			live.Stop()
 		}
 		liveArmed = want
@@ -238,6 +248,9 @@ func (s *service) run(ctx context.Context, ready func()) error {
 			s.reconcileNow(ctx)
 			continue
 		}
+		if scheduled {
+			passAt = time.Now()
+		}
 		if err := s.check(ctx, scheduled); err != nil {
 			return err
 		}
@@ -252,9 +265,29 @@ func (s *service) run(ctx context.Context, ready func()) error {
 				next = s.cfg.FastInterval
 			}
 			timer.Reset(next)
+			nextPass = passAt.Add(next)
 		}
 		armLive()
 	}
+}
+
+// nextLiveness returns when the liveness check after now is due: the
+// first multiple of every after passAt at least half of every from now,
+// unless that is within half of every of nextPass (the pass serves as a
+// check then).
+func nextLiveness(now, passAt, nextPass time.Time, every time.Duration) (time.Time, bool) {
+	if every <= 0 {
+		return time.Time{}, false
+	}
+	k := now.Sub(passAt)/every + 1
+	at := passAt.Add(k * every)
+	if at.Sub(now) < every/2 {
+		at = at.Add(every)
+	}
+	if nextPass.Sub(at) < every/2 {
+		return time.Time{}, false
+	}
+	return at, true
 }
 
 // birdReloaded asks the loop to correct BIRD at once: BIRD has restarted

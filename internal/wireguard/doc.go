@@ -12,14 +12,13 @@
 //     peer. For kernel WireGuard (no socket) it reads through wgctrl's
 //     generic netlink and summarizes that.
 //   - Reader.Alive, the liveness check between scheduled passes (every
-//     fast_interval while the service is announced): an empty UAPI "set"
+//     liveness_interval while the service is announced): an empty UAPI "set"
 //     on a connection kept from one check to the next (wireguard-go serves
 //     request after request on one; any error closes it and the check
 //     dials again at once), which changes nothing and which wireguard-go
-//     answers with errno=0
-//     after taking its configuration lock, so a hung or stopped
-//     wireguard-go shows as a missed deadline within fast_interval +
-//     timeout instead of at the next interval. Kernel WireGuard cannot hang
+//     answers with errno=0 after taking its configuration lock, so a hung
+//     or stopped wireguard-go shows as a missed deadline within
+//     liveness_interval + timeout instead of at the next interval. Kernel WireGuard cannot hang
 //     as a process can: Alive does no I/O for a device without a UAPI
 //     socket (one that is gone is seen by the link check, and by the next
 //     scheduled read).

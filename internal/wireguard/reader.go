@@ -98,7 +98,7 @@ type Reader struct {
 	flights map[string]*flight // device name -> its read in flight
 	// live holds each wireguard-go's liveness connection between checks:
 	// its UAPI serves one request after another on a connection, so a
-	// check every fast_interval costs a write and a read, not a socket, a
+	// check every liveness_interval costs a write and a read, not a socket, a
 	// connect and a close. Only the device's alive flight (one at a time)
 	// takes it out; any error closes it and the next check dials anew.
 	live   map[string]*liveConn
