@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"time"
 
@@ -45,7 +46,7 @@ not know.`,
 			fs.StringVar(&o.config, "config", DefaultConfig, "config file `path`")
 			fs.BoolVar(&o.drain, "drain", false, "start drained: withdraw every service until 'wgbird undrain'")
 			fs.StringVar(&o.reason, "reason", "started with --drain", "drain reason shown by status, with --drain")
-			fs.BoolVar(&o.pprof, "pprof", false, "serve Go's runtime profiles at /debug/pprof/ on the control socket, for finding what grows")
+			fs.BoolVar(&o.pprof, "pprof", false, "serve Go's runtime profiles at /debug/pprof/ on the control socket, for finding what grows (memory profiling, off otherwise, from then on)")
 			return o
 		},
 		Run: func(ctx context.Context, env *Env, opts any, _ []string) error {
@@ -69,6 +70,10 @@ func newLogger(env *Env) *slog.Logger {
 }
 
 func run(ctx context.Context, env *Env, o *runOpts) error {
+	if o.pprof {
+		// cmd/wgbird turns memory profiling off; --pprof wants it.
+		runtime.MemProfileRate = 512 << 10
+	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return withCode(ExitConfig, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/sniff"
 	"github.com/wgbird/wgbird/internal/takeover"
+	"github.com/wgbird/wgbird/internal/tick"
 	"github.com/wgbird/wgbird/internal/vipsrc"
 )
 
@@ -188,6 +189,7 @@ type unit struct {
 	tracker *handover.Tracker
 	ifindex int
 	synced  *wgtypes.Device // the device the tracker was last fed
+	peerBuf []handover.Peer // its peers, for the tracker; reused
 }
 
 // fullReadEvery bounds how long the unit goes without a full device read
@@ -397,8 +399,9 @@ func (u *unit) watch(ctx context.Context, port int) {
 	refreshed := make(chan *wgtypes.Device, 1)
 	gate := refreshGate{spacing: refreshSpacing}
 	var retry <-chan time.Time // armed while a request waits out the spacing
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	// Expiry every second, on the clock grid (tick.Until).
+	expire := time.NewTimer(tick.Until(time.Now(), time.Second))
+	defer expire.Stop()
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	// read reads the device in the background; refreshed gets it.
@@ -483,7 +486,8 @@ func (u *unit) watch(ctx context.Context, port int) {
 		case <-retry:
 			retry = nil
 			serve(gate.poll(time.Now()))
-		case <-tick.C:
+		case <-expire.C:
+			expire.Reset(tick.Until(time.Now(), time.Second))
 			u.tracker.Expire(time.Now())
 		}
 		u.mu.Lock()
@@ -516,7 +520,7 @@ func (u *unit) sync() {
 		}
 		u.ifindex = ifc.Index
 	}
-	peers := make([]handover.Peer, 0, len(dev.Peers))
+	peers := u.peerBuf[:0]
 	for _, p := range dev.Peers {
 		hp := handover.Peer{Key: p.PublicKey, LastHandshake: p.LastHandshakeTime, RxBytes: p.ReceiveBytes}
 		if p.Endpoint != nil {
@@ -525,7 +529,8 @@ func (u *unit) sync() {
 		}
 		peers = append(peers, hp)
 	}
-	u.tracker.SetPeers(peers)
+	u.tracker.SetPeers(peers) // copies them
+	u.peerBuf = peers
 }
 
 type takeResult struct {
@@ -625,7 +630,7 @@ const routeChecksPerRound = 64
 // another source. The warnings are those of the last full pass over the
 // peers (routePass); a change is logged once.
 func (u *unit) checkRoutes(ctx context.Context) {
-	t := time.NewTicker(routeCheckEvery)
+	t := time.NewTimer(tick.Until(time.Now(), routeCheckEvery))
 	defer t.Stop()
 	var last string
 	var rp routePass
@@ -634,6 +639,7 @@ func (u *unit) checkRoutes(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			t.Reset(tick.Until(time.Now(), routeCheckEvery))
 		}
 		port := u.port()
 		u.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/tick"
 )
 
 // BIRDStatusReader is the part of BIRD's socket the reload watcher uses;
@@ -94,7 +95,7 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 	}
 
 	// t paces the asking without signs.
-	t := time.NewTimer(untilTick(time.Now(), fast))
+	t := time.NewTimer(tick.Until(time.Now(), fast))
 	defer t.Stop()
 	if signs != nil {
 		t.Stop()
@@ -132,14 +133,14 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 				d.log.Warn("BIRD restarted or reloaded its configuration without a sign wgbird watches for (another configuration file, or configure undo): correcting its protocols now, and asking BIRD every fast_interval from now on",
 					"every", fast, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
 				signs = nil
-				t.Reset(untilTick(time.Now(), fast))
+				t.Reset(tick.Until(time.Now(), fast))
 			}
 		case <-t.C:
 			if changed, _ := read(); changed {
 				d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
 					"last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
 			}
-			t.Reset(untilTick(time.Now(), fast))
+			t.Reset(tick.Until(time.Now(), fast))
 		case s := <-signs:
 			// Ask until the generation changes: BIRD answers `show
 			// status` after it has applied the configuration it read.
@@ -161,7 +162,7 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			d.log.Warn("stopped watching BIRD's socket and configuration file: asking BIRD every fast_interval from now on",
 				"every", fast, "error", err)
 			signs, lost = nil, nil
-			t.Reset(untilTick(time.Now(), fast))
+			t.Reset(tick.Until(time.Now(), fast))
 		}
 	}
 }
@@ -176,20 +177,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// untilTick returns the wait from now to the next multiple of period on
-// the clock, at least half a period away. The reload watcher and every
-// liveness check wait for the same instants, so one wake-up of the
-// process serves all of them: an idle wgbird's cost is mostly the
-// scheduler and sysmon waking, per event, not the reads (issue 14).
-func untilTick(now time.Time, period time.Duration) time.Duration {
-	if period <= 0 {
-		return 0
-	}
-	next := now.Truncate(period).Add(period)
-	if next.Sub(now) < period/2 {
-		next = next.Add(period)
-	}
-	return next.Sub(now)
 }

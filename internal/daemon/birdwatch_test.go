@@ -83,30 +83,6 @@ func TestBIRDReloadCorrected(t *testing.T) {
 	}
 }
 
-// Every periodic wait ends on the same clock grid, at least half a period
-// away.
-func TestUntilTick(t *testing.T) {
-	base := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
-	p := 100 * time.Millisecond
-	for _, c := range []struct {
-		at, want time.Duration
-	}{
-		{0, 100 * time.Millisecond},
-		{10 * time.Millisecond, 90 * time.Millisecond},
-		{49 * time.Millisecond, 51 * time.Millisecond},
-		{50 * time.Millisecond, 50 * time.Millisecond},
-		{51 * time.Millisecond, 149 * time.Millisecond},
-		{99 * time.Millisecond, 101 * time.Millisecond},
-	} {
-		if got := untilTick(base.Add(c.at), p); got != c.want {
-			t.Errorf("untilTick(+%v) = %v, want %v", c.at, got, c.want)
-		}
-	}
-	if got := untilTick(base, 0); got != 0 {
-		t.Errorf("untilTick with no period = %v, want 0", got)
-	}
-}
-
 // fakeSigns is a ReloadSigns whose signs the test sends; closing ends it.
 type fakeSigns struct {
 	signs  chan bird.Sign

@@ -17,6 +17,7 @@ import (
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/link"
+	"github.com/wgbird/wgbird/internal/tick"
 	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
@@ -260,12 +261,23 @@ func (s *service) run(ctx context.Context, ready func()) error {
 			ready()
 		}
 		if scheduled {
-			next := s.cfg.Interval
-			if s.machine.Started() && s.machine.State() == health.Announced && s.machine.Pending() {
-				next = s.cfg.FastInterval
+			// While announced and steady, passes fall on the clock grid
+			// (tick.Until: every interval, the first one after another
+			// state between half and one and a half intervals on), so
+			// the pass, its background checks, the BIRD watcher's read
+			// and the group's datagrams share one wake-up. Rising keeps
+			// exact intervals from its last pass, so rise stays rise ×
+			// interval.
+			wait := s.cfg.Interval
+			if s.machine.Started() && s.machine.State() == health.Announced {
+				if s.machine.Pending() {
+					wait = s.cfg.FastInterval
+				} else {
+					wait = tick.Until(time.Now(), s.cfg.Interval)
+				}
 			}
-			timer.Reset(next)
-			nextPass = passAt.Add(next)
+			timer.Reset(wait)
+			nextPass = time.Now().Add(wait)
 		}
 		armLive()
 	}
@@ -622,15 +634,17 @@ type bgRunner struct {
 }
 
 func (r *bgRunner) run(ctx context.Context) {
-	t := time.NewTicker(r.spec.Period)
+	// On the clock grid, with the passes (tick.Until).
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		r.runOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		r.runOnce(ctx)
+		t.Reset(tick.Until(time.Now(), r.spec.Period))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/wgbird/wgbird/internal/tick"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -122,7 +123,11 @@ func (n *Node) Run(ctx context.Context, snapshot func() Snapshot) {
 	go func() { defer wg.Done(); n.receive() }()
 	defer wg.Wait()
 	defer n.conn.Close()
-	t := time.NewTicker(Interval)
+	// Sends fall on the clock grid (tick.Until): with wgbird's other
+	// periodic work, and, between members whose clocks NTP keeps, at the
+	// same instants as theirs, so their datagrams arrive in the wake-up
+	// that sends ours.
+	t := time.NewTimer(tick.Until(time.Now(), Interval))
 	defer t.Stop()
 	n.send(snapshot())
 	for {
@@ -130,6 +135,7 @@ func (n *Node) Run(ctx context.Context, snapshot func() Snapshot) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			t.Reset(tick.Until(time.Now(), Interval))
 		case <-n.wake:
 			n.mu.Lock()
 			wait := minSpacing - time.Since(n.lastSend)

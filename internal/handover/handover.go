@@ -118,9 +118,16 @@ func (t *Tracker) Forget(now time.Time) {
 func (t *Tracker) SetActive(active bool) { t.active = active }
 
 // SetPeers records the device's peers as just read.
+// The maps are cleared and refilled, not made again: a device read
+// every few seconds with thousands of peers would otherwise allocate
+// them anew each time.
 func (t *Tracker) SetPeers(peers []Peer) {
-	t.peers = make(map[wgtypes.Key]Peer, len(peers))
-	t.byEP = make(map[netip.AddrPort]wgtypes.Key, len(peers))
+	if t.peers == nil {
+		t.peers = make(map[wgtypes.Key]Peer, len(peers))
+		t.byEP = make(map[netip.AddrPort]wgtypes.Key, len(peers))
+	}
+	clear(t.peers)
+	clear(t.byEP)
 	for _, p := range peers {
 		t.peers[p.Key] = p
 		if p.Endpoint.IsValid() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/wgbird/wgbird/internal/tick"
 	"golang.org/x/sys/unix"
 )
 
@@ -123,8 +124,9 @@ func (k *Keeper) Run(ctx context.Context) {
 		k.log.Warn("VIP-sourcing: no netlink subscription; re-syncing every " + resync.String() + " only")
 	}
 	k.Sync()
-	tick := time.NewTicker(resync)
-	defer tick.Stop()
+	// On the clock grid (tick.Until), with wgbird's other periodic work.
+	resyncT := time.NewTimer(tick.Until(time.Now(), resync))
+	defer resyncT.Stop()
 	var pending <-chan time.Time
 	for {
 		select {
@@ -158,7 +160,8 @@ func (k *Keeper) Run(ctx context.Context) {
 		case <-pending:
 			pending = nil
 			k.Sync()
-		case <-tick.C:
+		case <-resyncT.C:
+			resyncT.Reset(tick.Until(time.Now(), resync))
 			k.Sync()
 		}
 	}
