@@ -2,6 +2,8 @@ package bird
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/inotify"
@@ -55,11 +57,7 @@ func (r *Reloads) watchConf(conf string) error {
 
 // Files returns the configuration files watched, for the log.
 func (r *Reloads) Files() []string {
-	var out []string
-	for f := range r.conf {
-		out = append(out, f)
-	}
-	return out
+	return slices.Sorted(maps.Keys(r.conf))
 }
 
 // Sign is what Next saw.

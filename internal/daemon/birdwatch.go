@@ -35,6 +35,11 @@ const (
 	signFor   = 5 * time.Second
 )
 
+// retrySigns is how often to try again to watch for signs that could not
+// be watched (BIRD not running yet when wgbird started); a variable for
+// the tests.
+var retrySigns = 30 * time.Second
+
 // watchPeriod is how often the reload watcher asks BIRD without signs:
 // every service's fast_interval, the shortest of them.
 func (d *Daemon) watchPeriod() time.Duration {
@@ -55,43 +60,63 @@ func (d *Daemon) watchPeriod() time.Duration {
 // configuration file) it asks right after each sign, every signEvery
 // until the times change, and otherwise right after the services' passes
 // read BIRD's protocols (every interval): an idle wgbird then wakes for
-// BIRD only with its passes instead of every fast_interval (issue 14). A change seen without a sign (a `configure`
-// of another file, `configure undo`), or signs that stop, switch it to
-// asking every fast_interval, logged once. One `show status` on the
-// persistent connection costs BIRD and wgbird some tens of microseconds.
-// Errors are left to the service loops, which read BIRD every pass and
-// report them.
+// BIRD only with its passes instead of every fast_interval (issue 14).
+// A change seen without a sign (a `configure` of another file,
+// `configure undo`), or signs that stop, switch it to asking every
+// fast_interval, logged once. One `show status` on the persistent
+// connection costs BIRD and wgbird some tens of microseconds. Errors are
+// left to the service loops, which read BIRD every pass and report them.
 func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.Duration) {
 	var signs chan bird.Sign
 	var lost chan error
-	if d.deps.BIRDReloads != nil {
+	var stop []func()
+	defer func() {
+		for _, f := range stop {
+			f()
+		}
+	}()
+	// start starts watching for signs. It fails when BIRD is not running
+	// yet or its configuration file is not found; the watcher then asks
+	// every fast_interval and tries again every retrySigns.
+	var retryAt time.Time
+	start := func(first bool) {
+		retryAt = time.Now().Add(retrySigns)
 		src, err := d.deps.BIRDReloads(ctx)
 		if err != nil {
-			d.log.Warn("cannot watch BIRD's socket and configuration file for reloads: asking BIRD every fast_interval instead",
-				"every", fast, "error", err)
-		} else {
-			done := make(chan struct{})
-			defer func() { src.Close(); <-done }()
-			signs, lost = make(chan bird.Sign, 1), make(chan error, 1)
-			d.log.Info("watching BIRD's socket and configuration file for reloads", "files", src.Files())
-			go func() {
-				defer close(done)
-				for {
-					s, err := src.Next(ctx)
-					if err == nil && s.Lost != nil {
-						err = s.Lost
-					}
-					if err != nil {
-						lost <- err
-						return
-					}
-					select {
-					case signs <- s:
-					default: // one is pending: it serves this one too
-					}
-				}
-			}()
+			if first {
+				d.log.Warn("cannot watch BIRD's socket and configuration file for reloads: asking BIRD every fast_interval instead, and trying again every "+retrySigns.String(),
+					"every", fast, "error", err)
+			}
+			return
 		}
+		done := make(chan struct{})
+		stop = append(stop, func() { src.Close(); <-done })
+		// The loop forgets signs and lost when it stops trusting them; the
+		// goroutine keeps its own (lost is buffered for its one error).
+		sc, lc := make(chan bird.Sign, 1), make(chan error, 1)
+		signs, lost = sc, lc
+		d.log.Info("watching BIRD's socket and configuration file for reloads", "files", src.Files())
+		go func() {
+			defer close(done)
+			for {
+				s, err := src.Next(ctx)
+				if err == nil && s.Lost != nil {
+					err = s.Lost
+				}
+				if err != nil {
+					lc <- err
+					return
+				}
+				select {
+				case sc <- s:
+				default: // one is pending: it serves this one too
+				}
+			}
+		}()
+	}
+	retry := d.deps.BIRDReloads != nil // false once signs proved unreliable
+	if retry {
+		start(true)
 	}
 
 	// t paces the asking without signs.
@@ -103,22 +128,22 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 	var last string
 	var now bird.Status
 	// read asks BIRD for its generation and reports whether it changed.
-	read := func() (changed, ok bool) {
+	read := func() bool {
 		sctx, cancel := context.WithTimeout(ctx, max(fast, time.Second))
 		s, err := st.ReadStatus(sctx)
 		cancel()
 		if err != nil {
-			return false, false
+			return false
 		}
 		g := s.Generation()
-		changed = last != "" && g != last
+		changed := last != "" && g != last
 		last, now = g, s
 		if changed {
 			for _, sv := range d.services {
 				sv.birdReloaded()
 			}
 		}
-		return changed, true
+		return changed
 	}
 	read()
 	for {
@@ -129,31 +154,34 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			if signs == nil {
 				continue // asking every fast_interval anyway
 			}
-			if changed, _ := read(); changed {
+			if read() {
 				d.log.Warn("BIRD restarted or reloaded its configuration without a sign wgbird watches for (another configuration file, or configure undo): correcting its protocols now, and asking BIRD every fast_interval from now on",
 					"every", fast, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
-				signs = nil
+				signs, lost, retry = nil, nil, false
 				t.Reset(tick.Until(time.Now(), fast))
 			}
 		case <-t.C:
-			if changed, _ := read(); changed {
+			if read() {
 				d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
 					"last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
+			}
+			if retry && signs == nil && !time.Now().Before(retryAt) {
+				if start(false); signs != nil {
+					continue // the timer rests while signs come
+				}
 			}
 			t.Reset(tick.Until(time.Now(), fast))
 		case s := <-signs:
 			// Ask until the generation changes: BIRD answers `show
 			// status` after it has applied the configuration it read.
 			end := time.Now().Add(signFor)
-			for {
-				if changed, _ := read(); changed {
-					d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
-						"sign", s.What, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
-					break
-				}
-				if !time.Now().Before(end) || sleepCtx(ctx, signEvery) != nil {
-					break
-				}
+			changed := read()
+			for !changed && time.Now().Before(end) && sleepCtx(ctx, signEvery) == nil {
+				changed = read()
+			}
+			if changed {
+				d.log.Info("BIRD restarted or reloaded its configuration: correcting its protocols now",
+					"sign", s.What, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
 			}
 		case err := <-lost:
 			if ctx.Err() != nil {
@@ -161,7 +189,7 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			}
 			d.log.Warn("stopped watching BIRD's socket and configuration file: asking BIRD every fast_interval from now on",
 				"every", fast, "error", err)
-			signs, lost = nil, nil
+			signs, lost, retry = nil, nil, false
 			t.Reset(tick.Until(time.Now(), fast))
 		}
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -201,5 +202,49 @@ func TestBIRDReloadWithoutSign(t *testing.T) {
 				t.Errorf("%d status reads in 200 ms after the %s, want one every fast_interval (10ms)", n, tc)
 			}
 		})
+	}
+}
+
+// TestBIRDReloadSignsLater: signs that cannot be watched at start-up (BIRD
+// not running yet) leave the watcher asking every fast_interval and
+// trying again; once they can, it stops asking.
+func TestBIRDReloadSignsLater(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Interval, s.FastInterval = time.Hour, 10*time.Millisecond
+	})
+	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	signs := newFakeSigns()
+	var mu sync.Mutex
+	tries, ok := 0, false
+	r.d.deps.BIRD = rb
+	r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		tries++
+		if !ok {
+			return nil, errors.New("connecting to BIRD: no such file")
+		}
+		return signs, nil
+	}
+	old := retrySigns
+	retrySigns = 50 * time.Millisecond
+	t.Cleanup(func() { retrySigns = old })
+	runRig(t, r)
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	n := tries
+	ok = true
+	mu.Unlock()
+	if n < 2 || n > 6 {
+		t.Errorf("%d tries in 200 ms, want one at start and one every 50 ms", n)
+	}
+	if got := rb.statusReads(); got < 10 {
+		t.Errorf("%d status reads in 200 ms without signs, want one every fast_interval (10ms)", got)
+	}
+	time.Sleep(100 * time.Millisecond) // the next try succeeds
+	before := rb.statusReads()
+	time.Sleep(200 * time.Millisecond)
+	if got := rb.statusReads() - before; got > 1 {
+		t.Errorf("%d status reads in 200 ms with signs, want none", got)
 	}
 }
