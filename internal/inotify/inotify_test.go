@@ -173,7 +173,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
+func FuzzParseEvents(f *testing.F) {
 	f.Add(event(1, Open, "bird.conf", 7))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
