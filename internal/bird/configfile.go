@@ -50,13 +50,25 @@ func ConfigFile(ctx context.Context, socketPath string) (path string, pid int, e
 		}
 		name = filepath.Join(cwd, name)
 	}
-	if !sameMountNS(proc) {
+	name, err = watchable(name, proc, sameMountNS(proc))
+	return name, pid, err
+}
+
+// watchable returns the path through which wgbird sees BIRD's
+// configuration file name, as inotify reports it: the file itself, not a
+// symbolic link to it (an open is reported in the directory of the file
+// opened). In another mount namespace the path goes through proc's root,
+// where links are left alone: they would resolve in wgbird's namespace.
+func watchable(name, proc string, sameNS bool) (string, error) {
+	if !sameNS {
 		name = proc + "/root" + name
+	} else if real, err := filepath.EvalSymlinks(name); err == nil {
+		name = real
 	}
 	if _, err := os.Stat(name); err != nil {
-		return "", pid, fmt.Errorf("BIRD's configuration file: %w", err)
+		return "", fmt.Errorf("BIRD's configuration file: %w", err)
 	}
-	return name, pid, nil
+	return name, nil
 }
 
 // socketPeer returns the pid of the process listening on a Unix socket.

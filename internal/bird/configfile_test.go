@@ -73,3 +73,30 @@ func TestConfigFile(t *testing.T) {
 		t.Error("ConfigFile of a missing socket: no error")
 	}
 }
+
+// A configuration file reached through a symbolic link is watched where
+// it is, since inotify reports an open in the file's own directory.
+func TestWatchable(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "conf", "bird.conf")
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(real, []byte("router id 1.1.1.1;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "bird.conf")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	want, err := filepath.EvalSymlinks(real) // TempDir may itself be under a link
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := watchable(link, "/proc/1", true); err != nil || got != want {
+		t.Errorf("watchable(link) = %q, %v; want %q", got, err, want)
+	}
+	if got, err := watchable(filepath.Join(dir, "missing.conf"), "/proc/1", true); err == nil {
+		t.Errorf("watchable(missing) = %q, want an error", got)
+	}
+}
