@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/config"
+	"github.com/wgbird/wgbird/internal/health"
 	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
@@ -83,7 +86,9 @@ func TestHangSeenBetweenFullReads(t *testing.T) {
 
 // TestPeerChangeSeenWithinInterval: the liveness check cannot see the
 // peer list; the scheduled full read every interval does, so removing
-// every peer withdraws within interval + (fall-1) × fast_interval.
+// every peer withdraws within interval + (fall-1) × fast_interval, and
+// 1.5 × interval + (fall-1) × fast_interval for the first read after a
+// change of state (here the start), whose pass waits for the clock grid.
 func TestPeerChangeSeenWithinInterval(t *testing.T) {
 	const interval, fast = 300 * time.Millisecond, 20 * time.Millisecond
 	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
@@ -98,9 +103,10 @@ func TestPeerChangeSeenWithinInterval(t *testing.T) {
 	at := waitDisabled(t, r, 5*time.Second)
 	alive := r.wg.AliveCount()
 	took := at.Sub(start)
-	t.Logf("withdrawn %s after the peers went (bound %s), %d liveness checks meanwhile", took.Round(time.Millisecond), interval+fast, alive-alive0)
-	if took > interval+fast+200*time.Millisecond {
-		t.Errorf("withdrawn %s after the peers went, want within interval + fast_interval = %s (and scheduling)", took, interval+fast)
+	bound := interval*3/2 + fast
+	t.Logf("withdrawn %s after the peers went (bound %s), %d liveness checks meanwhile", took.Round(time.Millisecond), bound, alive-alive0)
+	if took > bound+100*time.Millisecond {
+		t.Errorf("withdrawn %s after the peers went, want within 1.5 × interval + fast_interval = %s (and scheduling)", took, bound)
 	}
 	if alive == alive0 {
 		t.Errorf("no liveness check ran while waiting for the full read")
@@ -135,5 +141,49 @@ func TestNextLiveness(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: nextLiveness = %v after the pass, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// passTimes is an Observer that records when each evaluation came.
+type passTimes struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (p *passTimes) Evaluated(health.Evaluation) {
+	p.mu.Lock()
+	p.at = append(p.at, time.Now())
+	p.mu.Unlock()
+}
+func (p *passTimes) Transitioned(string, health.Transition) {}
+
+// TestPassesOnTheGrid: an announced, steady service's passes fall on
+// whole multiples of interval on the clock (tick.Until), the liveness
+// checks half an interval after them, so both share the process's
+// wake-ups with every other periodic task.
+func TestPassesOnTheGrid(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Interval, s.FastInterval, s.LivenessInterval = interval, 20*time.Millisecond, interval/2
+	})
+	obs := &passTimes{}
+	r.d.deps.Observer = obs
+	runRig(t, r)
+	time.Sleep(5 * interval)
+	obs.mu.Lock()
+	at := slices.Clone(obs.at)
+	obs.mu.Unlock()
+	if len(at) < 4 {
+		t.Fatalf("%d passes in 5 intervals, want at least 4", len(at))
+	}
+	// The first pass is at start-up; every later one on the grid.
+	for i, a := range at[1:] {
+		off := a.Sub(a.Truncate(interval))
+		if off > 30*time.Millisecond { // scheduling
+			t.Errorf("pass %d came %s after a multiple of %s, want on it", i+2, off, interval)
+		}
+	}
+	if n := r.wg.AliveCount(); n < 2 {
+		t.Errorf("%d liveness checks in 5 intervals, want about one between each two passes", n)
 	}
 }
