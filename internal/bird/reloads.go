@@ -16,15 +16,21 @@ import (
 // Close ends a Next in progress.
 type Reloads struct {
 	socket string
+	locate Locate
 	w      *inotify.Watcher
 	buf    []byte
 	conf   map[string]bool // configuration files watched
 }
 
-// WatchReloads starts watching the BIRD listening on socketPath. It fails
-// when BIRD does not answer or its configuration file is not found.
-func WatchReloads(ctx context.Context, socketPath string) (*Reloads, error) {
-	conf, _, err := ConfigFile(ctx, socketPath)
+// Locate returns the path, as this process sees it, of the configuration
+// file of the BIRD listening on the socket (birdlint.Located.Watched).
+type Locate func(ctx context.Context) (string, error)
+
+// WatchReloads starts watching the BIRD listening on socketPath, whose
+// configuration file locate finds. It fails when the file is not found
+// (BIRD not running, among others).
+func WatchReloads(ctx context.Context, socketPath string, locate Locate) (*Reloads, error) {
+	conf, err := locate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +38,7 @@ func WatchReloads(ctx context.Context, socketPath string) (*Reloads, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reloads{socket: socketPath, w: w, buf: make([]byte, 4096), conf: map[string]bool{}}
+	r := &Reloads{socket: socketPath, locate: locate, w: w, buf: make([]byte, 4096), conf: map[string]bool{}}
 	if err := w.Add(socketPath, inotify.Create); err != nil {
 		w.Close()
 		return nil, err
@@ -96,7 +102,7 @@ func (r *Reloads) refind(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	for {
-		conf, _, err := ConfigFile(ctx, r.socket)
+		conf, err := r.locate(ctx)
 		if err == nil {
 			return r.watchConf(conf)
 		}

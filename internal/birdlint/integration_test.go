@@ -149,6 +149,11 @@ func TestAgainstBIRD(t *testing.T) {
 	if diff := cmp.Diff(want, loc); diff != "" {
 		t.Fatalf("Locate (-want +got):\n%s", diff)
 	}
+	// bird runs in a mount namespace of its own (ip netns exec): the file
+	// is watched through its root.
+	if got, err := loc.Watched(); err != nil || got != want.Root+want.Path {
+		t.Errorf("Watched = %q, %v; want %q", got, err, want.Root+want.Path)
+	}
 	read, glob := FileSystem(loc.Root)
 	conf, err := ReadConf(loc.Path, read, glob)
 	if err != nil {

@@ -250,6 +250,28 @@ func unrooted(err error, root string) error {
 	return err
 }
 
+// Watched returns the path through which this process sees the config
+// file, for watching it (inotify): Path itself when BIRD shares this
+// process's mount namespace, with symbolic links resolved, since inotify
+// reports an open in the directory of the file opened; else the path
+// through Root, where links are left alone (they would resolve in this
+// namespace). The file must exist.
+func (l Located) Watched() (string, error) {
+	name := filepath.Join(l.Root, l.Path)
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	bird, err2 := os.Readlink(filepath.Join(filepath.Dir(l.Root), "ns", "mnt"))
+	if err1 == nil && err2 == nil && self == bird {
+		name = l.Path
+		if real, err := filepath.EvalSymlinks(name); err == nil {
+			name = real
+		}
+	}
+	if _, err := os.Stat(name); err != nil {
+		return "", fmt.Errorf("BIRD's config file: %w", err)
+	}
+	return name, nil
+}
+
 // String names the config and the BIRD process reading it.
 func (l Located) String() string {
 	return l.Path + " (BIRD pid " + strconv.Itoa(l.PID) + ")"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/api"
 	"github.com/wgbird/wgbird/internal/bird"
+	"github.com/wgbird/wgbird/internal/birdlint"
 	"github.com/wgbird/wgbird/internal/config"
 	"github.com/wgbird/wgbird/internal/control"
 	"github.com/wgbird/wgbird/internal/daemon"
@@ -130,7 +131,13 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		BIRD:       birdc,
 		BIRDStatus: watch,
 		BIRDReloads: func(ctx context.Context) (daemon.ReloadSigns, error) {
-			return bird.WatchReloads(ctx, cfg.BIRD.Socket)
+			return bird.WatchReloads(ctx, cfg.BIRD.Socket, func(context.Context) (string, error) {
+				loc, err := birdlint.Locate(cfg.BIRD.Socket, time.Second)
+				if err != nil {
+					return "", err
+				}
+				return loc.Watched()
+			})
 		},
 		WireGuard: wg,
 		Exec:      execcheck.Run,
