@@ -176,7 +176,12 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			// status` after it has applied the configuration it read.
 			end := time.Now().Add(signFor)
 			changed := read()
-			for !changed && time.Now().Before(end) && sleepCtx(ctx, signEvery) == nil {
+			for !changed && time.Now().Before(end) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(signEvery):
+				}
 				changed = read()
 			}
 			if changed {
@@ -192,17 +197,5 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			signs, lost, retry = nil, nil, false
 			t.Reset(tick.Until(time.Now(), fast))
 		}
-	}
-}
-
-// sleepCtx waits d or until ctx ends, and returns ctx's error then.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
