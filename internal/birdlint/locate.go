@@ -251,20 +251,47 @@ func unrooted(err error, root string) error {
 }
 
 // Watched returns the path through which this process sees the config
-// file, for watching it (inotify): Path itself when BIRD shares this
-// process's mount namespace, with symbolic links resolved, since inotify
-// reports an open in the directory of the file opened; else the path
-// through Root, where links are left alone (they would resolve in this
-// namespace). The file must exist.
+// file, for watching it (inotify reports an open in the directory of the
+// file opened, so symbolic links are resolved where they can be): Path
+// itself when BIRD shares this process's mount namespace; else the path
+// through Root when this process may look there; else Path itself when
+// it exists here, as in a mount namespace copied from BIRD's (systemd's
+// PrivateMounts= gives wgbird one, and its ProtectProc= and capabilities
+// keep it out of BIRD's /proc/PID/root). A wrong guess costs the reload
+// watcher its signs, which it notices and reports at the next reload.
 func (l Located) Watched() (string, error) {
-	name := filepath.Join(l.Root, l.Path)
 	self, err1 := os.Readlink("/proc/self/ns/mnt")
 	bird, err2 := os.Readlink(filepath.Join(filepath.Dir(l.Root), "ns", "mnt"))
 	if err1 == nil && err2 == nil && self == bird {
-		name = l.Path
-		if real, err := filepath.EvalSymlinks(name); err == nil {
-			name = real
+		return existing(l.Path)
+	}
+	if name := filepath.Join(l.Root, l.Path); statOK(name) {
+		return name, nil
+	}
+	return existing(l.Path)
+}
+
+// DefaultConfig returns the first of DefaultConfigs that exists in this
+// process's mount namespace, for when BIRD's process cannot be seen
+// (ProtectProc=, or no BIRD running yet).
+func DefaultConfig() (string, error) {
+	for _, p := range DefaultConfigs {
+		if statOK(p) {
+			return existing(p)
 		}
+	}
+	return "", fmt.Errorf("none of %s exists", strings.Join(DefaultConfigs, ", "))
+}
+
+func statOK(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// existing returns name with symbolic links resolved, if it exists.
+func existing(name string) (string, error) {
+	if real, err := filepath.EvalSymlinks(name); err == nil {
+		name = real
 	}
 	if _, err := os.Stat(name); err != nil {
 		return "", fmt.Errorf("BIRD's config file: %w", err)

@@ -133,10 +133,17 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		BIRDReloads: func(ctx context.Context) (daemon.ReloadSigns, error) {
 			return bird.WatchReloads(ctx, cfg.BIRD.Socket, func(context.Context) (string, error) {
 				loc, err := birdlint.Locate(cfg.BIRD.Socket, time.Second)
-				if err != nil {
-					return "", err
+				if err == nil {
+					return loc.Watched()
 				}
-				return loc.Watched()
+				// BIRD's process out of sight (the unit's ProtectProc=
+				// hides processes of other users) or not running yet.
+				conf, derr := birdlint.DefaultConfig()
+				if derr != nil {
+					return "", fmt.Errorf("%w; and %w", err, derr)
+				}
+				log.Info("BIRD's process not found, watching the default config file for reloads", "file", conf, "reason", err)
+				return conf, nil
 			})
 		},
 		WireGuard: wg,
