@@ -62,19 +62,19 @@ func (d *Daemon) watchPeriod() time.Duration {
 // read BIRD's protocols (every interval): an idle wgbird then wakes for
 // BIRD only with its passes instead of every fast_interval (issue 14).
 // A change seen without a sign (a `configure` of another file,
-// `configure undo`), or signs that stop, switch it to asking every
-// fast_interval, logged once. One `show status` on the persistent
-// connection costs BIRD and wgbird some tens of microseconds. Errors are
-// left to the service loops, which read BIRD every pass and report them.
+// `configure undo`) switches it to asking every fast_interval for good;
+// signs that cannot start or that stop, to asking every fast_interval
+// while it tries them again every retrySigns; each is logged once. One
+// `show status` on the persistent connection costs BIRD and wgbird some
+// tens of microseconds. Errors are left to the service loops, which read
+// BIRD every pass and report them.
 func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.Duration) {
 	var signs chan bird.Sign
 	var lost chan error
-	var stop []func()
-	defer func() {
-		for _, f := range stop {
-			f()
-		}
-	}()
+	// stop ends the watch in use, if any: it closes the source and waits
+	// for the goroutine reading it.
+	stop := func() {}
+	defer func() { stop() }()
 	// start starts watching for signs. It fails when BIRD is not running
 	// yet or its configuration file is not found; the watcher then asks
 	// every fast_interval and tries again every retrySigns.
@@ -90,7 +90,7 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			return
 		}
 		done := make(chan struct{})
-		stop = append(stop, func() { src.Close(); <-done })
+		stop = func() { src.Close(); <-done; stop = func() {} }
 		// The loop forgets signs and lost when it stops trusting them; the
 		// goroutine keeps its own (lost is buffered for its one error).
 		sc, lc := make(chan bird.Sign, 1), make(chan error, 1)
@@ -157,6 +157,7 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			if read() {
 				d.log.Warn("BIRD restarted or reloaded its configuration without a sign wgbird watches for (another configuration file, or configure undo): correcting its protocols now, and asking BIRD every fast_interval from now on",
 					"every", fast, "last_reboot", now.LastReboot, "last_reconfiguration", now.LastReconfig)
+				stop()
 				signs, lost, retry = nil, nil, false
 				t.Reset(tick.Until(time.Now(), fast))
 			}
@@ -192,9 +193,14 @@ func (d *Daemon) watchBIRD(ctx context.Context, st BIRDStatusReader, fast time.D
 			if ctx.Err() != nil {
 				return
 			}
-			d.log.Warn("stopped watching BIRD's socket and configuration file: asking BIRD every fast_interval from now on",
+			// The directory of the socket or the file removed, events
+			// lost, or a new BIRD's file not found: asking every
+			// fast_interval, trying again every retrySigns.
+			d.log.Warn("stopped watching BIRD's socket and configuration file: asking BIRD every fast_interval, and trying again every "+retrySigns.String(),
 				"every", fast, "error", err)
-			signs, lost, retry = nil, nil, false
+			stop()
+			signs, lost = nil, nil
+			retryAt = time.Now().Add(retrySigns)
 			t.Reset(tick.Until(time.Now(), fast))
 		}
 	}

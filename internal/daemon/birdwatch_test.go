@@ -248,3 +248,51 @@ func TestBIRDReloadSignsLater(t *testing.T) {
 		t.Errorf("%d status reads in 200 ms with signs, want none", got)
 	}
 }
+
+// TestBIRDReloadSignsBack: signs that stop (the socket's directory
+// removed, say) are tried again, and the watcher stops asking every
+// fast_interval once they come back.
+func TestBIRDReloadSignsBack(t *testing.T) {
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Interval, s.FastInterval = time.Hour, 10*time.Millisecond
+	})
+	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	first, second := newFakeSigns(), newFakeSigns()
+	var mu sync.Mutex
+	sources := []*fakeSigns{first, second}
+	r.d.deps.BIRD = rb
+	r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sources) == 0 {
+			return nil, errors.New("no more")
+		}
+		s := sources[0]
+		sources = sources[1:]
+		return s, nil
+	}
+	old := retrySigns
+	retrySigns = 100 * time.Millisecond
+	t.Cleanup(func() { retrySigns = old })
+	runRig(t, r)
+	time.Sleep(50 * time.Millisecond)
+	first.Close() // the watch fails
+	time.Sleep(60 * time.Millisecond)
+	before := rb.statusReads()
+	time.Sleep(30 * time.Millisecond)
+	if n := rb.statusReads() - before; n < 2 {
+		t.Errorf("%d status reads in 30 ms after the signs stopped, want one every fast_interval", n)
+	}
+	time.Sleep(150 * time.Millisecond) // retried by now
+	before = rb.statusReads()
+	time.Sleep(100 * time.Millisecond)
+	if n := rb.statusReads() - before; n > 1 {
+		t.Errorf("%d status reads in 100 ms after the signs came back, want none", n)
+	}
+	mu.Lock()
+	left := len(sources)
+	mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d sources left, want the second taken", left)
+	}
+}
