@@ -265,7 +265,7 @@ func (l Located) Watched() (string, error) {
 	if err1 == nil && err2 == nil && self == bird {
 		return existing(l.Path)
 	}
-	if name := filepath.Join(l.Root, l.Path); statOK(name) {
+	if name := filepath.Join(l.Root, l.Path); exists(name) {
 		return name, nil
 	}
 	return existing(l.Path)
@@ -276,14 +276,14 @@ func (l Located) Watched() (string, error) {
 // (ProtectProc=, or no BIRD running yet).
 func DefaultConfig() (string, error) {
 	for _, p := range DefaultConfigs {
-		if statOK(p) {
+		if exists(p) {
 			return existing(p)
 		}
 	}
 	return "", fmt.Errorf("none of %s exists", strings.Join(DefaultConfigs, ", "))
 }
 
-func statOK(name string) bool {
+func exists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
 }

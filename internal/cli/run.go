@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"slices"
 	"time"
@@ -121,30 +122,17 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	removeOnExit := true
 	defer func() { stopCont(removeOnExit) }()
-	// The reload watcher's own connection: its show status reads into
-	// a small buffer (the shared client's
-	// 64 KiB one is allocated per command). A sibling of bc, so a hung
-	// BIRD still costs one connection attempt in flight, not one each.
+	// The reload watcher's own connection: its show status reads into a
+	// small buffer (the shared client's 64 KiB one is allocated per
+	// command). A sibling of bc, so a hung BIRD still costs one
+	// connection attempt in flight, not one each.
 	watch := bc.Sibling(4 << 10)
 	defer watch.Close()
 	deps := daemon.Deps{
 		BIRD:       birdc,
 		BIRDStatus: watch,
 		BIRDReloads: func(ctx context.Context) (daemon.ReloadSigns, error) {
-			return bird.WatchReloads(ctx, cfg.BIRD.Socket, func(context.Context) (string, error) {
-				loc, err := birdlint.Locate(cfg.BIRD.Socket, time.Second)
-				if err == nil {
-					return loc.Watched()
-				}
-				// BIRD's process out of sight (the unit's ProtectProc=
-				// hides processes of other users) or not running yet.
-				conf, derr := birdlint.DefaultConfig()
-				if derr != nil {
-					return "", fmt.Errorf("%w; and %w", err, derr)
-				}
-				log.Info("BIRD's process not found, watching the default config file for reloads", "file", conf, "reason", err)
-				return conf, nil
-			})
+			return bird.WatchReloads(ctx, cfg.BIRD.Socket, locateBIRDConfig(cfg.BIRD.Socket, log))
 		},
 		WireGuard: wg,
 		Exec:      execcheck.Run,
@@ -256,4 +244,28 @@ func protocolError(cfg *config.Config, path, service, protocol string) error {
 		}
 	}
 	return config.ErrorAt(path, key, fmt.Sprintf("service %q: BIRD has no protocol %q (check this name and bird.conf)", service, protocol))
+}
+
+// locateBIRDConfig finds, for the reload watcher, the config file of the
+// BIRD answering on socket, as `wgbird check` does (birdlint.Locate).
+// When BIRD answers but its process is out of sight (the packaged unit's
+// ProtectProc=invisible hides other users' processes), it takes the
+// first default config that exists, logged; a BIRD that does not answer
+// is an error, so that a BIRD still starting is asked again.
+func locateBIRDConfig(socket string, log *slog.Logger) bird.Locate {
+	return func(context.Context) (string, error) {
+		loc, err := birdlint.Locate(socket, time.Second)
+		if err == nil {
+			return loc.Watched()
+		}
+		if op := (*net.OpError)(nil); errors.As(err, &op) {
+			return "", err // BIRD not answering
+		}
+		conf, derr := birdlint.DefaultConfig()
+		if derr != nil {
+			return "", fmt.Errorf("%w; and %w", err, derr)
+		}
+		log.Info("BIRD's process out of sight: watching the default config file for reloads", "file", conf, "reason", err)
+		return conf, nil
+	}
 }

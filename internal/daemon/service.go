@@ -209,23 +209,17 @@ func (s *service) run(ctx context.Context, ready func()) error {
 	live := time.NewTimer(time.Hour)
 	live.Stop()
 	defer live.Stop()
-	liveArmed := false
 	var passAt, nextPass time.Time // the last scheduled pass began, the next is due
 	every := s.cfg.LivenessInterval
 	armLive := func() {
-		want := s.liveness != nil && every < s.cfg.Interval && s.machine.Started() &&
-			s.machine.State() == health.Announced && !s.machine.Pending()
-		if want {
+		if s.liveness != nil && every < s.cfg.Interval && s.machine.Started() &&
+			s.machine.State() == health.Announced && !s.machine.Pending() {
 			if at, ok := nextLiveness(time.Now(), passAt, nextPass, every); ok {
 				live.Reset(time.Until(at))
-			} else {
-				live.Stop()
-				want = false
+				return
 			}
-		} else if liveArmed {
-			live.Stop()
 		}
-		liveArmed = want
+		live.Stop()
 	}
 	for {
 		scheduled := false
@@ -235,7 +229,6 @@ func (s *service) run(ctx context.Context, ready func()) error {
 		case <-timer.C:
 			scheduled = true
 		case <-live.C:
-			liveArmed = false
 			if s.liveness(ctx) == nil {
 				armLive()
 				continue
