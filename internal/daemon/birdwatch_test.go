@@ -46,15 +46,31 @@ func (f *reloadingBIRD) configure() {
 	f.mu.Unlock()
 }
 
+// watchRig is a rig whose BIRD answers `show status` and can be
+// reloaded, with the service's interval and fast_interval.
+func watchRig(t *testing.T, interval, fast time.Duration) (*rig, *reloadingBIRD) {
+	t.Helper()
+	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
+		s.Interval, s.FastInterval = interval, fast
+	})
+	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 100)}
+	r.d.deps.BIRD = rb
+	return r, rb
+}
+
+// retryEvery makes the watcher try failed signs again every d in this
+// test.
+func retryEvery(t *testing.T, d time.Duration) {
+	old := retrySigns
+	retrySigns = d
+	t.Cleanup(func() { retrySigns = old })
+}
+
 // TestBIRDReloadCorrected: after a reload set wg_vip4 back to disabled,
 // the service enables it again within fast_interval, though its next
 // pass is an hour away, and only the reloaded generation causes it.
 func TestBIRDReloadCorrected(t *testing.T) {
-	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
-		s.Interval, s.FastInterval = time.Hour, 20*time.Millisecond
-	})
-	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
-	r.d.deps.BIRD = rb
+	r, rb := watchRig(t, time.Hour, 20*time.Millisecond)
 	runRig(t, r)
 	time.Sleep(100 * time.Millisecond) // several status reads, no reload
 	if got := r.bird.Take(); slices.Contains(got, "enable wg_vip4") {
@@ -131,12 +147,8 @@ func waitEnabled(t *testing.T, rb *reloadingBIRD, start time.Time) time.Duration
 // fast_interval, only after a sign (then until the generation changed)
 // and every interval; a sign alone, without a reload, changes nothing.
 func TestBIRDReloadSigns(t *testing.T) {
-	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
-		s.Interval, s.FastInterval = time.Hour, 10*time.Millisecond
-	})
-	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	r, rb := watchRig(t, time.Hour, 10*time.Millisecond)
 	signs := newFakeSigns()
-	r.d.deps.BIRD = rb
 	r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) { return signs, nil }
 	runRig(t, r)
 	time.Sleep(200 * time.Millisecond) // 20 fast_intervals
@@ -180,12 +192,8 @@ func TestBIRDReloadSigns(t *testing.T) {
 func TestBIRDReloadWithoutSign(t *testing.T) {
 	for _, tc := range []string{"unsigned reload", "signs end"} {
 		t.Run(tc, func(t *testing.T) {
-			r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
-				s.Interval, s.FastInterval = 300*time.Millisecond, 10*time.Millisecond
-			})
-			rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 100)}
+			r, rb := watchRig(t, 300*time.Millisecond, 10*time.Millisecond)
 			signs := newFakeSigns()
-			r.d.deps.BIRD = rb
 			r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) { return signs, nil }
 			runRig(t, r)
 			time.Sleep(400 * time.Millisecond)
@@ -209,14 +217,10 @@ func TestBIRDReloadWithoutSign(t *testing.T) {
 // not running yet) leave the watcher asking every fast_interval and
 // trying again; once they can, it stops asking.
 func TestBIRDReloadSignsLater(t *testing.T) {
-	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
-		s.Interval, s.FastInterval = time.Hour, 10*time.Millisecond
-	})
-	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	r, rb := watchRig(t, time.Hour, 10*time.Millisecond)
 	signs := newFakeSigns()
 	var mu sync.Mutex
 	tries, ok := 0, false
-	r.d.deps.BIRD = rb
 	r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -226,9 +230,7 @@ func TestBIRDReloadSignsLater(t *testing.T) {
 		}
 		return signs, nil
 	}
-	old := retrySigns
-	retrySigns = 50 * time.Millisecond
-	t.Cleanup(func() { retrySigns = old })
+	retryEvery(t, 50*time.Millisecond)
 	runRig(t, r)
 	time.Sleep(200 * time.Millisecond)
 	mu.Lock()
@@ -253,14 +255,10 @@ func TestBIRDReloadSignsLater(t *testing.T) {
 // removed, say) are tried again, and the watcher stops asking every
 // fast_interval once they come back.
 func TestBIRDReloadSignsBack(t *testing.T) {
-	r := newRig(t, map[string]bool{"wg_vip4": true}, func(s *config.Service) {
-		s.Interval, s.FastInterval = time.Hour, 10*time.Millisecond
-	})
-	rb := &reloadingBIRD{BIRD: r.bird, enabled: make(chan string, 10)}
+	r, rb := watchRig(t, time.Hour, 10*time.Millisecond)
 	first, second := newFakeSigns(), newFakeSigns()
 	var mu sync.Mutex
 	sources := []*fakeSigns{first, second}
-	r.d.deps.BIRD = rb
 	r.d.deps.BIRDReloads = func(context.Context) (ReloadSigns, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -271,9 +269,7 @@ func TestBIRDReloadSignsBack(t *testing.T) {
 		sources = sources[1:]
 		return s, nil
 	}
-	old := retrySigns
-	retrySigns = 100 * time.Millisecond
-	t.Cleanup(func() { retrySigns = old })
+	retryEvery(t, 100*time.Millisecond)
 	runRig(t, r)
 	time.Sleep(50 * time.Millisecond)
 	first.Close() // the watch fails
