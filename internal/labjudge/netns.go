@@ -2,6 +2,7 @@ package labjudge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -9,48 +10,67 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// DialInNS connects to addr from inside the named network namespace: the
-// socket is created on an OS thread switched into it, and stays in it.
-func DialInNS(ctx context.Context, name, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
+// InNS runs f on an OS thread switched into the network namespace h, in
+// a goroutine of its own, so that the sockets f opens belong to that
+// namespace for their whole life, whichever thread uses them later. A
+// thread that cannot be switched back stays locked and the runtime
+// discards it with the goroutine; that failure is returned too, after
+// f's (whatever f opened is then the caller's to close).
+func InNS(h netns.NsHandle, f func() error) error {
+	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("reading the current namespace: %w", err)}
+			errc <- fmt.Errorf("reading the current namespace: %w", err)
 			return
 		}
 		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
+		if err := netns.Set(h); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("opening namespace %s: %w", name, err)}
+			errc <- fmt.Errorf("entering namespace %s: %w", h, err)
 			return
 		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("entering namespace %s: %w", name, err)}
-			return
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		if serr := netns.Set(orig); serr != nil {
-			// The thread stays locked and dies with this goroutine.
-			if c != nil {
-				c.Close()
-			}
-			ch <- result{err: fmt.Errorf("leaving namespace %s: %w", name, serr)}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("leaving namespace %s: %w", h, err))
 			return
 		}
 		runtime.UnlockOSThread()
-		ch <- result{c, err}
+		errc <- ferr
 	}()
-	r := <-ch
-	return r.c, r.err
+	return <-errc
+}
+
+// InNamedNS runs f in the named network namespace, as InNS.
+func InNamedNS(name string, f func() error) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("opening namespace %s: %w", name, err)
+	}
+	defer h.Close()
+	if err := InNS(h, f); err != nil {
+		return fmt.Errorf("in namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// DialInNS connects to addr from inside the named network namespace: the
+// socket is created on an OS thread switched into it, and stays in it.
+func DialInNS(ctx context.Context, name, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := InNamedNS(name, func() error {
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, err
+	}
+	return c, nil
 }

@@ -8,13 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/vishvananda/netns"
 )
 
 // The client as the judge: what the people behind the tunnel see. A
@@ -304,46 +301,21 @@ func parseEchoReply(b []byte) (id, seq uint16, ok bool) {
 // icmpSocket opens a raw ICMP socket inside namespace ns. The socket stays
 // in that namespace for its whole life, whichever thread uses it.
 func icmpSocket(ns string) (*net.IPConn, error) {
-	target, err := netns.GetFromName(ns)
+	fd := -1
+	err := InNamedNS(ns, func() error {
+		var err error
+		fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, syscall.IPPROTO_ICMP)
+		if err != nil {
+			return fmt.Errorf("opening ICMP socket: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("opening namespace %s: %w", ns, err)
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+		return nil, err
 	}
-	defer target.Close()
-	type result struct {
-		fd  int
-		err error
-	}
-	res := make(chan result, 1)
-	// Switch namespaces on a thread of its own: if switching back fails,
-	// the goroutine ends still locked and the runtime discards the thread.
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			res <- result{-1, fmt.Errorf("opening own namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			res <- result{-1, fmt.Errorf("entering namespace %s: %w", ns, err)}
-			return
-		}
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, syscall.IPPROTO_ICMP)
-		if err != nil {
-			err = fmt.Errorf("opening ICMP socket in %s: %w", ns, err)
-		}
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		res <- result{fd, err}
-	}()
-	r := <-res
-	if r.err != nil {
-		return nil, r.err
-	}
-	fd := r.fd
 	f := os.NewFile(uintptr(fd), "icmp")
 	defer f.Close()
 	c, err := net.FilePacketConn(f)

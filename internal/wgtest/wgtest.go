@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl"
+
+	"github.com/wgbird/wgbird/internal/labjudge"
 )
 
 // Require skips the test unless it runs as root with the given binaries
@@ -77,30 +78,8 @@ func NewNS(t *testing.T, name string) *NS {
 	return &NS{Name: name, Handle: h}
 }
 
-// Do runs f on an OS thread inside the namespace. A thread that cannot be
-// switched back stays locked and dies with its goroutine.
-func (n *NS) Do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(n.Handle); err != nil {
-			errc <- err
-			return
-		}
-		err = f()
-		if serr := netns.Set(orig); serr == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
+// Do runs f on an OS thread inside the namespace (labjudge.InNS).
+func (n *NS) Do(f func() error) error { return labjudge.InNS(n.Handle, f) }
 
 // Exec runs a command in the namespace.
 func (n *NS) Exec(t *testing.T, argv ...string) string {
