@@ -14,6 +14,7 @@ import (
 
 	"github.com/wgbird/wgbird/internal/group"
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/wireguard"
 )
 
 func key(b byte) wgtypes.Key {
@@ -37,7 +38,7 @@ func TestSnapshot(t *testing.T) {
 		{PublicKey: key(4), Endpoint: udp("203.0.113.4:4"), LastHandshakeTime: now.Add(-10 * time.Minute)}, // expired
 		{PublicKey: key(5), Endpoint: udp("[::ffff:203.0.113.5]:5")},                                       // never
 	}}
-	u.observe(health.Announced, false, dev)
+	u.observe(health.Announced, false, wireguard.PeersFromWgctrl(dev))
 	s := u.snapshot()
 	if s.State != group.Announced {
 		t.Errorf("state = %s, want announced", s.State)
@@ -52,7 +53,7 @@ func TestSnapshot(t *testing.T) {
 	dev2 := *dev
 	dev2.Peers = append([]wgtypes.Peer(nil), dev.Peers...)
 	dev2.Peers[4].ReceiveBytes = 100
-	u.observe(health.Announced, true, &dev2)
+	u.observe(health.Announced, true, wireguard.PeersFromWgctrl(&dev2))
 	s = u.snapshot()
 	if s.State != group.Drained {
 		t.Errorf("state = %s, want drained", s.State)
@@ -69,16 +70,20 @@ func TestSnapshot(t *testing.T) {
 	}
 }
 
-// recordingReader is a DeviceReader that records the devices it is asked
-// for.
+// recordingReader is a DeviceReader that records what it is asked for.
 type recordingReader struct {
 	dev   *wgtypes.Device
-	names []string
+	asked []string
 }
 
 func (r *recordingReader) Device(_ context.Context, name string) (*wgtypes.Device, error) {
-	r.names = append(r.names, name)
+	r.asked = append(r.asked, "device "+name)
 	return r.dev, nil
+}
+
+func (r *recordingReader) Peers(_ context.Context, name string) (*wireguard.Peers, error) {
+	r.asked = append(r.asked, "peers "+name)
+	return wireguard.PeersFromWgctrl(r.dev), nil
 }
 
 // failingClient is a takeover.Client that fails the test when continuity
@@ -103,7 +108,7 @@ func TestReadsGoThroughReader(t *testing.T) {
 	if _, err := u.groupKey(context.Background()); err != nil {
 		t.Fatalf("groupKey: %v", err)
 	}
-	if diff := cmp.Diff([]string{"wg0", "wg0"}, rd.names); diff != "" {
+	if diff := cmp.Diff([]string{"peers wg0", "device wg0"}, rd.asked); diff != "" {
 		t.Errorf("devices read through the reader (-want +got):\n%s", diff)
 	}
 	if p := u.port(); p != 51820 {
@@ -122,7 +127,7 @@ func TestReadDue(t *testing.T) {
 	if !u.readDue(t0, time.Time{}) {
 		t.Fatal("no read yet: want one")
 	}
-	u.dev = &wgtypes.Device{}
+	u.dev = &wireguard.Peers{}
 	u.observeSummary(&health.DeviceStats{Peers: 3, NewestHandshake: hs, NewestClientHandshake: hs})
 	if !u.readDue(t0, t0) {
 		t.Error("first figures: want a read")
@@ -154,15 +159,15 @@ func TestReadDue(t *testing.T) {
 // address once a pass, and reports a pass's warnings only when it ends;
 // a handful of clients are all checked every round.
 func TestRoutePass(t *testing.T) {
-	peers := make([]wgtypes.Peer, 150)
+	peers := make([]wireguard.Peer, 150)
 	for i := range peers {
-		peers[i] = wgtypes.Peer{PublicKey: key(byte(i)), Endpoint: udp(fmt.Sprintf("203.0.113.%d:%d", i%100+1, 1000+i))}
+		peers[i] = wireguard.Peer{Key: key(byte(i)), Endpoint: netip.MustParseAddrPort(fmt.Sprintf("203.0.113.%d:%d", i%100+1, 1000+i))}
 	}
-	peers[3].Endpoint = nil                   // no endpoint: skipped
-	peers[4].Endpoint = udp("127.0.0.1:9000") // loopback: skipped
+	peers[3].Endpoint = netip.AddrPort{}                          // no endpoint: skipped
+	peers[4].Endpoint = netip.MustParseAddrPort("127.0.0.1:9000") // loopback: skipped
 	var rp routePass
 	var asked []string
-	check := func(p wgtypes.Peer, ep netip.AddrPort) string {
+	check := func(p wireguard.Peer, ep netip.AddrPort) string {
 		asked = append(asked, ep.Addr().String())
 		if ep.Addr() == netip.MustParseAddr("203.0.113.8") {
 			return "client " + ep.String()

@@ -153,20 +153,16 @@ func (u *unit) snapshot() group.Snapshot {
 	}
 	var cs []cand
 	for _, p := range u.dev.Peers {
-		if p.Endpoint == nil {
-			continue
+		if !p.Endpoint.IsValid() || p.Endpoint.Addr().IsLoopback() {
+			continue // no endpoint, or the probe's peer: no client
 		}
-		ap := p.Endpoint.AddrPort()
-		if ap.Addr().IsLoopback() {
-			continue // the probe's peer: no client
-		}
-		e := group.Entry{Peer: p.PublicKey, Endpoint: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), HandshakeAge: -1, ActivityAge: -1}
+		e := group.Entry{Peer: p.Key, Endpoint: p.Endpoint, HandshakeAge: -1, ActivityAge: -1}
 		latest := time.Time{}
-		if !p.LastHandshakeTime.IsZero() {
-			e.HandshakeAge = now.Sub(p.LastHandshakeTime)
-			latest = p.LastHandshakeTime
+		if !p.LastHandshake.IsZero() {
+			e.HandshakeAge = now.Sub(p.LastHandshake)
+			latest = p.LastHandshake
 		}
-		if a, ok := u.activity[p.PublicKey]; ok && !a.at.IsZero() {
+		if a, ok := u.activity[p.Key]; ok && !a.at.IsZero() {
 			e.ActivityAge = now.Sub(a.at)
 			if a.at.After(latest) {
 				latest = a.at

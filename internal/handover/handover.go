@@ -4,6 +4,7 @@
 package handover
 
 import (
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -72,11 +73,14 @@ type Tracker struct {
 	pending  map[wgtypes.Key]*pending
 	last     map[wgtypes.Key]time.Time
 	suspects map[uint32]suspect
-	peers    map[wgtypes.Key]Peer
-	byEP     map[netip.AddrPort]wgtypes.Key
-	active   bool
-	stats    Stats
-	dirty    bool
+	// peers is the device's peer list as last read (the tracker's own
+	// copy, refilled in place); byKey and byEP index it.
+	peers  []Peer
+	byKey  map[wgtypes.Key]int32
+	byEP   map[netip.AddrPort]int32
+	active bool
+	stats  Stats
+	dirty  bool
 }
 
 type pending struct {
@@ -108,8 +112,8 @@ func (t *Tracker) Forget(now time.Time) {
 	t.last = map[wgtypes.Key]time.Time{}
 	t.suspects = map[uint32]suspect{}
 	t.dirty = true
-	if t.peers == nil {
-		t.peers, t.byEP = map[wgtypes.Key]Peer{}, map[netip.AddrPort]wgtypes.Key{}
+	if t.byKey == nil {
+		t.byKey, t.byEP = map[wgtypes.Key]int32{}, map[netip.AddrPort]int32{}
 	}
 }
 
@@ -117,23 +121,35 @@ func (t *Tracker) Forget(now time.Time) {
 // only then are clients taken over.
 func (t *Tracker) SetActive(active bool) { t.active = active }
 
-// SetPeers records the device's peers as just read.
-// The maps are cleared and refilled, not made again: a device read
-// every few seconds with thousands of peers would otherwise allocate
-// them anew each time.
-func (t *Tracker) SetPeers(peers []Peer) {
-	if t.peers == nil {
-		t.peers = make(map[wgtypes.Key]Peer, len(peers))
-		t.byEP = make(map[netip.AddrPort]wgtypes.Key, len(peers))
-	}
-	clear(t.peers)
+// SetPeers records the device's peers as just read, in one copy: the
+// caller converts its own read on the fly. The list and its indexes are
+// cleared and refilled, not made again: a device read every few seconds
+// with thousands of peers would otherwise allocate them anew each time.
+// A key twice keeps its first entry, as WireGuard has each key once.
+func (t *Tracker) SetPeers(peers iter.Seq[Peer]) {
+	t.peers = t.peers[:0]
+	clear(t.byKey)
 	clear(t.byEP)
-	for _, p := range peers {
-		t.peers[p.Key] = p
+	for p := range peers {
+		if _, dup := t.byKey[p.Key]; dup {
+			continue
+		}
+		i := int32(len(t.peers))
+		t.peers = append(t.peers, p)
+		t.byKey[p.Key] = i
 		if p.Endpoint.IsValid() {
-			t.byEP[p.Endpoint] = p.Key
+			t.byEP[p.Endpoint] = i
 		}
 	}
+}
+
+// peer returns the device's peer with key, as last read.
+func (t *Tracker) peer(key wgtypes.Key) (Peer, bool) {
+	i, ok := t.byKey[key]
+	if !ok {
+		return Peer{}, false
+	}
+	return t.peers[i], true
 }
 
 // Knows reports whether the device, as last read, has a peer at ep.
@@ -217,7 +233,7 @@ func (t *Tracker) transport(p sniff.Packet, g Group, now time.Time) *Take {
 	// A session of ours made before we watched has an index we never
 	// saw: its packets look the same. Watch it until the device's
 	// counters say whether WireGuard accepts them.
-	if dp, ok := t.peers[key]; ok && !dp.LastHandshake.IsZero() && !dp.LastHandshake.After(t.since) &&
+	if dp, ok := t.peer(key); ok && !dp.LastHandshake.IsZero() && !dp.LastHandshake.After(t.since) &&
 		now.Sub(dp.LastHandshake) < 180*time.Second+10*time.Second {
 		s, seen := t.suspects[p.Receiver]
 		if !seen || s.peer != key {
@@ -243,13 +259,13 @@ func (t *Tracker) transport(p sniff.Packet, g Group, now time.Time) *Take {
 func (t *Tracker) find(p sniff.Packet, g Group, now time.Time) (wgtypes.Key, string, bool) {
 	if g != nil {
 		if k, ok := g.Lookup(p.Remote, p.Receiver, now); ok {
-			if _, mine := t.peers[k]; mine || len(t.peers) == 0 {
+			if _, mine := t.byKey[k]; mine || len(t.peers) == 0 {
 				return k, "group", true
 			}
 		}
 	}
-	if k, ok := t.byEP[p.Remote]; ok {
-		return k, "device", true
+	if i, ok := t.byEP[p.Remote]; ok {
+		return t.peers[i].Key, "device", true
 	}
 	return wgtypes.Key{}, "", false
 }

@@ -2,6 +2,7 @@ package handover
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func transport(recv uint32) sniff.Packet {
 func TestTakeoverAndFirstPacketBack(t *testing.T) {
 	tr := New(t0)
 	tr.SetActive(true)
-	tr.SetPeers([]Peer{{Key: key(1)}}) // a fresh device: no endpoint, no session
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1)}})) // a fresh device: no endpoint, no session
 	g := fakeGroup{ep: key(1)}
 
 	take, _ := tr.Packet(transport(0xaaaa), g, t0.Add(10*time.Millisecond))
@@ -69,7 +70,7 @@ func TestTakeoverAndFirstPacketBack(t *testing.T) {
 
 func TestNoTakeoverWhileInactive(t *testing.T) {
 	tr := New(t0)
-	tr.SetPeers([]Peer{{Key: key(1), Endpoint: ep}})
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: ep}}))
 	if take, _ := tr.Packet(transport(1), nil, t0); take != nil {
 		t.Errorf("a drained or withdrawn server took over: %+v", take)
 	}
@@ -81,7 +82,7 @@ func TestNoTakeoverWhileInactive(t *testing.T) {
 func TestUnmappedEndpoint(t *testing.T) {
 	tr := New(t0)
 	tr.SetActive(true)
-	tr.SetPeers([]Peer{{Key: key(1), Endpoint: netip.MustParseAddrPort("198.51.100.1:1")}})
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: netip.MustParseAddrPort("198.51.100.1:1")}}))
 	if take, _ := tr.Packet(transport(1), fakeGroup{}, t0); take != nil {
 		t.Errorf("took over an unknown endpoint: %+v", take)
 	}
@@ -97,7 +98,7 @@ func TestUnmappedEndpoint(t *testing.T) {
 func TestOwnSessionsLearnedFromResponses(t *testing.T) {
 	tr := New(t0)
 	tr.SetActive(true)
-	tr.SetPeers([]Peer{{Key: key(1), Endpoint: ep, LastHandshake: t0.Add(time.Second)}})
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: ep, LastHandshake: t0.Add(time.Second)}}))
 	tr.Packet(sniff.Packet{Type: sniff.Response, Outgoing: true, Remote: ep, Sender: 42, Receiver: 3}, nil, t0.Add(time.Second))
 	if take, _ := tr.Packet(transport(42), nil, t0.Add(2*time.Second)); take != nil {
 		t.Errorf("took over a session this server answered: %+v", take)
@@ -119,11 +120,11 @@ func TestSessionFromBeforeIsVerified(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tr := New(t0)
 			tr.SetActive(true)
-			tr.SetPeers([]Peer{{Key: key(1), Endpoint: ep, LastHandshake: t0.Add(-time.Minute), RxBytes: 1000}})
+			tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: ep, LastHandshake: t0.Add(-time.Minute), RxBytes: 1000}}))
 			if take, _ := tr.Packet(transport(5), nil, t0); take != nil {
 				t.Fatalf("took over at first sight of an index that may be ours: %+v", take)
 			}
-			tr.SetPeers([]Peer{{Key: key(1), Endpoint: ep, LastHandshake: t0.Add(-time.Minute), RxBytes: 1000 + c.rxMore}})
+			tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: ep, LastHandshake: t0.Add(-time.Minute), RxBytes: 1000 + c.rxMore}}))
 			if take, _ := tr.Packet(transport(5), nil, t0.Add(time.Second)); take != nil {
 				t.Fatalf("decided before verifyAfter: %+v", take)
 			}
@@ -141,7 +142,7 @@ func TestSessionFromBeforeIsVerified(t *testing.T) {
 func TestForgetAndExpire(t *testing.T) {
 	tr := New(t0)
 	tr.SetActive(true)
-	tr.SetPeers([]Peer{{Key: key(1), Endpoint: ep}})
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: ep}}))
 	tr.Packet(sniff.Packet{Type: sniff.Response, Outgoing: true, Remote: ep, Sender: 42}, nil, t0)
 	tr.Expire(t0.Add(KnownFor + time.Second))
 	if known, _ := tr.Known(); len(known) != 0 {
@@ -158,5 +159,31 @@ func TestForgetAndExpire(t *testing.T) {
 	tr.Expire(t0.Add(time.Minute))
 	if st := tr.Stats(); st.Unanswered != 1 {
 		t.Errorf("stats = %+v, want 1 unanswered", st)
+	}
+}
+
+// SetPeers refills the peer list in place: a peer gone from the device
+// is no longer found by key or endpoint, a moved one is found at its new
+// endpoint, and a key twice keeps its first entry.
+func TestSetPeersRefills(t *testing.T) {
+	tr := New(time.Now())
+	old := netip.MustParseAddrPort("198.51.100.1:1")
+	moved := netip.MustParseAddrPort("198.51.100.2:2")
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: old}, {Key: key(2), Endpoint: ep}}))
+	if !tr.Knows(old) || !tr.Knows(ep) {
+		t.Fatal("the first read's endpoints are not known")
+	}
+	tr.SetPeers(slices.Values([]Peer{{Key: key(1), Endpoint: moved, RxBytes: 5}, {Key: key(1), Endpoint: old, RxBytes: 9}}))
+	if tr.Knows(ep) {
+		t.Error("a removed peer's endpoint is still known")
+	}
+	if _, ok := tr.peer(key(2)); ok {
+		t.Error("a removed peer is still found by key")
+	}
+	if p, ok := tr.peer(key(1)); !ok || p.RxBytes != 5 || p.Endpoint != moved {
+		t.Errorf("peer 1 = %+v, %v; want its first entry (at %s, 5 bytes)", p, ok, moved)
+	}
+	if k, via, ok := tr.find(sniff.Packet{Remote: moved}, nil, time.Now()); !ok || k != key(1) || via != "device" {
+		t.Errorf("find(%s) = %v, %q, %v; want peer 1 by the device", moved, k, via, ok)
 	}
 }

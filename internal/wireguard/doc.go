@@ -22,9 +22,14 @@
 //     as a process can: Alive does no I/O for a device without a UAPI
 //     socket (one that is gone is seen by the link check, and by the next
 //     scheduled read).
+//   - Reader.Peers, continuity's refresh (a new session, changed figures,
+//     or 10 s after its last read): over UAPI for wireguard-go, parsed as it
+//     streams in, each peer's key, endpoint, newest handshake and counters
+//     (about 100 bytes a peer, 0.7 ms of wgbird's time for 1,000); through
+//     wgctrl for kernel WireGuard.
 //   - Reader.Device, the control socket's peer listing (drain --wait) and
-//     continuity's refresh (a new session, changed figures, or 10 s after
-//     its last read): wgctrl's full structures.
+//     the group's key (the device's private key, read once): wgctrl's full
+//     structures.
 //
 // Every read shares the read of the same device in flight when that
 // answers its question, and waits for it otherwise, so a device has at

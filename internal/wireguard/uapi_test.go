@@ -391,6 +391,19 @@ func FuzzParseUAPI(f *testing.F) {
 		if s.ListenPort < 0 || s.ListenPort > 65535 {
 			t.Errorf("listen port %d", s.ListenPort)
 		}
+		// The peers read of the same answer, where it parses, agrees.
+		ps, err := parseUAPIPeers(bufio.NewReaderSize(bytes.NewReader(in), 1024))
+		if err != nil {
+			return
+		}
+		if len(ps.Peers) != s.Peers || ps.ListenPort != s.ListenPort {
+			t.Errorf("peers read: %d peers on port %d, summary: %d on %d", len(ps.Peers), ps.ListenPort, s.Peers, s.ListenPort)
+		}
+		for _, p := range ps.Peers {
+			if p.LastHandshake.After(s.Newest) || p.RxBytes < 0 || p.TxBytes < 0 || p.Endpoint.Addr().Is4In6() {
+				t.Errorf("peer %+v: handshake after the newest %v, negative counters or a mapped address", p, s.Newest)
+			}
+		}
 	})
 }
 
