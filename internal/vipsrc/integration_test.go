@@ -5,9 +5,11 @@ package vipsrc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -339,5 +341,66 @@ func TestNothingLeavesFromUnicastWithoutTheVIP(t *testing.T) {
 	}
 	if got := r.handshakeSource(t, cli4); got.Addr() != vip4 || got.Port() != port {
 		t.Errorf("with the VIP back the initiation came from %s, want %s:%d", got, vip4, port)
+	}
+}
+
+// The events socket reports an address added and a route added in main
+// as calling for a sync, and the Keeper's own route in its table as not.
+func TestEvents(t *testing.T) {
+	r := newRig(t)
+	var ev *events
+	if err := r.srv.Do(func() (err error) { ev, err = openEvents(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	const table = 22338
+	type got struct {
+		due bool
+		err error
+	}
+	results := make(chan got, 16)
+	go func() {
+		for {
+			due, err := ev.next(table)
+			results <- got{due, err}
+			if err != nil && !errors.Is(err, errLost) {
+				return
+			}
+		}
+	}()
+	expect := func(what string, want bool) {
+		t.Helper()
+		select {
+		case g := <-results:
+			if g.err != nil || g.due != want {
+				t.Errorf("%s: due %v, err %v; want due %v", what, g.due, g.err, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: no event in 2 s", what)
+		}
+	}
+	r.srv.Exec(t, "ip", "route", "add", "198.51.100.0/24", "via", "10.9.0.2")
+	expect("a route added in main", true)
+	r.srv.Exec(t, "ip", "route", "add", "198.51.101.0/24", "via", "10.9.0.2", "table", fmt.Sprint(table), "proto", fmt.Sprint(Protocol))
+	expect("our own route added", false)
+	r.srv.Exec(t, "ip", "route", "del", "198.51.101.0/24", "table", fmt.Sprint(table))
+	expect("our own route deleted", true)
+	r.srv.Exec(t, "ip", "addr", "add", "192.168.21.1/24", "dev", wgName)
+	expect("an address added", true)
+	ev.Close()
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case g := <-results:
+			if g.err == nil {
+				continue // the address's own routes
+			}
+			if !errors.Is(g.err, os.ErrClosed) {
+				t.Errorf("after Close: err %v, want os.ErrClosed", g.err)
+			}
+			return
+		case <-timeout:
+			t.Fatal("the reader did not return after Close")
+		}
 	}
 }

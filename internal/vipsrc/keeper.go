@@ -2,13 +2,15 @@ package vipsrc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
+
 	"github.com/wgbird/wgbird/internal/tick"
-	"golang.org/x/sys/unix"
 )
 
 // Keeper keeps one service's set-up in place: it syncs at start, after
@@ -92,36 +94,22 @@ func (k *Keeper) Sync() State {
 }
 
 // Run keeps the set-up until ctx ends; it does not remove it (see
-// Remove). Route and address events come from subscriptions in the
+// Remove). Route and address events come from a subscription in the
 // network namespace of the calling thread.
 func (k *Keeper) Run(ctx context.Context) {
-	done := make(chan struct{})
-	var routes chan netlink.RouteUpdate
-	var addrs chan netlink.AddrUpdate
-	errs := func(err error) { k.Kick() }
-	r := make(chan netlink.RouteUpdate, 64)
-	if netlink.RouteSubscribeWithOptions(r, done, netlink.RouteSubscribeOptions{ErrorCallback: errs}) == nil {
-		routes = r
-	}
-	a := make(chan netlink.AddrUpdate, 64)
-	if netlink.AddrSubscribeWithOptions(a, done, netlink.AddrSubscribeOptions{ErrorCallback: errs}) == nil {
-		addrs = a
-	}
-	// Netlink's goroutines close their channel once done is closed; they
-	// block on a full one, so both are drained until then.
-	defer func() {
-		close(done)
-		if routes != nil {
-			for range routes {
-			}
-		}
-		if addrs != nil {
-			for range addrs {
-			}
-		}
-	}()
-	if routes == nil || addrs == nil {
-		k.log.Warn("VIP-sourcing: no netlink subscription; re-syncing every " + resync.String() + " only")
+	// One goroutine reads the events socket and signals changed; closing
+	// the socket ends it.
+	changed := make(chan struct{}, 1)
+	ev, err := openEvents()
+	if err != nil {
+		k.log.Warn("VIP-sourcing: no netlink subscription; re-syncing every "+resync.String()+" only", "err", err)
+	} else {
+		readerDone := make(chan struct{})
+		defer func() { ev.Close(); <-readerDone }()
+		go func() {
+			defer close(readerDone)
+			k.readEvents(ev, changed)
+		}()
 	}
 	k.Sync()
 	// On the clock grid (tick.Until), with wgbird's other periodic work.
@@ -132,26 +120,7 @@ func (k *Keeper) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case u, ok := <-routes:
-			if !ok {
-				routes = nil
-				continue
-			}
-			if u.Table == k.table() && u.Protocol == Protocol {
-				// Our own changes, or the kernel flushing them: only a
-				// deletion needs an answer.
-				if u.Type != unix.RTM_DELROUTE {
-					continue
-				}
-			}
-			if pending == nil {
-				pending = time.After(debounce)
-			}
-		case _, ok := <-addrs:
-			if !ok {
-				addrs = nil
-				continue
-			}
+		case <-changed:
 			if pending == nil {
 				pending = time.After(debounce)
 			}
@@ -163,6 +132,29 @@ func (k *Keeper) Run(ctx context.Context) {
 		case <-resyncT.C:
 			resyncT.Reset(tick.Until(time.Now(), resync))
 			k.Sync()
+		}
+	}
+}
+
+// readEvents signals changed for every datagram that calls for a sync,
+// until the socket is closed or fails; a failure is logged once, and the
+// resync period is left to catch changes.
+func (k *Keeper) readEvents(ev *events, changed chan<- struct{}) {
+	for {
+		due, err := ev.next(k.table())
+		if due {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+		switch {
+		case err == nil, errors.Is(err, errLost):
+		case errors.Is(err, os.ErrClosed):
+			return
+		default:
+			k.log.Warn("VIP-sourcing: reading netlink events failed; re-syncing every "+resync.String()+" only", "err", err)
+			return
 		}
 	}
 }
