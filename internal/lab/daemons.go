@@ -274,18 +274,23 @@ func (l *Lab) ensureWgbird(ctx context.Context, server string) error {
 		}
 		return nil
 	}
-	return l.runWgbird(ctx, server, conf, 5*time.Second)
+	return l.runWgbird(ctx, server, conf, 5*time.Second, true)
 }
 
 // runWgbird starts wgbird on server with the config file conf and waits up
-// to wait for its control socket to answer. It runs with --pprof: the soak
-// reads its heap through the control socket (see labsoak.WgbirdHeap).
-func (l *Lab) runWgbird(ctx context.Context, server, conf string, wait time.Duration) error {
+// to wait for its control socket to answer. With pprof it runs with
+// --pprof: the soak reads its heap through the control socket (see
+// labsoak.WgbirdHeap).
+func (l *Lab) runWgbird(ctx context.Context, server, conf string, wait time.Duration, pprof bool) error {
+	argv := []string{l.cfg.Wgbird, "run", "--config", conf}
+	if pprof {
+		argv = []string{l.cfg.Wgbird, "run", "--pprof", "--config", conf}
+	}
 	logFile := l.WgbirdLog(server)
 	pid, err := labproc.StartDaemon(labproc.Daemon{
 		NS:      l.NS(server),
 		WGDir:   l.path(server, "wireguard"),
-		Argv:    []string{l.cfg.Wgbird, "run", "--pprof", "--config", conf},
+		Argv:    argv,
 		PIDFile: l.path(server, "wgbird.pid"),
 		LogFile: logFile,
 	})

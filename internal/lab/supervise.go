@@ -25,9 +25,17 @@ func (l *Lab) EnsureWireGuard(ctx context.Context, node string) error {
 }
 
 // RunWgbird starts wgbird on server with the config file conf and waits
-// up to wait for its control socket to answer.
+// up to wait for its control socket to answer. It runs with --pprof, as
+// the lab's own wgbird does.
 func (l *Lab) RunWgbird(ctx context.Context, server, conf string, wait time.Duration) error {
-	return l.runWgbird(ctx, server, conf, wait)
+	return l.runWgbird(ctx, server, conf, wait, true)
+}
+
+// RunWgbirdPlain is RunWgbird without --pprof, as an operator runs it:
+// for measuring its cost (memory profiling, which --pprof turns on, keeps
+// records of its own).
+func (l *Lab) RunWgbirdPlain(ctx context.Context, server, conf string, wait time.Duration) error {
+	return l.runWgbird(ctx, server, conf, wait, false)
 }
 
 // StartProcess starts argv detached in server's namespace with the

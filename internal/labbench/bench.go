@@ -416,10 +416,10 @@ func BenchWgbirdConf(dir string, t lab.Thresholds) string {
 }
 
 // benchStartWgbird (re)starts server's wgbird with BenchWgbirdConf, plus
-// the probe when withProbe. The old one is stopped with SIGTERM, which
-// leaves BIRD as it is. Heal keeps a running wgbird, so the lab's own
-// config does not come back.
-func (b *bench) benchStartWgbird(ctx context.Context, server string, withProbe bool) error {
+// the probe when withProbe, and without --pprof when plain. The old one
+// is stopped with SIGTERM, which leaves BIRD as it is. Heal keeps a
+// running wgbird, so the lab's own config does not come back.
+func (b *bench) benchStartWgbird(ctx context.Context, server string, withProbe, plain bool) error {
 	if err := b.benchStopWgbird(ctx, server); err != nil {
 		return err
 	}
@@ -436,6 +436,9 @@ func (b *bench) benchStartWgbird(ctx context.Context, server string, withProbe b
 	conf := l.Path(server, "wgbird-bench.toml")
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", conf, err)
+	}
+	if plain {
+		return l.RunWgbirdPlain(ctx, server, conf, 5*time.Second)
 	}
 	return l.RunWgbird(ctx, server, conf, 5*time.Second)
 }
@@ -494,7 +497,7 @@ func (b *bench) runWgbird(ctx context.Context) SeriesResult {
 				sr.Modes = append(sr.Modes, ModeResult{Mode: mode, NA: "heal failed: " + err.Error()})
 				continue
 			}
-			if err := b.benchStartWgbird(ctx, server, wantProbe); err != nil {
+			if err := b.benchStartWgbird(ctx, server, wantProbe, false); err != nil {
 				sr.Modes = append(sr.Modes, ModeResult{Mode: mode, NA: err.Error()})
 				probeOn = -1
 				continue
@@ -615,7 +618,7 @@ func (b *bench) runIdle(ctx context.Context) IdleResult {
 		res.Skipped = err.Error()
 		return res
 	}
-	if err := b.benchStartWgbird(ctx, server, false); err != nil {
+	if err := b.benchStartWgbird(ctx, server, false, true); err != nil {
 		res.Skipped = err.Error()
 		return res
 	}

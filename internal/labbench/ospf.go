@@ -74,7 +74,7 @@ func (b *bench) runOSPF(ctx context.Context) SeriesResult {
 	defer w.Close()
 	ob := &bench{cfg: b.cfg, l: l, w: w, srv: b.srv, out: b.out}
 	server := b.srv.Name
-	if err := ob.benchStartWgbird(ctx, server, false); err != nil {
+	if err := ob.benchStartWgbird(ctx, server, false, false); err != nil {
 		sr.Skipped = err.Error()
 		return sr
 	}

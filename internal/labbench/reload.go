@@ -45,7 +45,7 @@ func (b *bench) runReload(ctx context.Context) ReloadResult {
 		res.Skipped = err.Error()
 		return res
 	}
-	if err := b.benchStartWgbird(ctx, server, false); err != nil {
+	if err := b.benchStartWgbird(ctx, server, false, false); err != nil {
 		res.Skipped = err.Error()
 		return res
 	}

@@ -548,7 +548,7 @@ func (r *BenchResult) Markdown(module string) string {
 		if id.Skipped != "" {
 			para("", "Not measured: %s", id.Skipped)
 		} else {
-			para("", "One service on a wireguard-go device with %d peers, interval %s and wgbird's defaults otherwise, BIRD answering; over %s after a 5 s warm-up. CPU is user + system time from /proc (10 ms resolution), RSS the peak since start (VmHWM).",
+			para("", "One service on a wireguard-go device with %d peers, interval %s and wgbird's defaults otherwise (run as an operator runs it, without --pprof), BIRD answering; over %s after a 5 s warm-up. CPU is user + system time from /proc (10 ms resolution), RSS the peak since start (VmHWM).",
 				id.Peers, id.Interval, id.Window.Round(time.Second))
 			p("\n| | measured | target | |\n|---|---|---|---|\n")
 			p("| CPU | %.2f s in %s: %.3f %% of one core | under 0.1 %% | %s |\n", id.CPU.Seconds(), id.Window.Round(time.Second), 100*id.CPUShare(), verdict(id.CPUShare() < 0.001))
