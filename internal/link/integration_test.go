@@ -395,8 +395,8 @@ func TestReadAndEvents(t *testing.T) {
 }
 
 // TestStopWithFullChannels checks that closing a real subscription whose
-// update channels are full (netlink's goroutine blocked sending) returns
-// and leaves no goroutine behind.
+// update channel is full (its reader blocked sending) returns and leaves
+// no goroutine behind.
 func TestStopWithFullChannels(t *testing.T) {
 	requireRoot(t)
 	enterNewNetns(t)
@@ -413,10 +413,10 @@ func TestStopWithFullChannels(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for len(sub.links) < updateBuffer && time.Now().Before(deadline) {
+	for len(sub.updates) < updateBuffer && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("%d link updates queued", len(sub.links))
+	t.Logf("%d link updates queued", len(sub.updates))
 
 	stopped := make(chan struct{})
 	go func() { sub.stop(); close(stopped) }()

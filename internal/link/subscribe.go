@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/rtnl"
 )
 
 // Event says that something about a link changed.
@@ -29,32 +33,31 @@ const (
 	resetAfter = 30 * time.Second
 )
 
-// updateBuffer is the capacity of the channels netlink delivers into.
+// updateBuffer is the capacity of the channel the socket's reader
+// delivers into.
 const updateBuffer = 64
 
 // Subscribe reports link and address updates in the current network
 // namespace on events until ctx is done. It never blocks on events: when
 // the channel is full the event is dropped, and the consumer relies on
-// coalescing and its periodic poll. A broken subscription (a netlink
-// error, e.g. ENOBUFS after an overflow, or a closed update channel) is
-// logged and re-established with backoff, after which an Event with Index
-// 0 asks the consumer to re-check everything it may have missed.
+// coalescing and its periodic poll. Lost notifications (the socket's
+// queue overflowed) yield an Event with Index 0, which asks the consumer
+// to re-check everything it may have missed. A broken subscription (a
+// failed read) is logged and re-established with backoff, followed by
+// such an Event too.
 //
-// Subscribe opens its netlink sockets from the calling goroutine, so they
-// belong to the network namespace of the calling OS thread. When it
-// returns, its sockets are closed and all its goroutines, including
-// netlink's, have ended.
+// Subscribe opens its netlink socket (rtnl) from the calling goroutine,
+// so it belongs to the network namespace of the calling OS thread. When
+// it returns, its socket is closed and its goroutines have ended.
 func Subscribe(ctx context.Context, log *slog.Logger, events chan<- Event) {
 	subscribe(ctx, log, events, openNetlink, backoff{min: minBackoff, max: maxBackoff, reset: resetAfter})
 }
 
-// subscription is one open pair of netlink subscriptions.
+// subscription is one open subscription to link and address changes.
 type subscription struct {
-	links <-chan netlink.LinkUpdate
-	addrs <-chan netlink.AddrUpdate
-	errs  <-chan error
-	// stop closes the sockets and waits until netlink's goroutines have
-	// ended (it drains the update channels until netlink closes them).
+	updates <-chan Event
+	errs    <-chan error
+	// stop closes the socket and waits until its reader has ended.
 	stop func()
 }
 
@@ -109,20 +112,11 @@ func run(ctx context.Context, events chan<- Event, open opener, resync bool) err
 			return ctx.Err()
 		case err := <-sub.errs:
 			return err
-		case u, ok := <-sub.links:
+		case e, ok := <-sub.updates:
 			if !ok {
-				return errors.New("link update channel closed")
+				return errors.New("update channel closed")
 			}
-			name := ""
-			if u.Link != nil {
-				name = u.Attrs().Name
-			}
-			send(events, Event{Index: int(u.Index), Name: name})
-		case u, ok := <-sub.addrs:
-			if !ok {
-				return errors.New("address update channel closed")
-			}
-			send(events, Event{Index: u.LinkIndex})
+			send(events, e)
 		}
 	}
 }
@@ -135,53 +129,71 @@ func send(events chan<- Event, e Event) {
 	}
 }
 
-// openNetlink subscribes to link and address updates.
+// openNetlink subscribes to link and address updates: one rtnetlink
+// socket and one goroutine reading it through the netpoller (netlink's
+// LinkSubscribe and AddrSubscribe took two goroutines each, one of them
+// parked on a 64 KiB stack array).
 func openNetlink() (*subscription, error) {
+	sock, err := rtnl.Open(rtnl.Links | rtnl.Addrs)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to link and address updates: %w", err)
+	}
+	updates := make(chan Event, updateBuffer)
 	errs := make(chan error, 1)
-	onError := func(err error) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	deliver := func(e Event) bool {
 		select {
-		case errs <- err:
-		default: // one error is enough to re-subscribe
+		case updates <- e:
+			return true
+		case <-quit:
+			return false
 		}
 	}
-
-	links := make(chan netlink.LinkUpdate, updateBuffer)
-	linksDone := make(chan struct{})
-	err := netlink.LinkSubscribeWithOptions(links, linksDone, netlink.LinkSubscribeOptions{
-		ErrorCallback: onError,
-		ListExisting:  false,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("subscribing to link updates: %w", err)
-	}
-
-	addrs := make(chan netlink.AddrUpdate, updateBuffer)
-	addrsDone := make(chan struct{})
-	err = netlink.AddrSubscribeWithOptions(addrs, addrsDone, netlink.AddrSubscribeOptions{
-		ErrorCallback: onError,
-		ListExisting:  false,
-	})
-	if err != nil {
-		close(linksDone)
-		for range links {
+	go func() {
+		defer close(done)
+		for {
+			msgs, err := sock.Read()
+			switch {
+			case errors.Is(err, rtnl.ErrLost):
+				if !deliver(Event{}) {
+					return
+				}
+				continue
+			case errors.Is(err, os.ErrClosed):
+				return
+			case err != nil:
+				errs <- err
+				return
+			}
+			for _, m := range msgs {
+				if e, ok := event(m); ok && !deliver(e) {
+					return
+				}
+			}
 		}
-		return nil, fmt.Errorf("subscribing to address updates: %w", err)
-	}
+	}()
+	return &subscription{updates: updates, errs: errs, stop: func() {
+		close(quit)
+		sock.Close()
+		<-done
+	}}, nil
+}
 
-	return &subscription{
-		links: links,
-		addrs: addrs,
-		errs:  errs,
-		stop: func() {
-			// Closing done makes netlink close the socket, which ends its
-			// receive goroutine; that goroutine may be blocked sending an
-			// update, so drain until it closes the channel.
-			close(linksDone)
-			close(addrsDone)
-			for range links {
-			}
-			for range addrs {
-			}
-		},
-	}, nil
+// event is what a notification says: a link's index and name, an
+// address's link index, or for a message that does not parse Index 0
+// (re-check everything). Other messages are no event.
+func event(m syscall.NetlinkMessage) (Event, bool) {
+	switch m.Header.Type {
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		if i, name, ok := rtnl.Link(m); ok {
+			return Event{Index: i, Name: name}, true
+		}
+		return Event{}, true
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		if i, ok := rtnl.Addr(m); ok {
+			return Event{Index: i}, true
+		}
+		return Event{}, true
+	}
+	return Event{}, false
 }

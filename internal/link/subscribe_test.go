@@ -2,22 +2,21 @@ package link
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
 // fakeSub is one subscription handed out by fakeNetlink.
 type fakeSub struct {
-	links   chan netlink.LinkUpdate
-	addrs   chan netlink.AddrUpdate
+	updates chan Event
 	errs    chan error
 	stopped chan struct{}
 }
@@ -41,13 +40,12 @@ func (f *fakeNetlink) open() (*subscription, error) {
 		return nil, errors.New("subscribing to link updates: no buffer space available")
 	}
 	s := &fakeSub{
-		links:   make(chan netlink.LinkUpdate), // unbuffered: a send returns once run took it
-		addrs:   make(chan netlink.AddrUpdate),
+		updates: make(chan Event), // unbuffered: a send returns once run took it
 		errs:    make(chan error, 1),
 		stopped: make(chan struct{}),
 	}
 	f.subs <- s
-	return &subscription{links: s.links, addrs: s.addrs, errs: s.errs, stop: func() { close(s.stopped) }}, nil
+	return &subscription{updates: s.updates, errs: s.errs, stop: func() { close(s.stopped) }}, nil
 }
 
 func (f *fakeNetlink) next(t *testing.T) *fakeSub {
@@ -94,12 +92,7 @@ func (h *captureHandler) get() []record {
 	return append([]record(nil), h.records...)
 }
 
-func linkUpdate(index int, name string) netlink.LinkUpdate {
-	return netlink.LinkUpdate{
-		IfInfomsg: nl.IfInfomsg{IfInfomsg: unix.IfInfomsg{Index: int32(index)}},
-		Link:      &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Index: index, Name: name}},
-	}
-}
+func linkUpdate(index int, name string) Event { return Event{Index: index, Name: name} }
 
 func expectEvent(t *testing.T, events <-chan Event, want Event) {
 	t.Helper()
@@ -152,9 +145,9 @@ func TestSubscribeForwards(t *testing.T) {
 	stop := start(t, f, events, h, fastBackoff)
 
 	s := f.next(t)
-	s.links <- linkUpdate(3, "wg0")
+	s.updates <- linkUpdate(3, "wg0")
 	expectEvent(t, events, Event{Index: 3, Name: "wg0"})
-	s.addrs <- netlink.AddrUpdate{LinkIndex: 3}
+	s.updates <- Event{Index: 3}
 	expectEvent(t, events, Event{Index: 3})
 
 	stop()
@@ -175,7 +168,7 @@ func TestSubscribeNeverBlocks(t *testing.T) {
 	// if it blocked on the full events channel.
 	for i := range 20 {
 		select {
-		case s.links <- linkUpdate(i+1, "wg0"):
+		case s.updates <- linkUpdate(i+1, "wg0"):
 		case <-time.After(5 * time.Second):
 			t.Fatalf("update %d not taken within 5s: Subscribe blocked on a full channel", i)
 		}
@@ -189,31 +182,31 @@ func TestSubscribeResubscribes(t *testing.T) {
 	h := &captureHandler{}
 	start(t, f, events, h, fastBackoff)
 
-	// The link channel closes: a new subscription, and a resync event.
+	// The update channel closes: a new subscription, and a resync event.
 	s1 := f.next(t)
-	close(s1.links)
+	close(s1.updates)
 	expectStopped(t, s1)
 	s2 := f.next(t)
 	expectEvent(t, events, Event{})
 
-	// An error reported through the callback: again.
-	s2.errs <- errors.New("Receive failed: no buffer space available")
+	// A failed read: again.
+	s2.errs <- errors.New("reading rtnetlink notifications: bad file descriptor")
 	expectStopped(t, s2)
 	s3 := f.next(t)
 	expectEvent(t, events, Event{})
 
-	// The address channel closes: again.
-	close(s3.addrs)
+	// And once more.
+	close(s3.updates)
 	expectStopped(t, s3)
 	s4 := f.next(t)
 	expectEvent(t, events, Event{})
-	s4.links <- linkUpdate(5, "wg1")
+	s4.updates <- linkUpdate(5, "wg1")
 	expectEvent(t, events, Event{Index: 5, Name: "wg1"})
 
 	want := []record{
-		{Msg: "netlink subscription broken, re-subscribing", Attrs: map[string]string{"err": "link update channel closed", "backoff": "1ms"}},
-		{Msg: "netlink subscription broken, re-subscribing", Attrs: map[string]string{"err": "Receive failed: no buffer space available", "backoff": "2ms"}},
-		{Msg: "netlink subscription broken, re-subscribing", Attrs: map[string]string{"err": "address update channel closed", "backoff": "4ms"}},
+		{Msg: "netlink subscription broken, re-subscribing", Attrs: map[string]string{"err": "update channel closed", "backoff": "1ms"}},
+		{Msg: "netlink subscription broken, re-subscribing", Attrs: map[string]string{"err": "reading rtnetlink notifications: bad file descriptor", "backoff": "2ms"}},
+		{Msg: "netlink subscription broken, re-subscribing", Attrs: map[string]string{"err": "update channel closed", "backoff": "4ms"}},
 	}
 	if diff := cmp.Diff(want, h.get()); diff != "" {
 		t.Errorf("log records (-want +got):\n%s", diff)
@@ -229,7 +222,7 @@ func TestSubscribeBackoff(t *testing.T) {
 	s := f.next(t)
 	expectEvent(t, events, Event{})
 	time.Sleep(60 * time.Millisecond) // longer than reset: the backoff starts over
-	close(s.links)
+	close(s.updates)
 	f.next(t)
 
 	var got []string
@@ -239,5 +232,52 @@ func TestSubscribeBackoff(t *testing.T) {
 	want := []string{"1ms", "2ms", "4ms", "4ms", "1ms"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("backoff delays (-want +got):\n%s", diff)
+	}
+}
+
+// nlmsg parses one netlink message of type typ with body, as the socket's
+// Read gives it.
+func nlmsg(t *testing.T, typ uint16, body []byte) syscall.NetlinkMessage {
+	t.Helper()
+	b := binary.NativeEndian.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+len(body)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, make([]byte, unix.NLMSG_HDRLEN-6)...)
+	b = append(b, body...)
+	for len(b)%unix.NLMSG_ALIGNTO != 0 {
+		b = append(b, 0)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("ParseNetlinkMessage: %d, %v", len(msgs), err)
+	}
+	return msgs[0]
+}
+
+func TestEvent(t *testing.T) {
+	ifi := make([]byte, unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(ifi[4:8], 4)
+	name := []byte{8, 0, unix.IFLA_IFNAME, 0, 'w', 'g', '0', 0}
+	ifa := make([]byte, unix.SizeofIfAddrmsg)
+	binary.NativeEndian.PutUint32(ifa[4:8], 4)
+	for _, tt := range []struct {
+		name   string
+		m      syscall.NetlinkMessage
+		want   Event
+		wantOK bool
+	}{
+		{"new link", nlmsg(t, unix.RTM_NEWLINK, append(append([]byte{}, ifi...), name...)), Event{Index: 4, Name: "wg0"}, true},
+		{"link gone", nlmsg(t, unix.RTM_DELLINK, append(append([]byte{}, ifi...), name...)), Event{Index: 4, Name: "wg0"}, true},
+		{"address", nlmsg(t, unix.RTM_NEWADDR, ifa), Event{Index: 4}, true},
+		{"address gone", nlmsg(t, unix.RTM_DELADDR, ifa), Event{Index: 4}, true},
+		{"short link message: re-check all", nlmsg(t, unix.RTM_NEWLINK, ifi[:6]), Event{}, true},
+		{"short address message: re-check all", nlmsg(t, unix.RTM_NEWADDR, ifa[:2]), Event{}, true},
+		{"a route", nlmsg(t, unix.RTM_NEWROUTE, make([]byte, unix.SizeofRtMsg)), Event{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := event(tt.m)
+			if ok != tt.wantOK || got != tt.want {
+				t.Errorf("event = %+v, %v; want %+v, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package vipsrc
 
 import (
 	"encoding/binary"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -60,7 +61,11 @@ func TestNeedsSync(t *testing.T) {
 		{"empty", nil, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := needsSync(tt.in, table); got != tt.want {
+			msgs, err := syscall.ParseNetlinkMessage(tt.in)
+			if err != nil {
+				msgs = nil // what rtnl.Socket.Read reports as ErrLost
+			}
+			if got := needsSync(msgs, table); got != tt.want {
 				t.Errorf("needsSync = %v, want %v", got, tt.want)
 			}
 		})
@@ -74,7 +79,11 @@ func FuzzNeedsSync(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Anything but a datagram of our own route additions calls for
 		// a sync; nothing panics.
-		if !needsSync(b, 22338) && len(b) < unix.NLMSG_HDRLEN+12 {
+		msgs, err := syscall.ParseNetlinkMessage(b)
+		if err != nil {
+			return
+		}
+		if !needsSync(msgs, 22338) && len(b) < unix.NLMSG_HDRLEN+12 {
 			t.Errorf("no sync for %d bytes, shorter than one route message", len(b))
 		}
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/wgbird/wgbird/internal/rtnl"
 	"github.com/wgbird/wgbird/internal/tick"
 )
 
@@ -100,7 +101,7 @@ func (k *Keeper) Run(ctx context.Context) {
 	// One goroutine reads the events socket and signals changed; closing
 	// the socket ends it.
 	changed := make(chan struct{}, 1)
-	ev, err := openEvents()
+	ev, err := rtnl.Open(eventGroups)
 	if err != nil {
 		k.log.Warn("VIP-sourcing: no netlink subscription; re-syncing every "+resync.String()+" only", "err", err)
 	} else {
@@ -139,17 +140,17 @@ func (k *Keeper) Run(ctx context.Context) {
 // readEvents signals changed for every datagram that calls for a sync,
 // until the socket is closed or fails; a failure is logged once, and the
 // resync period is left to catch changes.
-func (k *Keeper) readEvents(ev *events, changed chan<- struct{}) {
+func (k *Keeper) readEvents(ev *rtnl.Socket, changed chan<- struct{}) {
 	for {
-		due, err := ev.next(k.table())
-		if due {
+		msgs, err := ev.Read()
+		if errors.Is(err, rtnl.ErrLost) || err == nil && needsSync(msgs, k.table()) {
 			select {
 			case changed <- struct{}{}:
 			default:
 			}
 		}
 		switch {
-		case err == nil, errors.Is(err, errLost):
+		case err == nil, errors.Is(err, rtnl.ErrLost):
 		case errors.Is(err, os.ErrClosed):
 			return
 		default:
