@@ -2,7 +2,6 @@ package link
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"sync"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/rtnl/rtnltest"
 )
 
 // fakeSub is one subscription handed out by fakeNetlink.
@@ -239,14 +240,7 @@ func TestSubscribeBackoff(t *testing.T) {
 // Read gives it.
 func nlmsg(t *testing.T, typ uint16, body []byte) syscall.NetlinkMessage {
 	t.Helper()
-	b := binary.NativeEndian.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+len(body)))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = append(b, make([]byte, unix.NLMSG_HDRLEN-6)...)
-	b = append(b, body...)
-	for len(b)%unix.NLMSG_ALIGNTO != 0 {
-		b = append(b, 0)
-	}
-	msgs, err := syscall.ParseNetlinkMessage(b)
+	msgs, err := syscall.ParseNetlinkMessage(rtnltest.Message(typ, body))
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("ParseNetlinkMessage: %d, %v", len(msgs), err)
 	}
@@ -254,19 +248,15 @@ func nlmsg(t *testing.T, typ uint16, body []byte) syscall.NetlinkMessage {
 }
 
 func TestEvent(t *testing.T) {
-	ifi := make([]byte, unix.SizeofIfInfomsg)
-	binary.NativeEndian.PutUint32(ifi[4:8], 4)
-	name := []byte{8, 0, unix.IFLA_IFNAME, 0, 'w', 'g', '0', 0}
-	ifa := make([]byte, unix.SizeofIfAddrmsg)
-	binary.NativeEndian.PutUint32(ifa[4:8], 4)
+	ifi, ifa := rtnltest.Link(4, "wg0"), rtnltest.Addr(4)
 	for _, tt := range []struct {
 		name   string
 		m      syscall.NetlinkMessage
 		want   Event
 		wantOK bool
 	}{
-		{"new link", nlmsg(t, unix.RTM_NEWLINK, append(append([]byte{}, ifi...), name...)), Event{Index: 4, Name: "wg0"}, true},
-		{"link gone", nlmsg(t, unix.RTM_DELLINK, append(append([]byte{}, ifi...), name...)), Event{Index: 4, Name: "wg0"}, true},
+		{"new link", nlmsg(t, unix.RTM_NEWLINK, ifi), Event{Index: 4, Name: "wg0"}, true},
+		{"link gone", nlmsg(t, unix.RTM_DELLINK, ifi), Event{Index: 4, Name: "wg0"}, true},
 		{"address", nlmsg(t, unix.RTM_NEWADDR, ifa), Event{Index: 4}, true},
 		{"address gone", nlmsg(t, unix.RTM_DELADDR, ifa), Event{Index: 4}, true},
 		{"short link message: re-check all", nlmsg(t, unix.RTM_NEWLINK, ifi[:6]), Event{}, true},
