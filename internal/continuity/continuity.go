@@ -192,9 +192,11 @@ type unit struct {
 	sniffErr string
 	groupErr string
 	last     *api.Takeover
-	// activity: when each peer's counters last moved, for the group.
-	activity map[wgtypes.Key]activity
-	stats    handover.Stats // the tracker's, copied by the loop
+	// activity: when each peer's counters last moved, for the group;
+	// activityRead counts the reads noted.
+	activity     map[wgtypes.Key]activity
+	activityRead uint32
+	stats        handover.Stats // the tracker's, copied by the loop
 	// routeWarnings: clients a packet would not reach from the VIP.
 	routeWarnings []string
 
@@ -247,6 +249,7 @@ func (u *unit) readDue(now time.Time, last time.Time) bool {
 type activity struct {
 	rx, tx int64
 	at     time.Time
+	read   uint32 // the read (activityRead) that last had the peer
 }
 
 func (u *unit) observe(st health.State, drained bool, dev *wireguard.Peers) {
@@ -275,21 +278,22 @@ func (u *unit) noteActivity(dev *wireguard.Peers, now time.Time) {
 	if u.activity == nil {
 		u.activity = map[wgtypes.Key]activity{}
 	}
-	seen := make(map[wgtypes.Key]bool, len(dev.Peers))
+	u.activityRead++
+	read := u.activityRead
 	for _, p := range dev.Peers {
-		seen[p.Key] = true
 		a, ok := u.activity[p.Key]
 		if !ok || a.rx != p.RxBytes || a.tx != p.TxBytes {
-			at := now
+			a.rx, a.tx, a.at = p.RxBytes, p.TxBytes, now
 			if !ok {
-				at = time.Time{} // unknown before the first read
+				a.at = time.Time{} // unknown before the first read
 			}
-			u.activity[p.Key] = activity{rx: p.RxBytes, tx: p.TxBytes, at: at}
 		}
+		a.read = read
+		u.activity[p.Key] = a
 	}
-	for k := range u.activity {
-		if !seen[k] {
-			delete(u.activity, k)
+	for k, a := range u.activity {
+		if a.read != read {
+			delete(u.activity, k) // gone from the device
 		}
 	}
 }

@@ -193,3 +193,27 @@ func TestRoutePass(t *testing.T) {
 		t.Errorf("ten peers: done %v, %d lookups, warnings %v; want one round of 8 lookups and the warning", done, len(asked), w)
 	}
 }
+
+// Activity: a peer's counters moving count from the second read on, and
+// a peer gone from the device is forgotten.
+func TestNoteActivity(t *testing.T) {
+	m := New([]Config{{Service: "wg0", Interface: "wg0", Takeover: true}}, nil, nil, nil, nil)
+	u := m.byName["wg0"]
+	t0 := time.Now()
+	read := func(at time.Time, peers ...wireguard.Peer) {
+		u.mu.Lock()
+		u.noteActivity(&wireguard.Peers{Peers: peers}, at)
+		u.mu.Unlock()
+	}
+	read(t0, wireguard.Peer{Key: key(1), RxBytes: 10}, wireguard.Peer{Key: key(2), RxBytes: 10})
+	read(t0.Add(time.Second), wireguard.Peer{Key: key(1), RxBytes: 10}, wireguard.Peer{Key: key(2), RxBytes: 20})
+	read(t0.Add(2*time.Second), wireguard.Peer{Key: key(2), RxBytes: 20, TxBytes: 5})
+	want := map[wgtypes.Key]time.Time{key(2): t0.Add(2 * time.Second)}
+	got := map[wgtypes.Key]time.Time{}
+	for k, a := range u.activity {
+		got[k] = a.at
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("activity (-want +got):\n%s", diff)
+	}
+}

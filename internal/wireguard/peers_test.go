@@ -26,7 +26,7 @@ func TestParseUAPIPeersCaptured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := parseUAPIPeers(bufio.NewReader(bytes.NewReader(raw)))
+	ps, err := parseUAPIPeers(bufio.NewReader(bytes.NewReader(raw)), 1)
 	if err != nil {
 		t.Fatalf("parseUAPIPeers: %v", err)
 	}
@@ -46,7 +46,7 @@ func TestParseUAPIPeers(t *testing.T) {
 	now := time.Unix(1764585417, 123456789)
 	raw := uapiText(2, now)
 	raw = bytes.Replace(raw, []byte("endpoint=192.0.2.2:40001"), []byte("endpoint=[::ffff:192.0.2.2]:40001"), 1)
-	ps, err := parseUAPIPeers(bufio.NewReader(bytes.NewReader(raw)))
+	ps, err := parseUAPIPeers(bufio.NewReader(bytes.NewReader(raw)), 1)
 	if err != nil {
 		t.Fatalf("parseUAPIPeers: %v", err)
 	}
@@ -76,7 +76,7 @@ func TestParseUAPIPeersErrors(t *testing.T) {
 		{"errno", "errno=2\n\n", "UAPI error 2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseUAPIPeers(bufio.NewReader(strings.NewReader(tt.in)))
+			_, err := parseUAPIPeers(bufio.NewReader(strings.NewReader(tt.in)), 0)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("parseUAPIPeers(%.40q) error = %v, want one starting %q", tt.in, err, tt.want)
 			}

@@ -101,8 +101,11 @@ type Reader struct {
 	// check every liveness_interval costs a write and a read, not a socket, a
 	// connect and a close. Only the device's alive flight (one at a time)
 	// takes it out; any error closes it and the next check dials anew.
-	live   map[string]*liveConn
-	closed bool
+	live map[string]*liveConn
+	// peerHint is the peer count of each device's last Peers read: the
+	// next one allocates its list once instead of growing it.
+	peerHint map[string]int
+	closed   bool
 }
 
 // liveConn is a kept UAPI connection and its reader.
@@ -160,7 +163,7 @@ func NewReader() (*Reader, error) {
 }
 
 func newReader(c client, dir string) *Reader {
-	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight), live: make(map[string]*liveConn)}
+	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight), live: make(map[string]*liveConn), peerHint: make(map[string]int)}
 	r.bufs.New = func() any { return bufio.NewReaderSize(nil, bufSize) }
 	return r
 }
@@ -422,8 +425,11 @@ func (r *Reader) read(name string, ignore []wgtypes.Key) (Summary, *wgtypes.Devi
 // wgctrl for kernel WireGuard.
 func (r *Reader) readPeers(name string) (*Peers, error) {
 	var ps *Peers
+	r.mu.Lock()
+	hint := r.peerHint[name]
+	r.mu.Unlock()
 	err := r.exchange(name, "get=1\n\n", func(br *bufio.Reader) (err error) {
-		ps, err = parseUAPIPeers(br)
+		ps, err = parseUAPIPeers(br, hint)
 		return err
 	})
 	if errors.Is(err, errKernel) {
@@ -437,6 +443,9 @@ func (r *Reader) readPeers(name string) (*Peers, error) {
 		return nil, err
 	}
 	ps.Name = name
+	r.mu.Lock()
+	r.peerHint[name] = len(ps.Peers)
+	r.mu.Unlock()
 	return ps, nil
 }
 

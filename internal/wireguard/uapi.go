@@ -152,9 +152,10 @@ func parseUAPI(r *bufio.Reader, ignore []wgtypes.Key) (Summary, error) {
 }
 
 // parseUAPIPeers reads one UAPI get answer from r as Peers (without
-// Name). Its errors are those of parseUAPI, and a bad endpoint or counter.
-func parseUAPIPeers(r *bufio.Reader) (*Peers, error) {
-	var peers []Peer
+// Name), room for hint peers made at once. Its errors are those of
+// parseUAPI, and a bad endpoint or counter.
+func parseUAPIPeers(r *bufio.Reader, hint int) (*Peers, error) {
+	peers := make([]Peer, 0, hint)
 	p := uapiParser{peers: &peers}
 	p.sum = summary{&p.s, nil}
 	if err := p.parse(r); err != nil {

@@ -392,7 +392,7 @@ func FuzzParseUAPI(f *testing.F) {
 			t.Errorf("listen port %d", s.ListenPort)
 		}
 		// The peers read of the same answer, where it parses, agrees.
-		ps, err := parseUAPIPeers(bufio.NewReaderSize(bytes.NewReader(in), 1024))
+		ps, err := parseUAPIPeers(bufio.NewReaderSize(bytes.NewReader(in), 1024), 0)
 		if err != nil {
 			return
 		}
