@@ -128,6 +128,8 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	// connection attempt in flight, not one each.
 	watch := bc.Sibling(4 << 10)
 	defer watch.Close()
+	links := &link.Reader{}
+	defer links.Close()
 	deps := daemon.Deps{
 		BIRD:       birdc,
 		BIRDStatus: watch,
@@ -137,6 +139,7 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 		WireGuard: wg,
 		Exec:      execcheck.Run,
 		NewProber: newProber,
+		Links:     links,
 		Subscribe: link.Subscribe,
 		Log:       log,
 		Observer:  observer,

@@ -139,7 +139,8 @@ func (d *Daemon) readProtocols(ctx context.Context) ([]bird.Protocol, error) {
 }
 
 // New returns a daemon for cfg. deps.BIRD, deps.WireGuard and deps.Exec
-// must be set; Links defaults to netlink in the current namespace. It
+// must be set; Links defaults to a link.Reader (netlink in the current
+// namespace, its socket closed with the process). It
 // builds everything that can fail before anything touches BIRD: a probe
 // that cannot be created is a *ProbeError.
 func New(cfg *config.Config, deps Deps) (*Daemon, error) {
@@ -147,7 +148,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		deps.Log = slog.Default()
 	}
 	if deps.Links == nil {
-		deps.Links = netlinkLinks{}
+		deps.Links = &link.Reader{}
 	}
 	d := &Daemon{cfg: cfg, deps: deps, log: deps.Log, byName: map[string]*service{}, asked: make(chan struct{}, 1)}
 	d.bird.Socket = cfg.BIRD.Socket

@@ -42,7 +42,7 @@ type WireGuard interface {
 var (
 	_ BIRD      = (*bird.Client)(nil)
 	_ WireGuard = (*wireguard.Reader)(nil)
-	_ Links     = netlinkLinks{}
+	_ Links     = (*link.Reader)(nil)
 )
 
 // Deps are the daemon's seams to the outside world. Zero fields get the
@@ -89,8 +89,3 @@ type Observer interface {
 	Evaluated(e health.Evaluation)
 	Transitioned(service string, tr health.Transition)
 }
-
-// netlinkLinks reads links through netlink in the current namespace.
-type netlinkLinks struct{}
-
-func (netlinkLinks) Read(name string) (link.State, error) { return link.Read(name) }

@@ -262,13 +262,22 @@ func testLifecycle(t *testing.T, sub *subscriber, name, operState string, remove
 		t.Errorf("Evaluate(%s) (-want +got):\n%s", name, diff)
 	}
 
+	// A Reader (one socket kept open, as the daemon reads) sees the same
+	// as Read at every step.
+	r := &Reader{}
+	defer r.Close()
 	check := func(what string, want health.Check) {
 		t.Helper()
 		s, err := Read(name)
 		if diff := cmp.Diff(want, Evaluate(name, vips, s, err)); diff != "" {
 			t.Errorf("%s: Evaluate (-want +got):\n%s", what, diff)
 		}
+		s, err = r.Read(name)
+		if diff := cmp.Diff(want, Evaluate(name, vips, s, err)); diff != "" {
+			t.Errorf("%s: Evaluate of a Reader's read (-want +got):\n%s", what, diff)
+		}
 	}
+	check("VIPs present", wantCheck)
 	hard := func(detail string) health.Check { return health.Check{Name: "link", Hard: true, Detail: detail} }
 
 	sub.drain()

@@ -6,8 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/wgbird/wgbird/internal/health"
 )
@@ -39,10 +42,62 @@ type State struct {
 const dumpRetries = 3
 
 // Read reads the link name in the current network namespace (of the
-// calling OS thread). A missing link is State{Exists: false} with a nil
-// error.
+// calling OS thread), through netlink sockets of its own. A missing link
+// is State{Exists: false} with a nil error.
 func Read(name string) (State, error) {
-	l, err := linkByName(name)
+	return read(&netlink.Handle{}, name)
+}
+
+// Reader reads links through one netlink socket kept open, in the network
+// namespace of the thread of its first Read: a socket for each request,
+// as Read opens them, costs six more system calls, twice a check. It is
+// safe for concurrent use. A failed read (other than a missing link)
+// closes the socket; the next read opens another.
+type Reader struct {
+	mu sync.Mutex
+	h  *netlink.Handle
+}
+
+// readerTimeout bounds a Reader's netlink send and receive.
+const readerTimeout = 2 * time.Second
+
+// Read is Read through r's socket.
+func (r *Reader) Read(name string) (State, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.h == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err == nil {
+			err = h.SetSocketTimeout(readerTimeout)
+		}
+		if err != nil {
+			if h != nil {
+				h.Close()
+			}
+			return State{}, fmt.Errorf("reading link %s: opening netlink: %w", name, err)
+		}
+		r.h = h
+	}
+	s, err := read(r.h, name)
+	if err != nil {
+		r.h.Close()
+		r.h = nil
+	}
+	return s, err
+}
+
+// Close closes the socket.
+func (r *Reader) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.h != nil {
+		r.h.Close()
+		r.h = nil
+	}
+}
+
+func read(h *netlink.Handle, name string) (State, error) {
+	l, err := linkByName(h, name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -58,7 +113,7 @@ func Read(name string) (State, error) {
 		Running:   a.Flags&net.FlagRunning != 0,
 		OperState: a.OperState.String(),
 	}
-	addrs, err := addrList(l)
+	addrs, err := addrList(h, l)
 	if err != nil {
 		return State{}, fmt.Errorf("listing addresses of link %s: %w", name, err)
 	}
@@ -76,9 +131,9 @@ func Read(name string) (State, error) {
 	return s, nil
 }
 
-func linkByName(name string) (netlink.Link, error) {
+func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
 	for i := 0; ; i++ {
-		l, err := netlink.LinkByName(name)
+		l, err := h.LinkByName(name)
 		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpRetries {
 			continue
 		}
@@ -86,9 +141,9 @@ func linkByName(name string) (netlink.Link, error) {
 	}
 }
 
-func addrList(l netlink.Link) ([]netlink.Addr, error) {
+func addrList(h *netlink.Handle, l netlink.Link) ([]netlink.Addr, error) {
 	for i := 0; ; i++ {
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
 		if errors.Is(err, netlink.ErrDumpInterrupted) && i < dumpRetries {
 			continue
 		}
