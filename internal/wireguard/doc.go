@@ -12,16 +12,14 @@
 //     peer. For kernel WireGuard (no socket) it reads through wgctrl's
 //     generic netlink and summarizes that.
 //   - Reader.Alive, the liveness check between scheduled passes (every
-//     liveness_interval while the service is announced): an empty UAPI "set"
-//     on a connection kept from one check to the next (wireguard-go serves
-//     request after request on one; any error closes it and the check
-//     dials again at once), which changes nothing and which wireguard-go
-//     answers with errno=0 after taking its configuration lock, so a hung
-//     or stopped wireguard-go shows as a missed deadline within
-//     liveness_interval + timeout instead of at the next interval. Kernel WireGuard cannot hang
-//     as a process can: Alive does no I/O for a device without a UAPI
-//     socket (one that is gone is seen by the link check, and by the next
-//     scheduled read).
+//     liveness_interval while the service is announced): an empty UAPI
+//     "set", which changes nothing and which wireguard-go answers with
+//     errno=0 after taking its configuration lock, so a hung or stopped
+//     wireguard-go shows as a missed deadline within liveness_interval +
+//     timeout instead of at the next interval. Kernel WireGuard cannot
+//     hang as a process can: Alive does no I/O for a device without a
+//     UAPI socket (one that is gone is seen by the link check, and by the
+//     next scheduled read).
 //   - Reader.Peers, continuity's refresh (a new session, changed figures,
 //     or 10 s after its last read): over UAPI for wireguard-go, parsed as it
 //     streams in, each peer's key, endpoint, newest handshake and counters
@@ -31,9 +29,14 @@
 //     the group's key (the device's private key, read once): wgctrl's full
 //     structures.
 //
+// Every UAPI request, Alive's and the reads', goes over one connection
+// per device kept from one request to the next: wireguard-go serves
+// request after request on one, and a socket, a connect and a close cost
+// more than the request. Any error closes it, and a kept connection found
+// closed (wireguard-go restarted) is dialed again at once.
+//
 // Every read shares the read of the same device in flight when that
 // answers its question, and waits for it otherwise, so a device has at
 // most one connection and one goroutine in flight however many callers
-// ask, and a hung wireguard-go costs exactly that (besides the liveness
-// check's kept connection, which is the one in flight when it hangs).
+// ask, and a hung wireguard-go costs exactly that.
 package wireguard

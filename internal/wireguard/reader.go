@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl"
@@ -96,11 +97,11 @@ type Reader struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // device name -> its read in flight
-	// live holds each wireguard-go's liveness connection between checks:
+	// live holds each wireguard-go's UAPI connection between requests:
 	// its UAPI serves one request after another on a connection, so a
-	// check every liveness_interval costs a write and a read, not a socket, a
-	// connect and a close. Only the device's alive flight (one at a time)
-	// takes it out; any error closes it and the next check dials anew.
+	// liveness check or a read costs a write and a read, not a socket, a
+	// connect and a close. The device's flight (one at a time) takes it
+	// out; any error closes it and the next request dials anew.
 	live map[string]*liveConn
 	// peerHint is the peer count of each device's last Peers read: the
 	// next one allocates its list once instead of growing it.
@@ -108,10 +109,9 @@ type Reader struct {
 	closed   bool
 }
 
-// liveConn is a kept UAPI connection and its reader.
+// liveConn is a kept UAPI connection.
 type liveConn struct {
 	conn net.Conn
-	br   *bufio.Reader
 }
 
 // op is what a flight asks the device.
@@ -324,71 +324,82 @@ func (r *Reader) dial(name string, deadline time.Time) (net.Conn, error) {
 }
 
 // exchange sends one UAPI request to wireguard-go's socket of name and
-// parses the answer with parse, within flightTimeout. It returns errKernel
-// when there is no socket.
+// parses the answer with parse, within flightTimeout: on the connection
+// kept from the device's last request when there is one, else (or when
+// that one turns out closed: wireguard-go restarted) on a new one, which
+// it keeps for the next. It returns errKernel when there is no socket.
 func (r *Reader) exchange(name, request string, parse func(*bufio.Reader) error) error {
-	deadline := time.Now().Add(flightTimeout)
-	conn, err := r.dial(name, deadline)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return err
-	}
-	if _, err := io.WriteString(conn, request); err != nil {
-		return fmt.Errorf("sending UAPI request: %w", err)
-	}
-	br := r.bufs.Get().(*bufio.Reader)
-	br.Reset(conn)
-	defer func() { br.Reset(nil); r.bufs.Put(br) }()
-	return parse(br)
-}
-
-func (r *Reader) alive(name string) error {
 	r.mu.Lock()
 	lc := r.live[name]
 	delete(r.live, name)
 	r.mu.Unlock()
 	if lc != nil {
-		if err := lc.ask(); err == nil {
+		err := r.ask(lc, request, parse)
+		if err == nil {
 			r.keepLive(name, lc)
 			return nil
 		}
-		// The kept connection failed (wireguard-go restarted, or a UAPI
-		// that serves one request per connection): ask on a new one.
 		lc.conn.Close()
+		if !connClosed(err) {
+			return err
+		}
 	}
 	conn, err := r.dial(name, time.Now().Add(flightTimeout))
-	if errors.Is(err, errKernel) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}
-	lc = &liveConn{conn: conn, br: bufio.NewReaderSize(conn, 64)}
-	if err := lc.ask(); err != nil {
-		lc.conn.Close()
+	lc = &liveConn{conn: conn}
+	if err := r.ask(lc, request, parse); err != nil {
+		conn.Close()
 		return err
 	}
 	r.keepLive(name, lc)
 	return nil
 }
 
-// ask sends the empty set and reads its errno, within flightTimeout.
-func (lc *liveConn) ask() error {
+// connClosed reports whether err says a kept connection was closed by
+// the other end before or while answering, which a new one may not be.
+func connClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// ask sends request on lc and parses the answer, within flightTimeout. An
+// answer followed by more bytes than it holds leaves the connection out
+// of step: that is an error, and the connection is not kept.
+func (r *Reader) ask(lc *liveConn, request string, parse func(*bufio.Reader) error) error {
 	if err := lc.conn.SetDeadline(time.Now().Add(flightTimeout)); err != nil {
 		return err
 	}
-	if _, err := io.WriteString(lc.conn, "set=1\n\n"); err != nil {
+	if _, err := io.WriteString(lc.conn, request); err != nil {
 		return fmt.Errorf("sending UAPI request: %w", err)
 	}
-	_, err := parseUAPI(lc.br, nil)
+	br := r.bufs.Get().(*bufio.Reader)
+	br.Reset(lc.conn)
+	defer func() { br.Reset(nil); r.bufs.Put(br) }()
+	if err := parse(br); err != nil {
+		return err
+	}
+	if n := br.Buffered(); n > 0 {
+		return fmt.Errorf("UAPI answer followed by %d more bytes", n)
+	}
+	return nil
+}
+
+// alive sends the empty set and reads its errno; a device without a
+// socket is no error (see Alive).
+func (r *Reader) alive(name string) error {
+	err := r.exchange(name, "set=1\n\n", func(br *bufio.Reader) error {
+		_, err := parseUAPI(br, nil)
+		return err
+	})
+	if errors.Is(err, errKernel) {
+		return nil
+	}
 	return err
 }
 
-// keepLive keeps lc for name's next liveness check (closed with the
-// Reader).
+// keepLive keeps lc for name's next request (closed with the Reader).
 func (r *Reader) keepLive(name string, lc *liveConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -502,3 +502,35 @@ func TestAliveKeepsItsConnection(t *testing.T) {
 		t.Errorf("Close left %d kept connections", left)
 	}
 }
+
+// Reads and liveness checks share the one kept connection; one the device
+// closed after its last answer is dialed anew without an error.
+func TestReadsShareTheConnection(t *testing.T) {
+	dir := t.TempDir()
+	fake := newFakeUAPI(t, dir, "wg0", uapiText(3, time.Unix(1764585417, 0)))
+	r := newReader(newFakeClient(), dir)
+	defer r.Close()
+	steps := []func() error{
+		func() error { _, err := r.Summary(withTimeout(t, time.Second), "wg0"); return err },
+		func() error { return r.Alive(withTimeout(t, time.Second), "wg0") },
+		func() error { _, err := r.Peers(withTimeout(t, time.Second), "wg0"); return err },
+		func() error { _, err := r.Summary(withTimeout(t, time.Second), "wg0"); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	if c, g, s := fake.conns.Load(), fake.gets.Load(), fake.sets.Load(); c != 1 || g != 3 || s != 1 {
+		t.Errorf("%d connections, %d gets, %d sets; want 1, 3 and 1", c, g, s)
+	}
+	fake.once.Store(true) // closes after each set from now on
+	for i, step := range []func() error{steps[1], steps[0], steps[1], steps[0]} {
+		if err := step(); err != nil {
+			t.Errorf("after the device closed the connection (%d): %v", i, err)
+		}
+	}
+	if c := fake.conns.Load(); c != 3 {
+		t.Errorf("%d connections after two closed ones, want 3", c)
+	}
+}
