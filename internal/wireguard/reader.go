@@ -93,7 +93,8 @@ type Reader struct {
 	c   client // kernel WireGuard
 	dir string // UAPI sockets
 
-	bufs sync.Pool // *bufio.Reader of bufSize
+	bufs sync.Pool  // *bufio.Reader of bufSize
+	keys publicKeys // the devices' public keys, derived once
 
 	mu      sync.Mutex
 	flights map[string]*flight // device name -> its read in flight
@@ -415,7 +416,7 @@ func (r *Reader) keepLive(name string, lc *liveConn) {
 func (r *Reader) read(name string, ignore []wgtypes.Key) (Summary, *wgtypes.Device, error) {
 	var s Summary
 	err := r.exchange(name, "get=1\n\n", func(br *bufio.Reader) (err error) {
-		s, err = parseUAPI(br, ignore)
+		s, err = parseUAPIKeys(br, ignore, &r.keys)
 		return err
 	})
 	if errors.Is(err, errKernel) {

@@ -3,6 +3,7 @@ package wireguard
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/curve25519"
@@ -136,6 +138,7 @@ type uapiParser struct {
 	nsec   int64
 	cur    Peer // the current peer's endpoint and counters (with peers)
 	priv   [32]byte
+	keys   *publicKeys // nil: derive the public key every time
 }
 
 // parseUAPI reads one UAPI get answer from r, leaving the peers in ignore
@@ -143,7 +146,12 @@ type uapiParser struct {
 // an empty line; anything else is an error naming the line. (An empty set
 // is answered with errno=0 alone, which parses as an empty Summary.)
 func parseUAPI(r *bufio.Reader, ignore []wgtypes.Key) (Summary, error) {
-	var p uapiParser
+	return parseUAPIKeys(r, ignore, nil)
+}
+
+// parseUAPIKeys is parseUAPI deriving the public key through keys.
+func parseUAPIKeys(r *bufio.Reader, ignore []wgtypes.Key, keys *publicKeys) (Summary, error) {
+	p := uapiParser{keys: keys}
 	p.sum = summary{&p.s, ignore}
 	if err := p.parse(r); err != nil {
 		return Summary{}, err
@@ -275,15 +283,54 @@ func (p *uapiParser) endPeer() {
 	}
 }
 
-// finish derives the public key and forgets the private one.
+// finish derives the public key (through keys when set; a Peers read
+// has no use for it) and forgets the private one.
 func (p *uapiParser) finish() {
-	if p.s.PrivateKey {
-		pub, err := curve25519.X25519(p.priv[:], curve25519.Basepoint)
-		if err == nil {
-			copy(p.s.PublicKey[:], pub)
-		}
+	if p.s.PrivateKey && p.peers == nil {
+		p.s.PublicKey = p.keys.public(&p.priv)
 	}
 	clear(p.priv[:])
+}
+
+// publicKeys remembers the public keys of the private keys it derived,
+// by the private key's SHA-256, not the key itself: a Reader derives a
+// device's public key at every read, and the curve multiplication was a
+// twentieth of an idle wgbird's CPU. A nil *publicKeys derives each time.
+type publicKeys struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]wgtypes.Key
+}
+
+// maxPublicKeys bounds what publicKeys remembers: a key per device, and
+// the keys a device had before a rotation.
+const maxPublicKeys = 16
+
+func (c *publicKeys) public(priv *[32]byte) wgtypes.Key {
+	var sum [sha256.Size]byte
+	if c != nil {
+		sum = sha256.Sum256(priv[:])
+		c.mu.Lock()
+		k, ok := c.m[sum]
+		c.mu.Unlock()
+		if ok {
+			return k
+		}
+	}
+	var k wgtypes.Key
+	pub, err := curve25519.X25519(priv[:], curve25519.Basepoint)
+	if err != nil {
+		return k // a low-order point: no public key
+	}
+	copy(k[:], pub)
+	if c != nil {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxPublicKeys {
+			c.m = make(map[[sha256.Size]byte]wgtypes.Key)
+		}
+		c.m[sum] = k
+		c.mu.Unlock()
+	}
+	return k
 }
 
 // decodeKey decodes a key in hex, as UAPI writes them.

@@ -534,3 +534,33 @@ func TestReadsShareTheConnection(t *testing.T) {
 		t.Errorf("%d connections after two closed ones, want 3", c)
 	}
 }
+
+// publicKeys derives a private key's public key once, keyed by the
+// private key's hash, and stays bounded.
+func TestPublicKeys(t *testing.T) {
+	var c publicKeys
+	for i := range 3 * maxPublicKeys {
+		priv := [32]byte{byte(i), 7}
+		want := wgtypes.Key(priv).PublicKey()
+		for range 2 {
+			if got := c.public(&priv); got != want {
+				t.Fatalf("key %d: public = %v, want %v", i, got, want)
+			}
+		}
+		if len(c.m) > maxPublicKeys {
+			t.Fatalf("%d keys remembered, want at most %d", len(c.m), maxPublicKeys)
+		}
+	}
+	for sum := range c.m {
+		var zero [32]byte
+		if sum == zero {
+			t.Error("a zero hash remembered")
+		}
+	}
+	// Without a cache, every call derives.
+	var none *publicKeys
+	priv := [32]byte{1, 2, 3}
+	if got, want := none.public(&priv), wgtypes.Key(priv).PublicKey(); got != want {
+		t.Errorf("nil cache: public = %v, want %v", got, want)
+	}
+}
