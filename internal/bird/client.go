@@ -21,7 +21,10 @@ type Options struct {
 	// doubles with every further failure up to MaxBackoff and is reset by a
 	// success. Defaults 50ms and 2s.
 	MinBackoff, MaxBackoff time.Duration
-	// BufferSize is the size of each read from the socket. Default 64 KiB.
+	// BufferSize is the size of each read from the socket. Default
+	// 16 KiB: bird_socket allocates it anew for every command, and
+	// `show protocols` of a server with a few dozen protocols is a few
+	// kilobytes; a longer reply takes more reads.
 	BufferSize int
 }
 
@@ -29,7 +32,7 @@ const (
 	defaultTimeout    = 2 * time.Second
 	defaultMinBackoff = 50 * time.Millisecond
 	defaultMaxBackoff = 2 * time.Second
-	defaultBufferSize = 64 << 10
+	defaultBufferSize = 16 << 10
 )
 
 // Client talks to BIRD over its control socket through one persistent
