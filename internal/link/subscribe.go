@@ -40,11 +40,11 @@ const updateBuffer = 64
 // Subscribe reports link and address updates in the current network
 // namespace on events until ctx is done. It never blocks on events: when
 // the channel is full the event is dropped, and the consumer relies on
-// coalescing and its periodic poll. Lost notifications (the socket's
-// queue overflowed) yield an Event with Index 0, which asks the consumer
-// to re-check everything it may have missed. A broken subscription (a
-// failed read) is logged and re-established with backoff, followed by
-// such an Event too.
+// coalescing and its periodic poll. A broken subscription (lost
+// notifications, rtnl.ErrLost after the socket's queue overflowed, or a
+// failed read) is logged and re-established with backoff, after which an
+// Event with Index 0 asks the consumer to re-check everything it may have
+// missed.
 //
 // Subscribe opens its netlink socket (rtnl) from the calling goroutine,
 // so it belongs to the network namespace of the calling OS thread. When
@@ -154,15 +154,10 @@ func openNetlink() (*subscription, error) {
 		for {
 			msgs, err := sock.Read()
 			switch {
-			case errors.Is(err, rtnl.ErrLost):
-				if !deliver(Event{}) {
-					return
-				}
-				continue
 			case errors.Is(err, os.ErrClosed):
 				return
 			case err != nil:
-				errs <- err
+				errs <- err // lost notifications too: logged, and subscribed anew
 				return
 			}
 			for _, m := range msgs {
