@@ -103,16 +103,11 @@ type Reader struct {
 	// liveness check or a read costs a write and a read, not a socket, a
 	// connect and a close. The device's flight (one at a time) takes it
 	// out; any error closes it and the next request dials anew.
-	live map[string]*liveConn
+	live map[string]net.Conn
 	// peerHint is the peer count of each device's last Peers read: the
 	// next one allocates its list once instead of growing it.
 	peerHint map[string]int
 	closed   bool
-}
-
-// liveConn is a kept UAPI connection.
-type liveConn struct {
-	conn net.Conn
 }
 
 // op is what a flight asks the device.
@@ -164,7 +159,7 @@ func NewReader() (*Reader, error) {
 }
 
 func newReader(c client, dir string) *Reader {
-	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight), live: make(map[string]*liveConn), peerHint: make(map[string]int)}
+	r := &Reader{c: c, dir: dir, flights: make(map[string]*flight), live: make(map[string]net.Conn), peerHint: make(map[string]int)}
 	r.bufs.New = func() any { return bufio.NewReaderSize(nil, bufSize) }
 	return r
 }
@@ -200,7 +195,7 @@ func (r *Reader) Summary(ctx context.Context, name string, ignore ...wgtypes.Key
 
 // Peers reads the device's listen port and peers as Peers: over UAPI for
 // wireguard-go, parsed as the answer streams in (about 100 bytes a peer
-// kept, nothing else allocated per peer), through wgctrl for kernel
+// kept, and one small allocation a peer for its endpoint), through wgctrl for kernel
 // WireGuard. Deadlines and errors are those of Summary. The returned
 // Peers may be shared with other callers and must not be modified.
 func (r *Reader) Peers(ctx context.Context, name string) (*Peers, error) {
@@ -331,16 +326,16 @@ func (r *Reader) dial(name string, deadline time.Time) (net.Conn, error) {
 // it keeps for the next. It returns errKernel when there is no socket.
 func (r *Reader) exchange(name, request string, parse func(*bufio.Reader) error) error {
 	r.mu.Lock()
-	lc := r.live[name]
+	conn := r.live[name]
 	delete(r.live, name)
 	r.mu.Unlock()
-	if lc != nil {
-		err := r.ask(lc, request, parse)
+	if conn != nil {
+		err := r.ask(conn, request, parse)
 		if err == nil {
-			r.keepLive(name, lc)
+			r.keepLive(name, conn)
 			return nil
 		}
-		lc.conn.Close()
+		conn.Close()
 		if !connClosed(err) {
 			return err
 		}
@@ -349,12 +344,11 @@ func (r *Reader) exchange(name, request string, parse func(*bufio.Reader) error)
 	if err != nil {
 		return err
 	}
-	lc = &liveConn{conn: conn}
-	if err := r.ask(lc, request, parse); err != nil {
+	if err := r.ask(conn, request, parse); err != nil {
 		conn.Close()
 		return err
 	}
-	r.keepLive(name, lc)
+	r.keepLive(name, conn)
 	return nil
 }
 
@@ -368,15 +362,15 @@ func connClosed(err error) bool {
 // ask sends request on lc and parses the answer, within flightTimeout. An
 // answer followed by more bytes than it holds leaves the connection out
 // of step: that is an error, and the connection is not kept.
-func (r *Reader) ask(lc *liveConn, request string, parse func(*bufio.Reader) error) error {
-	if err := lc.conn.SetDeadline(time.Now().Add(flightTimeout)); err != nil {
+func (r *Reader) ask(conn net.Conn, request string, parse func(*bufio.Reader) error) error {
+	if err := conn.SetDeadline(time.Now().Add(flightTimeout)); err != nil {
 		return err
 	}
-	if _, err := io.WriteString(lc.conn, request); err != nil {
+	if _, err := io.WriteString(conn, request); err != nil {
 		return fmt.Errorf("sending UAPI request: %w", err)
 	}
 	br := r.bufs.Get().(*bufio.Reader)
-	br.Reset(lc.conn)
+	br.Reset(conn)
 	defer func() { br.Reset(nil); r.bufs.Put(br) }()
 	if err := parse(br); err != nil {
 		return err
@@ -400,34 +394,30 @@ func (r *Reader) alive(name string) error {
 	return err
 }
 
-// keepLive keeps lc for name's next request (closed with the Reader).
-func (r *Reader) keepLive(name string, lc *liveConn) {
+// keepLive keeps conn for name's next request (closed with the Reader).
+func (r *Reader) keepLive(name string, conn net.Conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.live[name] != nil {
-		lc.conn.Close()
+		conn.Close()
 		return
 	}
-	r.live[name] = lc
+	r.live[name] = conn
 }
 
 // read reads the summary of name: over UAPI for wireguard-go, through
 // wgctrl for kernel WireGuard, whose device it then returns too.
 func (r *Reader) read(name string, ignore []wgtypes.Key) (Summary, *wgtypes.Device, error) {
 	var s Summary
-	err := r.exchange(name, "get=1\n\n", func(br *bufio.Reader) (err error) {
+	wd, err := r.get(name, func(br *bufio.Reader) (err error) {
 		s, err = parseUAPIKeys(br, ignore, &r.keys)
 		return err
 	})
-	if errors.Is(err, errKernel) {
-		wd, err := r.c.Device(name)
-		if err != nil {
-			return Summary{}, nil, err
-		}
-		return FromWgctrl(wd, ignore), wd, nil
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return Summary{}, nil, err
+	case wd != nil:
+		return FromWgctrl(wd, ignore), wd, nil
 	}
 	s.Name = name
 	return s, nil, nil
@@ -436,29 +426,36 @@ func (r *Reader) read(name string, ignore []wgtypes.Key) (Summary, *wgtypes.Devi
 // readPeers reads the Peers of name: over UAPI for wireguard-go, through
 // wgctrl for kernel WireGuard.
 func (r *Reader) readPeers(name string) (*Peers, error) {
-	var ps *Peers
 	r.mu.Lock()
 	hint := r.peerHint[name]
 	r.mu.Unlock()
-	err := r.exchange(name, "get=1\n\n", func(br *bufio.Reader) (err error) {
+	var ps *Peers
+	wd, err := r.get(name, func(br *bufio.Reader) (err error) {
 		ps, err = parseUAPIPeers(br, hint)
 		return err
 	})
-	if errors.Is(err, errKernel) {
-		wd, err := r.c.Device(name)
-		if err != nil {
-			return nil, err
-		}
-		return PeersFromWgctrl(wd), nil
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
+	case wd != nil:
+		return PeersFromWgctrl(wd), nil
 	}
 	ps.Name = name
 	r.mu.Lock()
 	r.peerHint[name] = len(ps.Peers)
 	r.mu.Unlock()
 	return ps, nil
+}
+
+// get reads name with a UAPI "get" parsed by parse, or, for a device
+// without a UAPI socket (kernel WireGuard), through wgctrl, whose device
+// it returns (nil after a UAPI read).
+func (r *Reader) get(name string, parse func(*bufio.Reader) error) (*wgtypes.Device, error) {
+	err := r.exchange(name, "get=1\n\n", parse)
+	if errors.Is(err, errKernel) {
+		return r.c.Device(name)
+	}
+	return nil, err
 }
 
 // inFlightCount returns the number of reads still waiting for an answer.
@@ -478,8 +475,8 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
-	for name, lc := range r.live {
-		lc.conn.Close()
+	for name, conn := range r.live {
+		conn.Close()
 		delete(r.live, name)
 	}
 	r.mu.Unlock()
