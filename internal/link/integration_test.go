@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -262,8 +263,8 @@ func testLifecycle(t *testing.T, sub *subscriber, name, operState string, remove
 		t.Errorf("Evaluate(%s) (-want +got):\n%s", name, diff)
 	}
 
-	// A Reader (one socket kept open, as the daemon reads) sees the same
-	// as Read at every step.
+	// A Reader (one rtnl socket kept open, as the daemon reads) reads
+	// the same State as Read (vishvananda/netlink) at every step.
 	r := &Reader{}
 	defer r.Close()
 	check := func(what string, want health.Check) {
@@ -272,12 +273,26 @@ func testLifecycle(t *testing.T, sub *subscriber, name, operState string, remove
 		if diff := cmp.Diff(want, Evaluate(name, vips, s, err)); diff != "" {
 			t.Errorf("%s: Evaluate (-want +got):\n%s", what, diff)
 		}
-		s, err = r.Read(name)
-		if diff := cmp.Diff(want, Evaluate(name, vips, s, err)); diff != "" {
+		rs, rerr := r.Read(name)
+		if diff := cmp.Diff(want, Evaluate(name, vips, rs, rerr)); diff != "" {
 			t.Errorf("%s: Evaluate of a Reader's read (-want +got):\n%s", what, diff)
+		}
+		if diff := cmp.Diff(s, rs, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Errorf("%s: a Reader's read differs from Read's (-Read +Reader):\n%s", what, diff)
 		}
 	}
 	check("VIPs present", wantCheck)
+	// A point-to-point address (a local address and a peer) is read as
+	// vishvananda/netlink reads it: the local address with a full length.
+	ptp := &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 9, 9, 1), Mask: net.CIDRMask(32, 32)},
+		Peer: &net.IPNet{IP: net.IPv4(10, 9, 9, 2), Mask: net.CIDRMask(32, 32)}}
+	if err := netlink.AddrAdd(mustLink(t, name), ptp); err != nil {
+		t.Fatalf("adding a point-to-point address to %s: %v", name, err)
+	}
+	check("a point-to-point address too", wantCheck)
+	if s, err := r.Read(name); err != nil || !slices.Contains(s.Addrs, p("10.9.9.1/32")) {
+		t.Errorf("a Reader's read with a point-to-point address = %+v, %v; want 10.9.9.1/32 among the addresses", s, err)
+	}
 	hard := func(detail string) health.Check { return health.Check{Name: "link", Hard: true, Detail: detail} }
 
 	sub.drain()

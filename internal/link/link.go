@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/rtnl"
 )
 
 // CheckName is the Name of the checks Evaluate returns.
@@ -48,14 +49,16 @@ func Read(name string) (State, error) {
 	return read(&netlink.Handle{}, name)
 }
 
-// Reader reads links through one netlink socket kept open, in the network
-// namespace of the thread of its first Read: a socket for each request,
-// as Read opens them, costs six more system calls, twice a check. It is
-// safe for concurrent use. A failed read (other than a missing link)
-// closes the socket; the next read opens another.
+// Reader reads links through one rtnetlink socket kept open (rtnl.Conn),
+// in the network namespace of the thread of its first Read: a socket for
+// each request, as Read opens them, costs six more system calls, twice a
+// check, and vishvananda/netlink's receive grows the calling goroutine's
+// stack (the service loop's) to 128 KiB. It is safe for concurrent use. A
+// failed read (other than a missing link) closes the socket; the next
+// read opens another.
 type Reader struct {
 	mu sync.Mutex
-	h  *netlink.Handle
+	c  *rtnl.Conn
 }
 
 // readerTimeout bounds a Reader's netlink send and receive.
@@ -65,23 +68,17 @@ const readerTimeout = 2 * time.Second
 func (r *Reader) Read(name string) (State, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.h == nil {
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-		if err == nil {
-			err = h.SetSocketTimeout(readerTimeout)
-		}
+	if r.c == nil {
+		c, err := rtnl.Dial(readerTimeout)
 		if err != nil {
-			if h != nil {
-				h.Close()
-			}
-			return State{}, fmt.Errorf("reading link %s: opening netlink: %w", name, err)
+			return State{}, fmt.Errorf("reading link %s: %w", name, err)
 		}
-		r.h = h
+		r.c = c
 	}
-	s, err := read(r.h, name)
+	s, err := readConn(r.c, name)
 	if err != nil {
-		r.h.Close()
-		r.h = nil
+		r.c.Close()
+		r.c = nil
 	}
 	return s, err
 }
@@ -90,10 +87,39 @@ func (r *Reader) Read(name string) (State, error) {
 func (r *Reader) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.h != nil {
-		r.h.Close()
-		r.h = nil
+	if r.c != nil {
+		r.c.Close()
+		r.c = nil
 	}
+}
+
+// readConn is read through an rtnl.Conn.
+func readConn(c *rtnl.Conn, name string) (State, error) {
+	l, found, err := c.LinkByName(name)
+	switch {
+	case err != nil:
+		return State{}, fmt.Errorf("reading link %s: %w", name, err)
+	case !found:
+		return State{}, nil
+	}
+	s := State{
+		Exists:    true,
+		Index:     l.Index,
+		Up:        l.Flags&unix.IFF_UP != 0,
+		Running:   l.Flags&unix.IFF_RUNNING != 0,
+		OperState: netlink.LinkOperState(l.OperState).String(),
+	}
+	for i := 0; ; i++ {
+		s.Addrs, err = c.Addrs(l.Index)
+		if errors.Is(err, rtnl.ErrDumpInterrupted) && i < dumpRetries {
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("listing addresses of link %s: %w", name, err)
+	}
+	return s, nil
 }
 
 func read(h *netlink.Handle, name string) (State, error) {

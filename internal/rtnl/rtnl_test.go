@@ -1,6 +1,7 @@
 package rtnl_test
 
 import (
+	"net/netip"
 	"syscall"
 	"testing"
 
@@ -55,11 +56,68 @@ func TestRoute(t *testing.T) {
 	}
 }
 
+// IFLA_OPERSTATE's values (RFC 2863; linux/if.h), which x/sys/unix lacks.
+const (
+	operUnknown        = 0
+	operLowerLayerDown = 3
+	operUp             = 6
+)
+
+func TestParseLinkInfo(t *testing.T) {
+	m := parse(t, rtnltest.Message(unix.RTM_NEWLINK, rtnltest.LinkState(7, "wg0", unix.IFF_UP|unix.IFF_RUNNING, operUnknown)))
+	want := rtnl.LinkInfo{Index: 7, Flags: unix.IFF_UP | unix.IFF_RUNNING, OperState: operUnknown}
+	if got, ok := rtnl.ParseLinkInfo(m); !ok || got != want {
+		t.Errorf("ParseLinkInfo = %+v, %v; want %+v", got, ok, want)
+	}
+	m = parse(t, rtnltest.Message(unix.RTM_NEWLINK, rtnltest.LinkState(8, "eth0", unix.IFF_UP, operLowerLayerDown)))
+	want = rtnl.LinkInfo{Index: 8, Flags: unix.IFF_UP, OperState: operLowerLayerDown}
+	if got, ok := rtnl.ParseLinkInfo(m); !ok || got != want {
+		t.Errorf("ParseLinkInfo = %+v, %v; want %+v", got, ok, want)
+	}
+	if _, ok := rtnl.ParseLinkInfo(parse(t, rtnltest.Message(unix.RTM_NEWLINK, make([]byte, 12)))); ok {
+		t.Error("a short ifinfomsg parsed")
+	}
+}
+
+func TestParseAddr(t *testing.T) {
+	v4 := func(a, b, c, d byte) []byte { return []byte{a, b, c, d} }
+	vip6 := netip.MustParseAddr("fd00:20::1").AsSlice()
+	mapped := netip.AddrFrom16(netip.MustParseAddr("::ffff:192.0.2.7").As16()).AsSlice()
+	for _, c := range []struct {
+		name string
+		body []byte
+		want string // "": no valid prefix
+	}{
+		{"IPv4: IFA_LOCAL and IFA_ADDRESS the same", rtnltest.Address(3, 24, v4(192, 168, 20, 1), v4(192, 168, 20, 1)), "192.168.20.1/24"},
+		{"IPv4 point-to-point: the local address, full length", rtnltest.Address(3, 32, v4(10, 9, 9, 2), v4(10, 9, 9, 1)), "10.9.9.1/32"},
+		{"IPv6: IFA_ADDRESS alone", rtnltest.Address(3, 64, vip6, nil), "fd00:20::1/64"},
+		{"IPv6 with IFA_LOCAL: the local address, full length", rtnltest.Address(3, 64, v4(10, 0, 0, 1), vip6), "fd00:20::1/128"},
+		{"an IPv4-mapped address, unmapped", rtnltest.Address(3, 24, mapped, nil), "192.0.2.7/24"},
+		{"a length beyond the address's", rtnltest.Address(3, 40, v4(192, 0, 2, 1), nil), ""},
+		{"neither attribute", rtnltest.Address(3, 24, nil, nil), ""},
+		{"an address of 5 bytes", rtnltest.Address(3, 24, []byte{1, 2, 3, 4, 5}, nil), ""},
+	} {
+		i, p, ok := rtnl.ParseAddr(parse(t, rtnltest.Message(unix.RTM_NEWADDR, c.body)))
+		got := ""
+		if p.IsValid() {
+			got = p.String()
+		}
+		if !ok || i != 3 || got != c.want {
+			t.Errorf("%s: ParseAddr = %d, %q, %v; want 3, %q", c.name, i, got, ok, c.want)
+		}
+	}
+	if _, _, ok := rtnl.ParseAddr(parse(t, rtnltest.Message(unix.RTM_NEWADDR, rtnltest.Addr(3)[:4]))); ok {
+		t.Error("a short ifaddrmsg parsed")
+	}
+}
+
 // Nothing a datagram holds makes the parsers panic or read past it.
 func FuzzParsers(f *testing.F) {
 	f.Add(rtnltest.Message(unix.RTM_NEWLINK, rtnltest.Link(3, "wg0")))
 	f.Add(rtnltest.Message(unix.RTM_NEWROUTE, rtnltest.Route(22338, 0x57)))
 	f.Add(rtnltest.Message(unix.RTM_NEWADDR, rtnltest.Addr(3)))
+	f.Add(rtnltest.Message(unix.RTM_NEWLINK, rtnltest.LinkState(3, "wg0", unix.IFF_UP, operUp)))
+	f.Add(rtnltest.Message(unix.RTM_NEWADDR, rtnltest.Address(3, 24, []byte{10, 9, 9, 2}, []byte{10, 9, 9, 1})))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		msgs, err := syscall.ParseNetlinkMessage(b)
 		if err != nil {
@@ -71,6 +129,10 @@ func FuzzParsers(f *testing.F) {
 			}
 			rtnl.Addr(m)
 			rtnl.Route(m)
+			rtnl.ParseLinkInfo(m)
+			if _, p, ok := rtnl.ParseAddr(m); ok && p.IsValid() && p.Bits() > p.Addr().BitLen() {
+				t.Errorf("prefix %s longer than its address", p)
+			}
 		}
 	})
 }

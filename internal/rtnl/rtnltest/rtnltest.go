@@ -34,6 +34,33 @@ func Link(index int, name string) []byte {
 	return append(b, Attr(unix.IFLA_IFNAME, append([]byte(name), 0))...)
 }
 
+// LinkState is a link message's body with index, flags and operational
+// state (IFLA_OPERSTATE), as the kernel answers RTM_GETLINK.
+func LinkState(index int, name string, flags uint32, oper uint8) []byte {
+	b := Link(index, name)
+	binary.NativeEndian.PutUint32(b[8:12], flags)
+	return append(b, Attr(unix.IFLA_OPERSTATE, []byte{oper})...)
+}
+
+// Address is an address message's body on the link with index: prefix
+// length bits, then IFA_ADDRESS and IFA_LOCAL when not nil, as the kernel
+// dumps them.
+func Address(index, bits int, address, local []byte) []byte {
+	b := Addr(index)
+	b[0] = unix.AF_INET
+	if len(address) == 16 || len(local) == 16 {
+		b[0] = unix.AF_INET6
+	}
+	b[1] = byte(bits)
+	if address != nil {
+		b = append(b, Attr(unix.IFA_ADDRESS, address)...)
+	}
+	if local != nil {
+		b = append(b, Attr(unix.IFA_LOCAL, local)...)
+	}
+	return b
+}
+
 // Addr is an address message's body on the link with index.
 func Addr(index int) []byte {
 	b := make([]byte, unix.SizeofIfAddrmsg)
