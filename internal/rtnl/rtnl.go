@@ -16,6 +16,9 @@ const (
 	Links  = unix.RTMGRP_LINK
 	Addrs  = unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR
 	Routes = unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE
+	// Rules are policy routing rules, both families (IPv6's group has no
+	// RTMGRP_ constant: group n is bit n-1).
+	Rules = unix.RTMGRP_IPV4_RULE | 1<<(unix.RTNLGRP_IPV6_RULE-1)
 )
 
 // bufSize holds one datagram of notifications: the kernel sends one

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,6 +225,17 @@ func TestKeeperRestoresAfterVIPReturns(t *testing.T) {
 	}); err != nil {
 		t.Errorf("a route added to main was not mirrored: %+v", k.State())
 	}
+
+	// A rule deleted by hand is back at once (a rule event: about 15 ms
+	// here), not at the next resync, up to 30 s later on the clock grid.
+	r.srv.Exec(t, "ip", "rule", "del", "pref", fmt.Sprint(DefaultPriority))
+	start = time.Now()
+	if err := wgtest.Wait(ctx, 500*time.Millisecond, func() bool {
+		return strings.Contains(r.srv.Exec(t, "ip", "rule", "show", "pref", fmt.Sprint(DefaultPriority)), "lookup")
+	}); err != nil {
+		t.Errorf("the rule deleted by hand is not back within 500 ms: %+v", k.State())
+	}
+	t.Logf("rule back %v after it was deleted", time.Since(start).Round(time.Millisecond))
 }
 
 // initiation waits up to d for a handshake initiation at ep and returns its
@@ -354,7 +367,11 @@ func TestEvents(t *testing.T) {
 	}
 	defer ev.Close()
 	const table = 22338
-	results := make(chan bool, 1024)
+	type datagram struct {
+		types []uint16
+		due   bool
+	}
+	results := make(chan datagram, 1024)
 	go func() {
 		for {
 			msgs, err := ev.Read()
@@ -362,31 +379,43 @@ func TestEvents(t *testing.T) {
 				close(results)
 				return
 			}
-			results <- err != nil || needsSync(msgs, table)
+			d := datagram{due: err != nil || needsSync(msgs, table)}
+			for _, m := range msgs {
+				d.types = append(d.types, m.Header.Type)
+			}
+			results <- d
 		}
 	}()
-	// expect waits for a datagram judged want; others are skipped (an
-	// address brings its own routes, the kernel its own changes).
-	expect := func(what string, want bool) {
+	// expectType waits for a datagram with a message of type typ judged
+	// want; others are skipped (an address brings its own routes, the
+	// kernel its own changes).
+	expectType := func(what string, typ uint16, want bool) {
 		t.Helper()
 		timeout := time.After(2 * time.Second)
 		for {
 			select {
-			case due := <-results:
-				if due == want {
+			case d := <-results:
+				if d.due == want && slices.Contains(d.types, typ) {
 					return
 				}
 			case <-timeout:
-				t.Fatalf("%s: no datagram judged %v in 2 s", what, want)
+				t.Fatalf("%s: no datagram with a message of type %d judged %v in 2 s", what, typ, want)
 			}
 		}
 	}
+
 	r.srv.Exec(t, "ip", "route", "add", "198.51.100.0/24", "via", "10.9.0.2")
-	expect("a route added in main", true)
+	expectType("a route added in main", unix.RTM_NEWROUTE, true)
 	r.srv.Exec(t, "ip", "route", "add", "198.51.101.0/24", "via", "10.9.0.2", "table", fmt.Sprint(table), "proto", fmt.Sprint(Protocol))
-	expect("our own route added", false)
+	expectType("our own route added", unix.RTM_NEWROUTE, false)
 	r.srv.Exec(t, "ip", "route", "del", "198.51.101.0/24", "table", fmt.Sprint(table))
-	expect("our own route deleted", true)
+	expectType("our own route deleted", unix.RTM_DELROUTE, true)
 	r.srv.Exec(t, "ip", "addr", "add", "192.168.21.1/24", "dev", wgName)
-	expect("an address added", true)
+	expectType("an address added", unix.RTM_NEWADDR, true)
+	r.srv.Exec(t, "ip", "rule", "add", "pref", "1234", "lookup", fmt.Sprint(table))
+	expectType("a rule added", unix.RTM_NEWRULE, true)
+	r.srv.Exec(t, "ip", "-6", "rule", "add", "pref", "1234", "lookup", fmt.Sprint(table))
+	expectType("an IPv6 rule added", unix.RTM_NEWRULE, true)
+	r.srv.Exec(t, "ip", "rule", "del", "pref", "1234")
+	expectType("a rule deleted", unix.RTM_DELRULE, true)
 }

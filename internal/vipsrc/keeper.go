@@ -15,8 +15,10 @@ import (
 )
 
 // Keeper keeps one service's set-up in place: it syncs at start, after
-// every route or address change (debounced), when the port changes, and
-// every resync period as a safety net.
+// every route, address or rule change (debounced), when the port changes,
+// and every resync period as a safety net: every resyncEvents while it
+// reads the kernel's notifications (which say when they were lost), every
+// resync without them.
 type Keeper struct {
 	nl  NL
 	log *slog.Logger
@@ -30,8 +32,9 @@ type Keeper struct {
 
 // Timing of the Keeper.
 const (
-	debounce = 10 * time.Millisecond
-	resync   = 5 * time.Second
+	debounce     = 10 * time.Millisecond
+	resync       = 5 * time.Second
+	resyncEvents = 30 * time.Second
 )
 
 // NewKeeper returns a Keeper for cfg; h nil means netlink in the network
@@ -95,17 +98,20 @@ func (k *Keeper) Sync() State {
 }
 
 // Run keeps the set-up until ctx ends; it does not remove it (see
-// Remove). Route and address events come from a subscription in the
-// network namespace of the calling thread.
+// Remove). Route, address and rule events come from a subscription in
+// the network namespace of the calling thread.
 func (k *Keeper) Run(ctx context.Context) {
 	// One goroutine reads the events socket and signals changed; closing
 	// the socket ends it.
 	changed := make(chan struct{}, 1)
+	period := resync
+	var readerDone chan struct{} // closed when reading events ends
 	ev, err := rtnl.Open(eventGroups)
 	if err != nil {
 		k.log.Warn("VIP-sourcing: no netlink subscription; re-syncing every "+resync.String()+" only", "err", err)
 	} else {
-		readerDone := make(chan struct{})
+		period = resyncEvents
+		readerDone = make(chan struct{})
 		defer func() { ev.Close(); <-readerDone }()
 		go func() {
 			defer close(readerDone)
@@ -114,8 +120,9 @@ func (k *Keeper) Run(ctx context.Context) {
 	}
 	k.Sync()
 	// On the clock grid (tick.Until), with wgbird's other periodic work.
-	resyncT := time.NewTimer(tick.Until(time.Now(), resync))
+	resyncT := time.NewTimer(tick.Until(time.Now(), period))
 	defer resyncT.Stop()
+	ended := readerDone
 	var pending <-chan time.Time
 	for {
 		select {
@@ -130,8 +137,14 @@ func (k *Keeper) Run(ctx context.Context) {
 		case <-pending:
 			pending = nil
 			k.Sync()
+		case <-ended:
+			// Reading events failed (logged): sync now, then every
+			// resync.
+			ended, period = nil, resync
+			resyncT.Reset(tick.Until(time.Now(), period))
+			k.Sync()
 		case <-resyncT.C:
-			resyncT.Reset(tick.Until(time.Now(), resync))
+			resyncT.Reset(tick.Until(time.Now(), period))
 			k.Sync()
 		}
 	}
