@@ -22,9 +22,11 @@ type Options struct {
 	// success. Defaults 50ms and 2s.
 	MinBackoff, MaxBackoff time.Duration
 	// BufferSize is the size of each read from the socket. Default
-	// 16 KiB: bird_socket allocates it anew for every command, and
-	// `show protocols` of a server with a few dozen protocols is a few
-	// kilobytes; a longer reply takes more reads.
+	// 4 KiB, bird_socket's own: it allocates the buffer anew for every
+	// command, twice a pass (16 KiB made it half of an idle wgbird's
+	// allocations, and so of its collections), and `show protocols` of a
+	// server with a few dozen protocols is a few kilobytes; a longer
+	// reply takes more reads.
 	BufferSize int
 }
 
@@ -32,7 +34,7 @@ const (
 	defaultTimeout    = 2 * time.Second
 	defaultMinBackoff = 50 * time.Millisecond
 	defaultMaxBackoff = 2 * time.Second
-	defaultBufferSize = 16 << 10
+	defaultBufferSize = 4 << 10
 )
 
 // Client talks to BIRD over its control socket through one persistent

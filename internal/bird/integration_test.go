@@ -87,13 +87,19 @@ func birdVersion(tb testing.TB) string {
 // waits for its greeting; t.Cleanup kills it.
 func startBird(tb testing.TB) *birdProc {
 	tb.Helper()
+	return startBirdConf(tb, birdConf)
+}
+
+// startBirdConf is startBird with conf as BIRD's configuration.
+func startBirdConf(tb testing.TB, conf string) *birdProc {
+	tb.Helper()
 	requireBird(tb)
 	dir, err := os.MkdirTemp("", "wgb-bird-")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.WriteFile(filepath.Join(dir, "bird.conf"), []byte(birdConf), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bird.conf"), []byte(conf), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	p := &birdProc{tb: tb, dir: dir, sock: filepath.Join(dir, "bird.ctl")}
@@ -205,6 +211,29 @@ func settleFDs(t *testing.T, want int) int {
 			return n
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A reply many times the read buffer (300 protocols: about 20 KB of
+// `show protocols`, read 4 KiB at a time) is read whole, on the
+// persistent connection, again and again.
+func TestBirdLongReply(t *testing.T) {
+	var conf strings.Builder
+	conf.WriteString(birdConf)
+	for i := range 300 {
+		fmt.Fprintf(&conf, "protocol static long%03d { ipv4; route 10.%d.%d.0/24 blackhole; }\n", i, 100+i/256, i%256)
+	}
+	b := startBirdConf(t, conf.String())
+	c := NewClient(b.sock, Options{})
+	defer c.Close()
+	for round := range 5 {
+		ps, err := c.Protocols(context.Background())
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(ps) != 303 || ps[302].Name != "long299" || ps[302].State != "up" {
+			t.Fatalf("round %d: %d protocols, the last %+v; want 303, the last long299 up", round, len(ps), ps[len(ps)-1])
+		}
 	}
 }
 

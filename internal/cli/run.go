@@ -122,11 +122,9 @@ func run(ctx context.Context, env *Env, o *runOpts) error {
 	}
 	removeOnExit := true
 	defer func() { stopCont(removeOnExit) }()
-	// The reload watcher's own connection: its show status reads into a
-	// small buffer (the shared client's 64 KiB one is allocated per
-	// command). A sibling of bc, so a hung BIRD still costs one
-	// connection attempt in flight, not one each.
-	watch := bc.Sibling(4 << 10)
+	// The reload watcher's own connection, a sibling of bc, so a hung
+	// BIRD still costs one connection attempt in flight, not one each.
+	watch := bc.Sibling(0)
 	defer watch.Close()
 	links := &link.Reader{}
 	defer links.Close()
