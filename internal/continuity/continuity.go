@@ -22,6 +22,7 @@ import (
 	"github.com/wgbird/wgbird/internal/group"
 	"github.com/wgbird/wgbird/internal/handover"
 	"github.com/wgbird/wgbird/internal/health"
+	"github.com/wgbird/wgbird/internal/rtnl"
 	"github.com/wgbird/wgbird/internal/sniff"
 	"github.com/wgbird/wgbird/internal/takeover"
 	"github.com/wgbird/wgbird/internal/tick"
@@ -631,6 +632,9 @@ func (u *unit) status() *api.Continuity {
 // routeCheckEvery is how often the route to every client is checked.
 const routeCheckEvery = 10 * time.Second
 
+// routeLookupTimeout bounds each of checkRoutes' route lookups.
+const routeLookupTimeout = 2 * time.Second
+
 // maxRouteWarnings bounds the clients named in the status.
 const maxRouteWarnings = 8
 
@@ -651,6 +655,29 @@ func (u *unit) checkRoutes(ctx context.Context) {
 	defer t.Stop()
 	var last string
 	var rp routePass
+	// One netlink socket for the lookups, opened at the first round that
+	// asks and again after one fails otherwise than with no route.
+	var conn *rtnl.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	source := func(ep netip.AddrPort, port int) (netip.Addr, error) {
+		if conn == nil {
+			c, err := rtnl.Dial(routeLookupTimeout)
+			if err != nil {
+				return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", ep.Addr(), err)
+			}
+			conn = c
+		}
+		src, err := vipsrc.SourceVia(conn, ep, port)
+		if err != nil && !errors.Is(err, vipsrc.ErrNoRoute) {
+			conn.Close()
+			conn = nil
+		}
+		return src, err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -673,7 +700,7 @@ func (u *unit) checkRoutes(ctx context.Context) {
 			if !want.IsValid() {
 				return ""
 			}
-			src, err := vipsrc.Source(ep, port)
+			src, err := source(ep, port)
 			switch {
 			case err != nil:
 				return fmt.Sprintf("client %s (peer %s…): %v", ep, p.Key.String()[:8], err)

@@ -175,6 +175,22 @@ func TestConn(t *testing.T) {
 		t.Errorf("Addrs(rtnlc) after a long dump = %v, %v; want %v", again, err, got)
 	}
 
+	// The source of a packet to a neighbour, as `ip route get` says; no
+	// route to anything else (the namespace has no default route).
+	out := ns.Exec(t, "ip", "route", "get", "192.168.20.7", "ipproto", "udp", "sport", "51820", "dport", "40000")
+	if !strings.Contains(out, "src 192.168.20.1 ") {
+		t.Fatalf("ip route get: %q, want src 192.168.20.1", out)
+	}
+	if src, err := c.RouteSource(netip.MustParseAddr("192.168.20.7"), unix.IPPROTO_UDP, 51820, 40000); err != nil || src != netip.MustParseAddr("192.168.20.1") {
+		t.Errorf("RouteSource(192.168.20.7) = %v, %v; want 192.168.20.1", src, err)
+	}
+	if src, err := c.RouteSource(netip.MustParseAddr("fd00:20::7"), unix.IPPROTO_UDP, 51820, 40000); err != nil || src != netip.MustParseAddr("fd00:20::1") {
+		t.Errorf("RouteSource(fd00:20::7) = %v, %v; want fd00:20::1", src, err)
+	}
+	if src, err := c.RouteSource(netip.MustParseAddr("203.0.113.1"), unix.IPPROTO_UDP, 51820, 40000); !errors.Is(err, unix.ENETUNREACH) {
+		t.Errorf("RouteSource(203.0.113.1) = %v, %v; want ENETUNREACH", src, err)
+	}
+
 	c.Close()
 	if _, _, err := c.LinkByName("rtnlc"); err == nil {
 		t.Error("LinkByName after Close: no error")

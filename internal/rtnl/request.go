@@ -137,6 +137,62 @@ func (c *Conn) Addrs(index int) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// RouteSource asks which source address a packet of IP protocol proto
+// from port sport to dst:dport would leave with, as `ip route get DST
+// ipproto P sport S dport D` does: the answer's RTA_PREFSRC. The kernel's
+// errno (ENETUNREACH, EHOSTUNREACH: no route) is returned as it is.
+func (c *Conn) RouteSource(dst netip.Addr, proto uint8, sport, dport uint16) (netip.Addr, error) {
+	dst = dst.Unmap()
+	body := make([]byte, unix.SizeofRtMsg, unix.SizeofRtMsg+4*(unix.SizeofRtAttr+16))
+	body[0] = unix.AF_INET
+	if dst.Is6() {
+		body[0] = unix.AF_INET6
+	}
+	body[1] = byte(dst.BitLen()) // dst_len
+	body = appendAttr(body, unix.RTA_DST, dst.AsSlice())
+	body = appendAttr(body, unix.RTA_IP_PROTO, []byte{proto})
+	body = appendAttr(body, unix.RTA_SPORT, binary.BigEndian.AppendUint16(nil, sport))
+	body = appendAttr(body, unix.RTA_DPORT, binary.BigEndian.AppendUint16(nil, dport))
+	var src netip.Addr
+	found := false
+	err := c.request(unix.RTM_GETROUTE, 0, body, func(m syscall.NetlinkMessage) error {
+		if m.Header.Type != unix.RTM_NEWROUTE {
+			return nil
+		}
+		s, ok := ParsePrefSrc(m)
+		if !ok {
+			return fmt.Errorf("malformed route message of %d bytes", len(m.Data))
+		}
+		src, found = s, true
+		return nil
+	})
+	switch {
+	case err != nil:
+		return netip.Addr{}, err
+	case !found:
+		return netip.Addr{}, errors.New("no route message in the kernel's answer")
+	case !src.IsValid():
+		return netip.Addr{}, errors.New("the route names no source address")
+	}
+	return src, nil
+}
+
+// ParsePrefSrc returns a route message's (RTM_NEWROUTE) preferred source
+// address (RTA_PREFSRC), unmapped; invalid without one.
+func ParsePrefSrc(m syscall.NetlinkMessage) (src netip.Addr, ok bool) {
+	if len(m.Data) < unix.SizeofRtMsg {
+		return netip.Addr{}, false
+	}
+	ok = attrs(m.Data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
+		if typ == unix.RTA_PREFSRC {
+			if a, aok := netip.AddrFromSlice(v); aok {
+				src = a.Unmap()
+			}
+		}
+	})
+	return src, ok
+}
+
 // request sends one request of type typ with body and calls f with each
 // message of its answer: one message, or a dump's until NLMSG_DONE. An
 // NLMSG_ERROR with a code is that errno; an answer to an earlier request

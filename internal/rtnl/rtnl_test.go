@@ -111,6 +111,20 @@ func TestParseAddr(t *testing.T) {
 	}
 }
 
+func TestParsePrefSrc(t *testing.T) {
+	body := append(rtnltest.Route(unix.RT_TABLE_MAIN, unix.RTPROT_BOOT), rtnltest.Attr(unix.RTA_PREFSRC, []byte{192, 168, 20, 1})...)
+	src, ok := rtnl.ParsePrefSrc(parse(t, rtnltest.Message(unix.RTM_NEWROUTE, body)))
+	if want := netip.MustParseAddr("192.168.20.1"); !ok || src != want {
+		t.Errorf("ParsePrefSrc = %v, %v; want %v", src, ok, want)
+	}
+	if src, ok := rtnl.ParsePrefSrc(parse(t, rtnltest.Message(unix.RTM_NEWROUTE, rtnltest.Route(unix.RT_TABLE_MAIN, 0)))); !ok || src.IsValid() {
+		t.Errorf("ParsePrefSrc without RTA_PREFSRC = %v, %v; want no address", src, ok)
+	}
+	if _, ok := rtnl.ParsePrefSrc(parse(t, rtnltest.Message(unix.RTM_NEWROUTE, make([]byte, 3)))); ok {
+		t.Error("a short rtmsg parsed")
+	}
+}
+
 // Nothing a datagram holds makes the parsers panic or read past it.
 func FuzzParsers(f *testing.F) {
 	f.Add(rtnltest.Message(unix.RTM_NEWLINK, rtnltest.Link(3, "wg0")))
@@ -130,6 +144,9 @@ func FuzzParsers(f *testing.F) {
 			rtnl.Addr(m)
 			rtnl.Route(m)
 			rtnl.ParseLinkInfo(m)
+			if src, ok := rtnl.ParsePrefSrc(m); ok && src.Is4In6() {
+				t.Errorf("source %s not unmapped", src)
+			}
 			if _, p, ok := rtnl.ParseAddr(m); ok && p.IsValid() && p.Bits() > p.Addr().BitLen() {
 				t.Errorf("prefix %s longer than its address", p)
 			}

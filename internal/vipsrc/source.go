@@ -1,69 +1,46 @@
 package vipsrc
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgbird/wgbird/internal/rtnl"
 )
+
+// ErrNoRoute is Source's error when the host has no route to the address.
+var ErrNoRoute = errors.New("no route")
+
+// sourceTimeout bounds Source's netlink request.
+const sourceTimeout = 2 * time.Second
 
 // Source asks the kernel which source address a UDP packet from port to
 // dst would leave with, as WireGuard's own packets are routed when they
 // have no cached source (`ip route get DST ipproto udp sport PORT dport
 // P`). It is the end-to-end check of the set-up, in the network namespace
-// of the calling thread; an error says that the host has no route to dst.
+// of the calling thread; ErrNoRoute says that the host has no route to dst.
+// It opens a netlink socket of its own; SourceVia asks on one kept open.
 func Source(dst netip.AddrPort, port int) (netip.Addr, error) {
-	addr := dst.Addr().Unmap()
-	af := unix.AF_INET
-	if addr.Is6() {
-		af = unix.AF_INET6
-	}
-	req := nl.NewNetlinkRequest(unix.RTM_GETROUTE, unix.NLM_F_REQUEST)
-	msg := nl.NewRtMsg()
-	msg.Family = uint8(af)
-	msg.Dst_len = uint8(addr.BitLen())
-	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.RTA_DST, addr.AsSlice()))
-	req.AddData(nl.NewRtAttr(unix.RTA_IP_PROTO, []byte{unix.IPPROTO_UDP}))
-	req.AddData(nl.NewRtAttr(unix.RTA_SPORT, be16(uint16(port))))
-	req.AddData(nl.NewRtAttr(unix.RTA_DPORT, be16(dst.Port())))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWROUTE)
+	c, err := rtnl.Dial(sourceTimeout)
 	if err != nil {
-		if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
-			return netip.Addr{}, fmt.Errorf("no route to %s", addr)
-		}
+		return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", dst.Addr(), err)
+	}
+	defer c.Close()
+	return SourceVia(c, dst, port)
+}
+
+// SourceVia is Source asking on c.
+func SourceVia(c *rtnl.Conn, dst netip.AddrPort, port int) (netip.Addr, error) {
+	addr := dst.Addr().Unmap()
+	src, err := c.RouteSource(addr, unix.IPPROTO_UDP, uint16(port), dst.Port())
+	switch {
+	case errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH):
+		return netip.Addr{}, fmt.Errorf("%w to %s", ErrNoRoute, addr)
+	case err != nil:
 		return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", addr, err)
 	}
-	if len(msgs) == 0 {
-		return netip.Addr{}, fmt.Errorf("looking up the route to %s: no answer", addr)
-	}
-	return parsePrefSrc(msgs[0])
-}
-
-func be16(v uint16) []byte {
-	b := make([]byte, 2)
-	binary.BigEndian.PutUint16(b, v)
-	return b
-}
-
-// parsePrefSrc reads RTA_PREFSRC from an RTM_NEWROUTE answer.
-func parsePrefSrc(m []byte) (netip.Addr, error) {
-	if len(m) < unix.SizeofRtMsg {
-		return netip.Addr{}, errors.New("short route message")
-	}
-	attrs, err := nl.ParseRouteAttr(m[unix.SizeofRtMsg:])
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("parsing route message: %w", err)
-	}
-	for _, a := range attrs {
-		if a.Attr.Type == unix.RTA_PREFSRC {
-			if ip, ok := netip.AddrFromSlice(a.Value); ok {
-				return ip, nil
-			}
-		}
-	}
-	return netip.Addr{}, errors.New("the route names no source address")
+	return src, nil
 }

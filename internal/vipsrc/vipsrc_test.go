@@ -380,22 +380,6 @@ func TestRemoveOnlyOurs(t *testing.T) {
 	}
 }
 
-func TestParsePrefSrc(t *testing.T) {
-	msg := make([]byte, unix.SizeofRtMsg)
-	// RTA_PREFSRC, len 8, 192.168.20.1
-	msg = append(msg, 8, 0, unix.RTA_PREFSRC, 0, 192, 168, 20, 1)
-	got, err := parsePrefSrc(msg)
-	if err != nil || got != vip4 {
-		t.Errorf("parsePrefSrc = %v, %v; want %v", got, err, vip4)
-	}
-	if _, err := parsePrefSrc(msg[:unix.SizeofRtMsg]); err == nil {
-		t.Error("parsePrefSrc without RTA_PREFSRC: no error")
-	}
-	if _, err := parsePrefSrc(msg[:3]); err == nil {
-		t.Error("parsePrefSrc of a short message: no error")
-	}
-}
-
 func TestInspectChangesNothing(t *testing.T) {
 	f := &fakeNL{addrs: []netip.Addr{vip4}, routes: mainRoutes()[:2]}
 	cfg := Config{Port: 51820, VIP4: vip4}
