@@ -40,8 +40,10 @@ func main() {
 	}
 	// Memory profiling samples every 512 KB allocated and keeps what it
 	// found, for nothing unless `wgbird run --pprof` serves it, which
-	// turns it on again.
-	runtime.MemProfileRate = 0
+	// turns it on again; GODEBUG's memprofilerate wins.
+	if !cli.GodebugSets(os.Getenv("GODEBUG"), "memprofilerate") {
+		runtime.MemProfileRate = 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], &cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 	stop()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wgbird/wgbird/internal/api"
@@ -71,8 +72,20 @@ func newLogger(env *Env) *slog.Logger {
 	}))
 }
 
+// GodebugSets reports whether godebug, a GODEBUG value (comma-separated
+// key=value settings), sets key: an operator's memprofilerate there wins
+// over wgbird's own choice (see cmd/wgbird and --pprof).
+func GodebugSets(godebug, key string) bool {
+	for _, kv := range strings.Split(godebug, ",") {
+		if k, _, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == key {
+			return true
+		}
+	}
+	return false
+}
+
 func run(ctx context.Context, env *Env, o *runOpts) error {
-	if o.pprof {
+	if o.pprof && (env.Getenv == nil || !GodebugSets(env.Getenv("GODEBUG"), "memprofilerate")) {
 		// cmd/wgbird turns memory profiling off; --pprof wants it.
 		runtime.MemProfileRate = 512 << 10
 	}

@@ -13,9 +13,10 @@ import (
 )
 
 // requestBufSize holds one datagram of answers: the kernel sizes a
-// dump's datagrams by the reader's buffer, 32 KiB at most. A longer
+// dump's datagrams by the reader's buffer (at least a page's worth, at
+// most 32 KiB), and a link's message is a few kilobytes. A longer
 // datagram is an error, not a short read.
-const requestBufSize = 32 << 10
+const requestBufSize = 8 << 10
 
 // ErrDumpInterrupted says the kernel's dump was interrupted by a change
 // while it ran (NLM_F_DUMP_INTR): what it returned may be inconsistent,
