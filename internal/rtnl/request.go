@@ -92,24 +92,14 @@ func (c *Conn) LinkByName(name string) (info LinkInfo, found bool, err error) {
 		attr = unix.IFLA_ALT_IFNAME // as `ip link` looks up a long name
 	}
 	body = appendAttr(body, attr, append([]byte(name), 0))
-	err = c.request(unix.RTM_GETLINK, 0, body, func(m syscall.NetlinkMessage) error {
-		if m.Header.Type != unix.RTM_NEWLINK {
-			return nil
-		}
-		i, ok := ParseLinkInfo(m)
-		if !ok {
-			return fmt.Errorf("malformed link message of %d bytes", len(m.Data))
-		}
-		info, found = i, true
-		return nil
-	})
-	if errors.Is(err, unix.ENODEV) {
+	info, err = ask(c, unix.RTM_GETLINK, unix.RTM_NEWLINK, body, "link", ParseLinkInfo)
+	switch {
+	case errors.Is(err, unix.ENODEV):
 		return LinkInfo{}, false, nil
+	case err != nil:
+		return LinkInfo{}, false, err
 	}
-	if err == nil && !found {
-		err = errors.New("no link message in the kernel's answer")
-	}
-	return info, found, err
+	return info, true, nil
 }
 
 // Addrs dumps the addresses of the link with index, both families, in
@@ -154,28 +144,36 @@ func (c *Conn) RouteSource(dst netip.Addr, proto uint8, sport, dport uint16) (ne
 	body = appendAttr(body, unix.RTA_IP_PROTO, []byte{proto})
 	body = appendAttr(body, unix.RTA_SPORT, binary.BigEndian.AppendUint16(nil, sport))
 	body = appendAttr(body, unix.RTA_DPORT, binary.BigEndian.AppendUint16(nil, dport))
-	var src netip.Addr
-	found := false
-	err := c.request(unix.RTM_GETROUTE, 0, body, func(m syscall.NetlinkMessage) error {
-		if m.Header.Type != unix.RTM_NEWROUTE {
-			return nil
-		}
-		s, ok := ParsePrefSrc(m)
-		if !ok {
-			return fmt.Errorf("malformed route message of %d bytes", len(m.Data))
-		}
-		src, found = s, true
-		return nil
-	})
+	src, err := ask(c, unix.RTM_GETROUTE, unix.RTM_NEWROUTE, body, "route", ParsePrefSrc)
 	switch {
 	case err != nil:
 		return netip.Addr{}, err
-	case !found:
-		return netip.Addr{}, errors.New("no route message in the kernel's answer")
 	case !src.IsValid():
 		return netip.Addr{}, errors.New("the route names no source address")
 	}
 	return src, nil
+}
+
+// ask sends a request of type typ that one message of type reply
+// answers, and parses that message with parse; what names it in errors.
+func ask[T any](c *Conn, typ, reply uint16, body []byte, what string, parse func(syscall.NetlinkMessage) (T, bool)) (T, error) {
+	var v T
+	found := false
+	err := c.request(typ, 0, body, func(m syscall.NetlinkMessage) error {
+		if m.Header.Type != reply {
+			return nil
+		}
+		x, ok := parse(m)
+		if !ok {
+			return fmt.Errorf("malformed %s message of %d bytes", what, len(m.Data))
+		}
+		v, found = x, true
+		return nil
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("no %s message in the kernel's answer", what)
+	}
+	return v, err
 }
 
 // ParsePrefSrc returns a route message's (RTM_NEWROUTE) preferred source
