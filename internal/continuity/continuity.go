@@ -655,29 +655,8 @@ func (u *unit) checkRoutes(ctx context.Context) {
 	defer t.Stop()
 	var last string
 	var rp routePass
-	// One netlink socket for the lookups, opened at the first round that
-	// asks and again after one fails otherwise than with no route.
-	var conn *rtnl.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	source := func(ep netip.AddrPort, port int) (netip.Addr, error) {
-		if conn == nil {
-			c, err := rtnl.Dial(routeLookupTimeout)
-			if err != nil {
-				return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", ep.Addr(), err)
-			}
-			conn = c
-		}
-		src, err := vipsrc.SourceVia(conn, ep, port)
-		if err != nil && !errors.Is(err, vipsrc.ErrNoRoute) {
-			conn.Close()
-			conn = nil
-		}
-		return src, err
-	}
+	var lookups routeLookups
+	defer lookups.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -700,7 +679,7 @@ func (u *unit) checkRoutes(ctx context.Context) {
 			if !want.IsValid() {
 				return ""
 			}
-			src, err := source(ep, port)
+			src, err := lookups.source(ep, port)
 			switch {
 			case err != nil:
 				return fmt.Sprintf("client %s (peer %s…): %v", ep, p.Key.String()[:8], err)
@@ -721,6 +700,35 @@ func (u *unit) checkRoutes(ctx context.Context) {
 				u.log.Warn("VIP-sourcing does not cover every client", "clients", warns)
 			}
 		}
+	}
+}
+
+// routeLookups asks the kernel for the source of packets to clients on
+// one netlink socket, opened at the first lookup and again after one
+// fails otherwise than with no route. One goroutine uses it.
+type routeLookups struct {
+	conn *rtnl.Conn
+}
+
+func (l *routeLookups) source(ep netip.AddrPort, port int) (netip.Addr, error) {
+	if l.conn == nil {
+		c, err := rtnl.Dial(routeLookupTimeout)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", ep.Addr(), err)
+		}
+		l.conn = c
+	}
+	src, err := vipsrc.SourceVia(l.conn, ep, port)
+	if err != nil && !errors.Is(err, vipsrc.ErrNoRoute) {
+		l.close()
+	}
+	return src, err
+}
+
+func (l *routeLookups) close() {
+	if l.conn != nil {
+		l.conn.Close()
+		l.conn = nil
 	}
 }
 

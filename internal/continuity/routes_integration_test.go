@@ -1,0 +1,50 @@
+//go:build integration
+
+package continuity
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/wgbird/wgbird/internal/vipsrc"
+	"github.com/wgbird/wgbird/internal/wgtest"
+)
+
+// The route check's lookups keep one socket: a client's source as the
+// kernel routes it, no route to another without a new socket, and a new
+// socket only after the kept one failed.
+func TestRouteLookups(t *testing.T) {
+	wgtest.Require(t, "ip")
+	ns := wgtest.NewNS(t, "wgc-ctrl")
+	ns.Exec(t, "ip", "link", "add", "ctrla", "type", "veth", "peer", "name", "ctrlb")
+	ns.Exec(t, "ip", "link", "set", "ctrla", "up")
+	ns.Exec(t, "ip", "addr", "add", "192.168.20.1/24", "dev", "ctrla")
+	var l routeLookups
+	defer l.close()
+	lookup := func(ep string) (src netip.Addr, err error) {
+		t.Helper()
+		if derr := ns.Do(func() error { src, err = l.source(netip.MustParseAddrPort(ep), 51820); return nil }); derr != nil {
+			t.Fatal(derr)
+		}
+		return src, err
+	}
+	if src, err := lookup("192.168.20.7:40000"); err != nil || src != netip.MustParseAddr("192.168.20.1") {
+		t.Errorf("source of 192.168.20.7 = %v, %v; want 192.168.20.1", src, err)
+	}
+	first := l.conn
+	if _, err := lookup("203.0.113.9:40000"); !errors.Is(err, vipsrc.ErrNoRoute) {
+		t.Errorf("source of 203.0.113.9 (no default route): %v, want vipsrc.ErrNoRoute", err)
+	}
+	if src, err := lookup("192.168.20.8:40000"); err != nil || src != netip.MustParseAddr("192.168.20.1") || l.conn != first {
+		t.Errorf("source of 192.168.20.8 = %v, %v on socket %p; want 192.168.20.1 on the first, %p", src, err, l.conn, first)
+	}
+	// A socket that fails (closed under it) is replaced at the next lookup.
+	l.conn.Close()
+	if _, err := lookup("192.168.20.7:40000"); err == nil || errors.Is(err, vipsrc.ErrNoRoute) {
+		t.Errorf("lookup on a closed socket: %v, want its error", err)
+	}
+	if src, err := lookup("192.168.20.7:40000"); err != nil || src != netip.MustParseAddr("192.168.20.1") || l.conn == first {
+		t.Errorf("after a failure: %v, %v on socket %p; want 192.168.20.1 on another than %p", src, err, l.conn, first)
+	}
+}
