@@ -143,7 +143,9 @@ func setUp(t *testing.T, name string, up bool) {
 
 func mustRead(t *testing.T, name string) State {
 	t.Helper()
-	s, err := Read(name)
+	r := &Reader{}
+	defer r.Close()
+	s, err := r.Read(name)
 	if err != nil {
 		t.Fatalf("Read(%s): %v", name, err)
 	}
@@ -269,16 +271,16 @@ func testLifecycle(t *testing.T, sub *subscriber, name, operState string, remove
 	defer r.Close()
 	check := func(what string, want health.Check) {
 		t.Helper()
-		s, err := Read(name)
+		s, err := readNetlink(name)
 		if diff := cmp.Diff(want, Evaluate(name, vips, s, err)); diff != "" {
-			t.Errorf("%s: Evaluate (-want +got):\n%s", what, diff)
+			t.Errorf("%s: Evaluate of vishvananda/netlink's read (-want +got):\n%s", what, diff)
 		}
 		rs, rerr := r.Read(name)
 		if diff := cmp.Diff(want, Evaluate(name, vips, rs, rerr)); diff != "" {
 			t.Errorf("%s: Evaluate of a Reader's read (-want +got):\n%s", what, diff)
 		}
 		if diff := cmp.Diff(s, rs, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
-			t.Errorf("%s: a Reader's read differs from Read's (-Read +Reader):\n%s", what, diff)
+			t.Errorf("%s: a Reader's read differs from vishvananda/netlink's (-netlink +Reader):\n%s", what, diff)
 		}
 	}
 	check("VIPs present", wantCheck)
