@@ -718,7 +718,7 @@ func (l *routeLookups) source(ep netip.AddrPort, port int) (netip.Addr, error) {
 		}
 		l.conn = c
 	}
-	src, err := vipsrc.SourceVia(l.conn, ep, port)
+	src, err := vipsrc.Source(l.conn, ep, port)
 	if err != nil && !errors.Is(err, vipsrc.ErrNoRoute) {
 		l.close()
 	}

@@ -17,9 +17,7 @@ import (
 func TestRouteLookups(t *testing.T) {
 	wgtest.Require(t, "ip")
 	ns := wgtest.NewNS(t, "wgc-ctrl")
-	ns.Exec(t, "ip", "link", "add", "ctrla", "type", "veth", "peer", "name", "ctrlb")
-	ns.Exec(t, "ip", "link", "set", "ctrla", "up")
-	ns.Exec(t, "ip", "addr", "add", "192.168.20.1/24", "dev", "ctrla")
+	wgtest.Veth(t, ns, []string{"192.168.20.1/24"}, wgtest.NewNS(t, "wgc-ctrlc"), []string{"192.168.20.7/24"}, "ctrl0")
 	var l routeLookups
 	defer l.close()
 	lookup := func(ep string) (src netip.Addr, err error) {

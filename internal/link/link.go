@@ -43,11 +43,11 @@ const dumpRetries = 3
 
 // Reader reads links through one rtnetlink socket kept open (rtnl.Conn),
 // in the network namespace of the thread of its first Read: a socket for
-// each request, as Read opens them, costs six more system calls, twice a
-// check, and vishvananda/netlink's receive grows the calling goroutine's
-// stack (the service loop's) to 128 KiB. It is safe for concurrent use. A
-// failed read (other than a missing link) closes the socket; the next
-// read opens another.
+// each request costs six more system calls, twice a check, and
+// vishvananda/netlink's receive grows the calling goroutine's stack (the
+// service loop's) to 128 KiB. It is safe for concurrent use. A failed
+// read (other than a missing link) closes the socket; the next read opens
+// another. A missing link is State{Exists: false} with a nil error.
 type Reader struct {
 	mu sync.Mutex
 	c  *rtnl.Conn
@@ -85,7 +85,7 @@ func (r *Reader) Close() {
 	}
 }
 
-// readConn is read through an rtnl.Conn.
+// readConn reads the link name and its addresses on c.
 func readConn(c *rtnl.Conn, name string) (State, error) {
 	l, found, err := c.LinkByName(name)
 	switch {
@@ -114,8 +114,8 @@ func readConn(c *rtnl.Conn, name string) (State, error) {
 	return s, nil
 }
 
-// Evaluate judges the result of one Reader.Read of the link name against the VIPs
-// that must be on it. It does no I/O.
+// Evaluate judges the result of one Reader.Read of the link name against
+// the VIPs that must be on it. It does no I/O.
 //
 // A missing link, a link that is administratively down or has no carrier
 // (not IFF_RUNNING, or operstate down; a TUN's operstate is always

@@ -18,9 +18,9 @@ const eventGroups = rtnl.Routes | rtnl.Addrs | rtnl.Rules
 
 // needsSync reports whether a datagram of notifications calls for a
 // sync: any address or rule change, and any route change but the
-// Keeper's own additions in its table (a deletion there is someone removing one of its
-// routes, or the kernel flushing them with an address). What does not
-// parse calls for a sync too.
+// Keeper's own additions in its table (a deletion there is someone
+// removing one of its routes, or the kernel flushing them with an
+// address). What does not parse calls for a sync too.
 func needsSync(msgs []syscall.NetlinkMessage, table int) bool {
 	if len(msgs) == 0 {
 		return true

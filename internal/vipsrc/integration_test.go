@@ -94,6 +94,20 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
+// source asks the kernel in the server's namespace, through Source, which
+// source a packet from port to ep would leave with.
+func (r *rig) source(ep netip.AddrPort, port int, src *netip.Addr) error {
+	return r.srv.Do(func() error {
+		c, err := rtnl.Dial(2 * time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		*src, err = Source(c, ep, port)
+		return err
+	})
+}
+
 // handshakeSource makes the server start a handshake to the client at ep
 // as a takeover does (the peer added afresh with the endpoint, then its
 // keepalive turned on) and returns the source of the initiation.
@@ -150,13 +164,13 @@ func TestHandshakesLeaveFromTheVIP(t *testing.T) {
 			t.Errorf("initiation to %s came from %s, want %s:%d", c.ep, got, c.want, port)
 		}
 		var src netip.Addr
-		if err := r.srv.Do(func() (err error) { src, err = Source(c.ep, port); return err }); err != nil || src != c.want {
+		if err := r.source(c.ep, port, &src); err != nil || src != c.want {
 			t.Errorf("Source(%s) = %v, %v; want %v", c.ep, src, err, c.want)
 		}
 	}
 	// Other traffic keeps its source.
 	var other netip.Addr
-	if err := r.srv.Do(func() (err error) { other, err = Source(cli4, port+1); return err }); err != nil || other != srvUnicast4 {
+	if err := r.source(cli4, port+1, &other); err != nil || other != srvUnicast4 {
 		t.Errorf("Source from another port = %v, %v; want %v", other, err, srvUnicast4)
 	}
 
@@ -220,7 +234,7 @@ func TestKeeperRestoresAfterVIPReturns(t *testing.T) {
 	dst := netip.MustParseAddrPort("198.51.100.7:1")
 	if err := wgtest.Wait(ctx, 2*time.Second, func() bool {
 		var src netip.Addr
-		_ = r.srv.Do(func() (err error) { src, err = Source(dst, port); return err })
+		_ = r.source(dst, port, &src)
 		return src == vip4
 	}); err != nil {
 		t.Errorf("a route added to main was not mirrored: %+v", k.State())
@@ -293,7 +307,7 @@ func TestNothingLeavesFromUnicastWithoutTheVIP(t *testing.T) {
 			t.Errorf("without the VIP an initiation reached %s from %s, want none", ep, from)
 		}
 		var src netip.Addr
-		if err := r.srv.Do(func() (err error) { src, err = Source(ep, port); return err }); err == nil {
+		if err := r.source(ep, port, &src); err == nil {
 			t.Errorf("Source(%s) without the VIP = %s, want no route", ep, src)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,26 +13,12 @@ import (
 // ErrNoRoute is Source's error when the host has no route to the address.
 var ErrNoRoute = errors.New("no route")
 
-// sourceTimeout bounds Source's netlink request.
-const sourceTimeout = 2 * time.Second
-
-// Source asks the kernel which source address a UDP packet from port to
-// dst would leave with, as WireGuard's own packets are routed when they
-// have no cached source (`ip route get DST ipproto udp sport PORT dport
-// P`). It is the end-to-end check of the set-up, in the network namespace
-// of the calling thread; ErrNoRoute says that the host has no route to dst.
-// It opens a netlink socket of its own; SourceVia asks on one kept open.
-func Source(dst netip.AddrPort, port int) (netip.Addr, error) {
-	c, err := rtnl.Dial(sourceTimeout)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", dst.Addr(), err)
-	}
-	defer c.Close()
-	return SourceVia(c, dst, port)
-}
-
-// SourceVia is Source asking on c.
-func SourceVia(c *rtnl.Conn, dst netip.AddrPort, port int) (netip.Addr, error) {
+// Source asks the kernel, on c, which source address a UDP packet from
+// port to dst would leave with, as WireGuard's own packets are routed
+// when they have no cached source (`ip route get DST ipproto udp sport
+// PORT dport P`). It is the end-to-end check of the set-up; ErrNoRoute
+// says that the host has no route to dst.
+func Source(c *rtnl.Conn, dst netip.AddrPort, port int) (netip.Addr, error) {
 	addr := dst.Addr().Unmap()
 	src, err := c.RouteSource(addr, unix.IPPROTO_UDP, uint16(port), dst.Port())
 	switch {

@@ -195,8 +195,8 @@ func (r *Reader) Summary(ctx context.Context, name string, ignore ...wgtypes.Key
 
 // Peers reads the device's listen port and peers as Peers: over UAPI for
 // wireguard-go, parsed as the answer streams in (about 100 bytes a peer
-// kept, and one small allocation a peer for its endpoint), through wgctrl for kernel
-// WireGuard. Deadlines and errors are those of Summary. The returned
+// kept, and one small allocation a peer for its endpoint), through wgctrl
+// for kernel WireGuard. Deadlines and errors are those of Summary. The returned
 // Peers may be shared with other callers and must not be modified.
 func (r *Reader) Peers(ctx context.Context, name string) (*Peers, error) {
 	f, err := r.do(ctx, name, opPeers, nil)
@@ -359,7 +359,7 @@ func connClosed(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// ask sends request on lc and parses the answer, within flightTimeout. An
+// ask sends request on conn and parses the answer, within flightTimeout. An
 // answer followed by more bytes than it holds leaves the connection out
 // of step: that is an error, and the connection is not kept.
 func (r *Reader) ask(conn net.Conn, request string, parse func(*bufio.Reader) error) error {
