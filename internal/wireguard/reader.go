@@ -126,6 +126,7 @@ type flight struct {
 	op     op
 	ignore []wgtypes.Key
 	start  time.Time
+	end    time.Time     // when the device answered
 	done   chan struct{} // closed once the results are set
 
 	sum   Summary
@@ -249,12 +250,12 @@ func (r *Reader) do(ctx context.Context, name string, o op, ignore []wgtypes.Key
 		// the caller leaves at its deadline: when this call asked the
 		// device under a deadline of its own, the context says when;
 		// otherwise a timer does.
+		limit := deadline
 		var expired <-chan time.Time
 		var timer *time.Timer
 		if joined || !hasDeadline {
-			limit := f.start.Add(allowance)
-			if deadline.Before(limit) {
-				limit = deadline
+			if l := f.start.Add(allowance); l.Before(limit) {
+				limit = l
 			}
 			timer = time.NewTimer(time.Until(limit))
 			expired = timer.C
@@ -269,6 +270,20 @@ func (r *Reader) do(ctx context.Context, name string, o op, ignore []wgtypes.Key
 		}
 		if timer != nil {
 			timer.Stop()
+		}
+		// The answer's time decides, not which ready case select picked: a
+		// caller scheduled late finds the answer and its deadline both
+		// ready, and a device that answered after the limit must not pass
+		// by chance (nor one that answered before it fail).
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			select {
+			case <-f.done:
+				err = nil
+				if f.end.After(limit) {
+					err = context.DeadlineExceeded
+				}
+			default:
+			}
 		}
 		switch {
 		case err != nil:
@@ -294,6 +309,7 @@ func (r *Reader) run(name string, f *flight) {
 	case opWgctrl:
 		f.wdev, f.err = r.c.Device(name)
 	}
+	f.end = time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.flights[name] == f {
