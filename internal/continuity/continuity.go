@@ -632,9 +632,6 @@ func (u *unit) status() *api.Continuity {
 // routeCheckEvery is how often the route to every client is checked.
 const routeCheckEvery = 10 * time.Second
 
-// routeLookupTimeout bounds each of checkRoutes' route lookups.
-const routeLookupTimeout = 2 * time.Second
-
 // maxRouteWarnings bounds the clients named in the status.
 const maxRouteWarnings = 8
 
@@ -655,8 +652,8 @@ func (u *unit) checkRoutes(ctx context.Context) {
 	defer t.Stop()
 	var last string
 	var rp routePass
-	var lookups routeLookups
-	defer lookups.close()
+	var lookups rtnl.Kept // one socket for every lookup
+	defer lookups.Close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -679,7 +676,7 @@ func (u *unit) checkRoutes(ctx context.Context) {
 			if !want.IsValid() {
 				return ""
 			}
-			src, err := lookups.source(ep, port)
+			src, err := routeSource(&lookups, ep, port)
 			switch {
 			case err != nil:
 				return fmt.Sprintf("client %s (peer %s…): %v", ep, p.Key.String()[:8], err)
@@ -703,33 +700,15 @@ func (u *unit) checkRoutes(ctx context.Context) {
 	}
 }
 
-// routeLookups asks the kernel for the source of packets to clients on
-// one netlink socket, opened at the first lookup and again after one
-// fails otherwise than with no route. One goroutine uses it.
-type routeLookups struct {
-	conn *rtnl.Conn
-}
-
-func (l *routeLookups) source(ep netip.AddrPort, port int) (netip.Addr, error) {
-	if l.conn == nil {
-		c, err := rtnl.Dial(routeLookupTimeout)
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("looking up the route to %s: %w", ep.Addr(), err)
-		}
-		l.conn = c
-	}
-	src, err := vipsrc.Source(l.conn, ep, port)
-	if err != nil && !errors.Is(err, vipsrc.ErrNoRoute) {
-		l.close()
-	}
+// routeSource asks the kernel on k's socket which source a packet from
+// port to the client at ep would leave with; an answer of no route keeps
+// the socket, any other failure has the next lookup open another.
+func routeSource(k *rtnl.Kept, ep netip.AddrPort, port int) (src netip.Addr, err error) {
+	err = k.Use(func(c *rtnl.Conn) (err error) {
+		src, err = vipsrc.Source(c, ep, port)
+		return err
+	}, vipsrc.ErrNoRoute)
 	return src, err
-}
-
-func (l *routeLookups) close() {
-	if l.conn != nil {
-		l.conn.Close()
-		l.conn = nil
-	}
 }
 
 // routePass goes through the peers' endpoints a round at a time: each

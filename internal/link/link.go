@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -49,48 +47,32 @@ const dumpRetries = 3
 // read (other than a missing link) closes the socket; the next read opens
 // another. A missing link is State{Exists: false} with a nil error.
 type Reader struct {
-	mu sync.Mutex
-	c  *rtnl.Conn
+	k rtnl.Kept
 }
 
-// readerTimeout bounds a Reader's netlink send and receive.
-const readerTimeout = 2 * time.Second
-
-// Read is Read through r's socket.
+// Read reads the link name and its addresses through r's socket.
 func (r *Reader) Read(name string) (State, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.c == nil {
-		c, err := rtnl.Dial(readerTimeout)
-		if err != nil {
-			return State{}, fmt.Errorf("reading link %s: %w", name, err)
-		}
-		r.c = c
-	}
-	s, err := readConn(r.c, name)
+	var s State
+	err := r.k.Use(func(c *rtnl.Conn) (err error) {
+		s, err = readConn(c, name)
+		return err
+	})
 	if err != nil {
-		r.c.Close()
-		r.c = nil
+		return State{}, fmt.Errorf("reading link %s: %w", name, err)
 	}
-	return s, err
+	return s, nil
 }
 
 // Close closes the socket.
-func (r *Reader) Close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.c != nil {
-		r.c.Close()
-		r.c = nil
-	}
-}
+func (r *Reader) Close() { r.k.Close() }
 
-// readConn reads the link name and its addresses on c.
+// readConn reads the link name and its addresses on c; Read names the
+// link in its errors.
 func readConn(c *rtnl.Conn, name string) (State, error) {
 	l, found, err := c.LinkByName(name)
 	switch {
 	case err != nil:
-		return State{}, fmt.Errorf("reading link %s: %w", name, err)
+		return State{}, err
 	case !found:
 		return State{}, nil
 	}
@@ -109,7 +91,7 @@ func readConn(c *rtnl.Conn, name string) (State, error) {
 		break
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("listing addresses of link %s: %w", name, err)
+		return State{}, fmt.Errorf("listing its addresses: %w", err)
 	}
 	return s, nil
 }

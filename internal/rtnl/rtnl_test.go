@@ -1,6 +1,8 @@
 package rtnl_test
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -152,4 +154,43 @@ func FuzzParsers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A Kept keeps its Conn through successes and the errors named, and
+// dials another after any other failure and after Close. (Opening a
+// NETLINK_ROUTE socket needs no privilege.)
+func TestKept(t *testing.T) {
+	var k rtnl.Kept
+	defer k.Close()
+	errKept, errOther := errors.New("kept through"), errors.New("a failure")
+	use := func(ret error) (c *rtnl.Conn) {
+		t.Helper()
+		err := k.Use(func(kc *rtnl.Conn) error {
+			c = kc
+			if _, _, err := kc.LinkByName("lo"); err != nil {
+				t.Errorf("LinkByName(lo) on the kept Conn: %v", err)
+			}
+			return ret
+		}, errKept)
+		if err != ret {
+			t.Errorf("Use = %v, want f's %v", err, ret)
+		}
+		return c
+	}
+	first := use(nil)
+	if c := use(fmt.Errorf("wrapped: %w", errKept)); c != first {
+		t.Error("a success dialed another Conn")
+	}
+	if c := use(nil); c != first {
+		t.Error("an error Use keeps through dialed another Conn")
+	}
+	use(errOther)
+	second := use(nil)
+	if second == first {
+		t.Error("the Conn was kept after a failure")
+	}
+	k.Close()
+	if c := use(nil); c == second {
+		t.Error("the Conn was kept after Close")
+	}
 }
